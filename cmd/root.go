@@ -1,0 +1,204 @@
+// Package cmd wires oairl's commands: the root command, the global flags,
+// the factory that resolves configuration, the help topics, and one file per
+// command. It holds no business logic: each command parses its flags into an
+// options struct and calls a domain package (tokens, batch, diagnose,
+// internal/...).
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/iostreams"
+	"github.com/oairl/oairl/internal/redact"
+)
+
+// Main runs oairl with os.Args and returns the process exit code. It never
+// calls os.Exit, so tests and testscript can drive the real entry point.
+func Main(version string) int {
+	ios := iostreams.System()
+	f := NewFactory(ios, os.Getenv, version)
+
+	// First Ctrl-C: cancel the soft context (stop sending, finish in-flight
+	// work, save state). Second Ctrl-C: cancel the hard context too.
+	soft, cancelSoft := context.WithCancel(context.Background())
+	hard, cancelHard := context.WithCancel(context.Background())
+	defer cancelSoft()
+	defer cancelHard()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for range sigs {
+			n++
+			if n == 1 {
+				cancelSoft()
+				continue
+			}
+			cancelHard()
+			return
+		}
+	}()
+	f.HardContext = hard
+
+	return run(f, soft, os.Args[1:])
+}
+
+// run executes the root command with args and maps the result to an exit
+// code, printing the error (redacted) once, here.
+func run(f *Factory, ctx context.Context, args []string) int {
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(f.IOStreams.In)
+	root.SetOut(f.IOStreams.Out)
+	root.SetErr(f.IOStreams.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	code := exitcode.Of(err)
+	var flagErr *FlagError
+	if errors.As(err, &flagErr) || isCobraUsageError(err) {
+		code = exitcode.Usage
+	}
+	var ee *exitcode.Error
+	if !(errors.As(err, &ee) && ee.Err == nil) {
+		msg := redact.String(err.Error(), f.secrets()...)
+		fmt.Fprintf(f.IOStreams.ErrOut, "oairl: %s\n", msg)
+		if code == exitcode.Usage {
+			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'oairl --help' (or 'oairl COMMAND --help') for usage.")
+		}
+	}
+	return code
+}
+
+// FlagError is a usage error: bad flags or a bad flag combination (exit 2).
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// FlagErrorf returns a FlagError with a formatted message.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{Err: fmt.Errorf(format, args...)}
+}
+
+func isCobraUsageError(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "invalid argument",
+		"flag needs an argument", "accepts ", "requires at least", "requires at most", "required flag",
+		"if any flags in the group", "none of the others can be"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "oairl",
+		Short: "Stop OpenAI 429s: count, pace, batch and diagnose your requests",
+		Long: `oairl ends HTTP 429 rate_limit_exceeded by calling smarter, not retrying harder.
+
+  oairl count FILE.jsonl      exact token counts, TPM charge, cost and problems; offline
+  oairl run FILE.jsonl        send requests paced under RPM/TPM/concurrency limits
+  oairl batch submit FILE     the Batch API (50% cheaper, separate limits) done right
+  oairl diagnose              tell RPM, TPM, daily, concurrency, quota and auth apart
+  oairl sim                   a local OpenAI-compatible server that enforces a tier's limits
+
+Input files are JSONL in the Batch API input format ({"custom_id", "method",
+"url", "body"}) or bare request bodies ({"model", "messages", ...}).
+
+See 'oairl help exit-codes' and 'oairl help environment'.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       f.Version,
+	}
+	root.SetVersionTemplate("oairl {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &FlagError{Err: err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.flags.baseURL, "base-url", "", "API base URL, e.g. http://127.0.0.1:8080/v1 for oairl sim (env OPENAI_BASE_URL; default https://api.openai.com/v1)")
+	pf.StringVar(&f.flags.modelsFile, "models", "", "JSON file that overrides or extends the built-in model registry (env OAIRL_MODELS)")
+	pf.BoolVarP(&f.flags.quiet, "quiet", "q", false, "print no progress lines or hints (errors and data only)")
+	pf.BoolVar(&f.flags.noProgress, "no-progress", false, "never draw progress bars")
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		f.IOStreams.Quiet = f.flags.quiet
+		f.IOStreams.NoProgress = f.flags.noProgress || f.Getenv("OAIRL_NO_PROGRESS") != ""
+		return nil
+	}
+
+	root.AddCommand(
+		newCountCmd(f, nil),
+		newRunCmd(f, nil),
+		newBatchCmd(f),
+		newDiagnoseCmd(f, nil),
+		newSimCmd(f, nil),
+		newVersionCmd(f),
+		newHelpTopic("exit-codes", "Exit codes shared by every command", exitcode.Help),
+		newHelpTopic("environment", "Environment variables oairl reads", environmentHelp),
+	)
+	return root
+}
+
+func newVersionCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print oairl's version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			_, err := fmt.Fprintf(f.IOStreams.Out, "oairl %s\n", f.Version)
+			return err
+		},
+	}
+}
+
+// newHelpTopic is a help-only command: `oairl help NAME` prints text.
+func newHelpTopic(name, short, text string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Long:  text,
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			_, err := io.WriteString(c.OutOrStdout(), text)
+			return err
+		},
+	}
+	c.SetHelpFunc(func(c *cobra.Command, _ []string) { _, _ = io.WriteString(c.OutOrStdout(), text) })
+	// Help topics appear under "Additional help topics", not as commands.
+	c.Run = nil
+	c.RunE = nil
+	return c
+}
+
+const environmentHelp = `Environment variables. Flags win over the environment, which wins over
+defaults. oairl never prints an API key; errors and debug output redact it.
+
+  OPENAI_API_KEY      API key sent as "Authorization: Bearer ..." (run, batch,
+                      diagnose). Not needed by count or sim.
+  OPENAI_BASE_URL     API base URL (--base-url), default https://api.openai.com/v1.
+                      Point it at oairl sim, e.g. http://127.0.0.1:8080/v1.
+  OPENAI_ORG_ID       sent as the OpenAI-Organization header
+  OPENAI_PROJECT_ID   sent as the OpenAI-Project header
+  OAIRL_MODELS        model registry override file (--models)
+  OAIRL_TIER          default usage tier for --tier (1-5 or free)
+  OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
+                      directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
+  OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)
+  NO_COLOR            any value: no colour
+  CLICOLOR            0: no colour
+  CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal
+`

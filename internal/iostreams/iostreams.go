@@ -1,0 +1,119 @@
+// Package iostreams holds the standard streams a command writes to, and
+// knows whether they are terminals (for tables, colour and progress bars).
+// Modelled on cli/cli pkg/iostreams.
+package iostreams
+
+import (
+	"bytes"
+	"io"
+	"os"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+)
+
+// IOStreams are the streams of one command run. Stdout carries data;
+// stderr carries progress, warnings and hints.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	stdoutTTY, stderrTTY bool
+	// Quiet silences progress lines and hints (not errors, not data).
+	Quiet bool
+	// NoProgress disables progress bars even on a terminal.
+	NoProgress bool
+	// ColorEnabled follows NO_COLOR / CLICOLOR / CLICOLOR_FORCE.
+	ColorEnabled bool
+}
+
+// System returns streams on the process's stdin, stdout and stderr.
+func System() *IOStreams {
+	s := &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	s.stdoutTTY = isTerminal(os.Stdout)
+	s.stderrTTY = isTerminal(os.Stderr)
+	s.ColorEnabled = s.stdoutTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("CLICOLOR") != "0"
+	if v := os.Getenv("CLICOLOR_FORCE"); v != "" && v != "0" {
+		s.ColorEnabled = true
+	}
+	return s
+}
+
+func isTerminal(f *os.File) bool {
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+}
+
+// Test returns streams on buffers: stdin, stdout, stderr. Neither is a TTY
+// until SetStdoutTTY/SetStderrTTY say so.
+func Test() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
+	in, out, errOut := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
+}
+
+// SetStdoutTTY marks stdout as a terminal (tests).
+func (s *IOStreams) SetStdoutTTY(v bool) { s.stdoutTTY = v }
+
+// SetStderrTTY marks stderr as a terminal (tests).
+func (s *IOStreams) SetStderrTTY(v bool) { s.stderrTTY = v }
+
+// IsStdoutTTY reports whether stdout is a terminal: tables for people
+// rather than tab-separated rows for scripts.
+func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
+
+// IsStderrTTY reports whether stderr is a terminal.
+func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// ProgressEnabled reports whether a progress bar may be drawn: stderr is a
+// terminal and neither --quiet nor --no-progress was given.
+func (s *IOStreams) ProgressEnabled() bool {
+	return s.stderrTTY && !s.Quiet && !s.NoProgress
+}
+
+// NewProgressBar returns a progress bar on stderr with max steps (-1 for
+// unknown). When progress is disabled the returned Progress draws nothing,
+// so callers never check.
+func (s *IOStreams) NewProgressBar(max int64, description string) *Progress {
+	if !s.ProgressEnabled() {
+		return &Progress{}
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(s.ErrOut), // never stdout: it carries data
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100_000_000),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionShowIts(),
+	)
+	return &Progress{bar: bar}
+}
+
+// Progress wraps an optional progress bar; every method is a no-op when
+// progress is disabled.
+type Progress struct{ bar *progressbar.ProgressBar }
+
+// Add advances the bar by n steps.
+func (p *Progress) Add(n int64) {
+	if p != nil && p.bar != nil {
+		_ = p.bar.Add64(n)
+	}
+}
+
+// Describe changes the text shown beside the bar.
+func (p *Progress) Describe(s string) {
+	if p != nil && p.bar != nil {
+		p.bar.Describe(s)
+	}
+}
+
+// Finish completes and clears the bar.
+func (p *Progress) Finish() {
+	if p != nil && p.bar != nil {
+		_ = p.bar.Finish()
+		_ = p.bar.Clear()
+	}
+}
+
+// Active reports whether a bar is drawn.
+func (p *Progress) Active() bool { return p != nil && p.bar != nil }
