@@ -1,0 +1,101 @@
+// Package input reads request files (JSONL in the Batch API input format,
+// or bare request bodies), validates every line as the API would, and
+// counts each request with the tokens package, streaming, in parallel,
+// with results delivered in input order. count, run and batch all read
+// their input through it, so they agree on what is valid.
+//
+// CONTRACT (shared with cmd/count.go, internal/runner, batch): the exported
+// names in this file are used by other packages; change them only together
+// with their callers.
+package input
+
+import (
+	"encoding/json"
+
+	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/tokens"
+)
+
+// Severity of a Problem (error: the API would reject it; warning; note).
+type Severity = tokens.Severity
+
+// Problem is one finding, located. Line is the physical 1-based line of the
+// original file (a BOM, CRLF and blank lines do not shift it); 0 for a
+// file-level finding. CustomID is "" when unknown.
+type Problem struct {
+	File     string   `json:"file"`
+	Line     int      `json:"line"`
+	CustomID string   `json:"custom_id"`
+	Severity Severity `json:"severity"`
+	Code     string   `json:"code"`
+	Message  string   `json:"message"`
+}
+
+// Request is one non-blank line of a request file.
+type Request struct {
+	File    string // the path as given ("-" for stdin)
+	Line    int    // physical 1-based line where the request starts
+	EndLine int    // physical line where it ends (== Line for JSONL)
+	// Bare is true for a bare request body (no custom_id/method/url/body
+	// envelope); CustomID is then "line-N" and URL is inferred from the
+	// body (messages → /v1/chat/completions, input+model → /v1/responses
+	// or /v1/embeddings for embedding models, prompt → /v1/completions).
+	Bare     bool
+	CustomID string
+	Method   string
+	URL      string          // e.g. "/v1/chat/completions"
+	Body     json.RawMessage // the body exactly as written (never re-encoded)
+	// Raw is the line as written, minus BOM, line ending and trailing
+	// whitespace: what is uploaded or resubmitted.
+	Raw []byte
+	// Model is the body's model, or --model for a line that names none.
+	Model      string
+	Resolution models.Resolution
+	Count      tokens.Count
+	Problems   []Problem // this line's problems, errors first
+}
+
+// Valid reports whether the request has no error-severity problem.
+func (r *Request) Valid() bool {
+	for _, p := range r.Problems {
+		if p.Severity == tokens.Error {
+			return false
+		}
+	}
+	return true
+}
+
+// Source is one input: a path, "-" for stdin, ".gz" decompressed.
+type Source struct {
+	Name string
+}
+
+// Options configure Scan.
+type Options struct {
+	Registry *models.Registry
+	Counter  *tokens.Counter
+	// Model is used for lines whose body names no model (--model).
+	Model string
+	// Endpoint, when set, is the endpoint every line must use (batch
+	// --endpoint); when "", the first valid line's url sets it and later
+	// lines are checked against it (one endpoint per file).
+	Endpoint string
+	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
+	// error (request_too_large: it can never succeed synchronously).
+	TPMLimit int64
+	// Workers is the number of counting goroutines (0 = GOMAXPROCS).
+	Workers int
+	// Progress, when set, is called with the number of bytes read so far.
+	Progress func(bytesRead int64)
+}
+
+// Summary is what Scan found across all sources.
+type Summary struct {
+	Requests int   // non-blank lines that became a Request (valid or not)
+	Valid    int   // requests without errors
+	Bytes    int64 // bytes read
+	// FileProblems are the file-level findings (BOM, CRLF, blank lines,
+	// several models, over 50,000 requests or 200 MB, ...), Line 0 or the
+	// first line concerned.
+	FileProblems []Problem
+}
