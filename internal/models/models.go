@@ -257,7 +257,8 @@ func (r *Registry) Lookup(name string) Resolution {
 		res.Model, res.Encoding, res.Known = m, m.Encoding, true
 	} else {
 		for _, id := range r.ids {
-			if strings.HasPrefix(n, id+"-") && dateSuffix.MatchString(n) {
+			// Only "ID-DATE" is a snapshot of ID: gpt-4-32k-0314 is not gpt-4.
+			if rest, ok := strings.CutPrefix(n, id); ok && dateSuffix.FindString(rest) == rest && rest != "" {
 				m := r.byID[id]
 				res.Model, res.Encoding, res.Known = m, m.Encoding, true
 				notes = append(notes, fmt.Sprintf("dated snapshot resolved to %s", m.ID))
