@@ -1,10 +1,242 @@
 package cmd
 
-// PLACEHOLDER: replaced by the batch implementation (batch.go registers
-// batch_submit.go, batch_status.go, ... subcommands).
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
-import "github.com/spf13/cobra"
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/iostreams"
+	"github.com/oairl/oairl/tokens"
+)
+
+const batchLong = `Run request files through the OpenAI Batch API (half the price, separate
+limits), safely: validate, split, queue, wait, merge.
+
+  oairl batch submit requests.jsonl --tier 1 --wait     # prints a job id
+  oairl batch status [JOB]                                # shards and their batches
+  oairl batch wait JOB                                    # until every batch is done
+  oairl batch results JOB -o results.jsonl --failed retry.jsonl
+  oairl batch cancel JOB
+  oairl batch list                                        # recent batches, with their jobs
+
+A job is one submitted input. It is split into shards that each fit one
+batch (at most 50,000 requests and 200 MB, one endpoint and one model, no
+more tokens than the model's enqueued-token limit), and kept in a local
+state file, so rerunning a command resumes it and never creates a second
+batch for a shard. Commands that take JOB also take a batch id.
+
+State: $OAIRL_STATE_DIR, else $XDG_STATE_HOME/oairl, else
+~/.local/state/oairl (jobs/JOB.json and jobs/JOB.shards/), or --state FILE.`
 
 func newBatchCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{Use: "batch", Short: "(batch: not built yet)"}
+	c := &cobra.Command{
+		Use:   "batch",
+		Short: "Submit, split, queue, wait for and merge Batch API jobs, idempotently",
+		Long:  batchLong,
+	}
+	c.AddCommand(
+		newBatchSubmitCmd(f, nil),
+		newBatchStatusCmd(f, nil),
+		newBatchWaitCmd(f, nil),
+		newBatchResultsCmd(f, nil),
+		newBatchCancelCmd(f, nil),
+		newBatchListCmd(f, nil),
+	)
+	return c
+}
+
+// batchStateDir resolves where job state lives: $OAIRL_STATE_DIR, else
+// $XDG_STATE_HOME/oairl, else ~/.local/state/oairl.
+func batchStateDir(getenv func(string) string) string {
+	if d := getenv("OAIRL_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "oairl")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".local", "state", "oairl")
+}
+
+// batchDeps are the dependencies every batch subcommand shares.
+type batchDeps struct {
+	IO     *iostreams.IOStreams
+	Getenv func(string) string
+	// Client returns the Files/Batches client (tests inject a fake or one
+	// pointed at the in-process sim).
+	Client func() (batch.Client, error)
+	// Clock paces polling (tests inject a scaled or fake clock).
+	Clock clock.Clock
+	// State is --state FILE ("" = the state directory).
+	State string
+}
+
+func newBatchDeps(f *Factory) batchDeps {
+	return batchDeps{
+		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
+		Client: func() (batch.Client, error) {
+			c, err := f.APIClient()
+			if err != nil {
+				return nil, err
+			}
+			return batch.NewOpenAIClient(c), nil
+		},
+	}
+}
+
+func (d *batchDeps) stateDir() string { return batchStateDir(d.Getenv) }
+
+// logWriter is where status lines go: stderr unless --quiet.
+func (d *batchDeps) logWriter() io.Writer {
+	if d.IO.Quiet {
+		return nil
+	}
+	return d.IO.ErrOut
+}
+
+// resolveJob finds the local job for ref (a job id, a batch id, or "" for
+// the latest job); for a batch id no local job knows, it returns a job
+// holding just that batch (not saved).
+func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, batch.Client, error) {
+	j, err := batch.FindJob(d.stateDir(), d.State, ref)
+	if err == nil {
+		c, cerr := d.Client()
+		return j, c, cerr
+	}
+	if !errors.Is(err, batch.ErrNotFound) || !strings.HasPrefix(ref, "batch_") {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no job state at %s: %w", d.State, err)
+		}
+		return nil, nil, err
+	}
+	c, err := d.Client()
+	if err != nil {
+		return nil, nil, err
+	}
+	j, err = batch.AdhocJob(ctx, c, ref, d.Clock.Now())
+	return j, c, err
+}
+
+func addStateFlag(c *cobra.Command, d *batchDeps) {
+	c.Flags().StringVar(&d.State, "state", "", "job state file to use instead of the state directory ($OAIRL_STATE_DIR)")
+}
+
+// batchTable returns a borderless table like count's.
+func batchTable(w io.Writer, header []string) *tablewriter.Table {
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleLight),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.On},
+			},
+		})),
+		tablewriter.WithConfig(tablewriter.Config{
+			Header: tw.CellConfig{Formatting: tw.CellFormatting{AutoFormat: tw.Off}},
+		}),
+	)
+	t.Header(header)
+	return t
+}
+
+// batchTime renders a time: RFC 3339 off a TTY, shorter for people.
+func batchTime(t time.Time, tty bool) string {
+	if t.IsZero() {
+		if tty {
+			return "—"
+		}
+		return ""
+	}
+	if tty {
+		return t.Local().Format("2006-01-02 15:04")
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// batchProblem renders FILE:LINE: custom_id "X": message [code].
+func batchProblem(p input.Problem) string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.CustomID != "" && p.CustomID != fmt.Sprintf("line-%d", p.Line) {
+		fmt.Fprintf(&b, "custom_id %q: ", p.CustomID)
+	}
+	switch p.Severity {
+	case tokens.Warning:
+		b.WriteString("warning: ")
+	case tokens.Note:
+		b.WriteString("note: ")
+	}
+	fmt.Fprintf(&b, "%s [%s]", p.Message, p.Code)
+	return b.String()
+}
+
+// jobOutcome is the exit code of a finished job: 0 when every shard
+// completed and no request failed, 7 (partial) otherwise.
+func jobOutcome(j *batch.Job) (code int, summary string) {
+	c := j.Counts()
+	byStatus := map[string]int{}
+	for _, s := range j.Shards {
+		byStatus[s.Status]++
+	}
+	var parts []string
+	for _, st := range []string{batch.StatusCompleted, batch.StatusFailed, batch.StatusExpired, batch.StatusCancelled} {
+		if byStatus[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", byStatus[st], st))
+		}
+	}
+	summary = fmt.Sprintf("%s: %d/%d batches terminal (%s); %s requests: %s completed, %s failed",
+		j.ID, byStatus[batch.StatusCompleted]+byStatus[batch.StatusFailed]+byStatus[batch.StatusExpired]+byStatus[batch.StatusCancelled],
+		len(j.Shards), strings.Join(parts, ", "), input.Thousands(int64(c.Total)), input.Thousands(int64(c.Completed)), input.Thousands(int64(c.Failed)))
+	if byStatus[batch.StatusCompleted] != len(j.Shards) || c.Failed > 0 || c.Completed < c.Total {
+		return 7, summary
+	}
+	return 0, summary
+}
+
+// waitJob drives j until done (or submitted) with a progress bar on a TTY
+// and one line per status change otherwise.
+func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, until batch.Until, poll, timeout time.Duration, hooks batch.Hooks) error {
+	opts := batch.RunOptions{Client: c, Clock: d.Clock, PollInterval: poll, Until: until, Hooks: hooks}
+	if timeout > 0 {
+		opts.Deadline = d.Clock.Now().Add(timeout)
+	}
+	if d.IO.ProgressEnabled() {
+		total := j.Counts().Total
+		bar := d.IO.NewProgressBar(int64(total), "requests done")
+		last := 0
+		opts.Progress = func(done, _ int) {
+			if done > last {
+				bar.Add(int64(done - last))
+				last = done
+			}
+		}
+		defer bar.Finish()
+		// Status lines would tear the bar; keep only the notes that
+		// matter (queue waits, retries) by writing them above it.
+		opts.Log = d.logWriter()
+	} else {
+		opts.Log = d.logWriter()
+	}
+	return batch.Run(ctx, j, opts)
 }

@@ -1,22 +1,881 @@
 package cmd
 
-// PLACEHOLDER: replaced by the count implementation.
-
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
 
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/iostreams"
+	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/tokens"
 )
 
 // CountOptions holds the dependencies and flag values of 'oairl count'.
-type CountOptions struct{ f *Factory }
+type CountOptions struct {
+	IO       *iostreams.IOStreams
+	Registry func() (*models.Registry, error)
+	Getenv   func(string) string
+
+	Files        []string
+	Model        string // --model: for lines whose body names none
+	Encoding     string // --encoding: overrides every model's encoding
+	AssumeOutput int64  // --assume-output: tokens assumed when a line sets no output budget
+	Tier         string // --tier: "free", "1".."5"
+	RPM          int64  // --rpm: requests per minute
+	TPM          int64  // --tpm: tokens per minute
+	Format       string // table, json, jsonl
+	Strict       bool   // warnings fail too (exit 3)
+	MaxProblems  int    // problems listed; 0 = all
+	Workers      int    // counting goroutines (0 = all cores)
+}
+
+// countFormats are the values --format accepts.
+var countFormats = []string{"table", "json", "jsonl"}
+
+// countEncodings are the values --encoding accepts (the encodings embedded
+// by pkoukk/tiktoken-go-loader).
+var countEncodings = []string{"o200k_base", "cl100k_base", "p50k_base", "r50k_base"}
+
+const countLong = `Count the tokens of every request in one or more JSONL files, offline, and
+report what the file will cost and which lines the API would reject.
+
+Input: JSONL in the Batch API input format ({"custom_id", "method", "url",
+"body"} per line) or bare request bodies ({"model", "messages", ...}; their
+custom_id is "line-N" and the endpoint is inferred from the body). Several
+files are read in order; "-" is standard input; gzip files (.gz) are read
+transparently. Line numbers are physical lines of the file as written.
+
+For each model: requests, prompt tokens (what the API reports as
+usage.prompt_tokens), output budget (max_completion_tokens, max_tokens or
+max_output_tokens times n; --assume-output tokens for a line that sets none),
+TPM charge (prompt + output budget: what the rate limiter reserves), and the
+cost at standard and Batch API prices in USD (counting the whole output
+budget as output, an upper bound). With --tier, or --rpm/--tpm, also the
+minutes of quota the file needs: per model, TPM charge / TPM and requests /
+RPM, the larger binds; models have separate limits, so the file needs the
+largest per-model figure.
+
+Output
+  On a terminal: a table per model, with totals, then the problems on stderr
+  (the first --max-problems, then "... and N more"), each as
+      FILE:LINE: custom_id "X": message [code]
+  Piped: the same rows tab-separated, no header, raw integers; the last row
+  is "total". Columns: model, encoding, requests, prompt_tokens,
+  output_budget, tpm_charge, cost_standard_usd, cost_batch_usd, and with
+  limits quota_minutes.
+
+  --format json (--json): one document:
+    requests, valid_requests, prompt_tokens, output_budget, tpm_charge
+                          integers (tokens), totals over every request
+    cost_usd              {standard, batch} in USD
+    by_model[]            {model, encoding, requests, prompt_tokens,
+                          output_budget, tpm_charge, cost_usd{standard,batch},
+                          quota{rpm, tpm, minutes, binding} (with limits)}
+    quota                 {tier, rpm, tpm, minutes} when --tier/--rpm/--tpm
+                          is given (minutes: the largest per-model figure)
+    problems[]            {file, line, custom_id, severity, code, message};
+                          line 0 is a file-level finding
+    problems_total, errors, warnings   integers
+    problems_by_code      {code: count}
+    assumptions[]         strings: every assumption behind the figures
+  --format jsonl: one object per request, in input order:
+    {file, line, custom_id, model, encoding, endpoint, prompt_tokens,
+    output_budget, n, tpm_charge, estimated, budget_assumed, valid,
+    problems[{severity, code, message}]}; file-level problems go to stderr.
+
+Problems (severity, code)
+` + "%s" + `
+
+Exit codes: 0 no errors (warnings alone are fine), 3 some line has an error
+(the API would reject it; everything countable is still counted and
+printed), or under --strict some warning too, 1 a file cannot be read, 2 bad
+flags. See 'oairl help exit-codes'.`
 
 func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
-	return &cobra.Command{
-		Use:   "count",
-		Short: "(count: not built yet)",
+	opts := &CountOptions{IO: f.IOStreams, Registry: f.Registry, Getenv: f.Getenv}
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "count FILE... [flags]",
+		Short: "Count tokens, TPM charge and cost of a JSONL request file, and find the lines the API would reject",
+		Long:  fmt.Sprintf(countLong, problemCodesHelp()),
+		Example: `  oairl count requests.jsonl
+  oairl count batch.jsonl --tier 1
+  oairl count --format json batch.jsonl > report.json     # CI gate: exit 3 on errors
+  zcat big.jsonl.gz | oairl count - --format jsonl`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return fmt.Errorf("count is not built yet")
+			opts.Files = args
+			if asJSON {
+				if c.Flags().Changed("format") && opts.Format != "json" {
+					return FlagErrorf("--json and --format %s cannot be combined", opts.Format)
+				}
+				opts.Format = "json"
+			}
+			if !contains(countFormats, opts.Format) {
+				return FlagErrorf("invalid --format %q: valid formats are %s", opts.Format, strings.Join(countFormats, ", "))
+			}
+			if opts.Encoding != "" && !contains(countEncodings, opts.Encoding) {
+				return FlagErrorf("invalid --encoding %q: valid encodings are %s", opts.Encoding, strings.Join(countEncodings, ", "))
+			}
+			if opts.AssumeOutput < 0 || opts.RPM < 0 || opts.TPM < 0 || opts.MaxProblems < 0 {
+				return FlagErrorf("--assume-output, --rpm, --tpm and --max-problems must not be negative")
+			}
+			if opts.Tier != "" && (opts.RPM > 0 || opts.TPM > 0) {
+				return FlagErrorf("--tier and --rpm/--tpm cannot be combined: give a tier or your own limits")
+			}
+			if opts.Tier == "" && opts.RPM == 0 && opts.TPM == 0 && opts.Getenv != nil {
+				opts.Tier = opts.Getenv("OAIRL_TIER")
+			}
+			if opts.Tier != "" {
+				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
+				if !contains([]string{"free", "1", "2", "3", "4", "5"}, t) {
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+				}
+				opts.Tier = t
+			}
+			if !c.Flags().Changed("max-problems") && opts.Format == "json" {
+				opts.MaxProblems = 1000
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return countRun(c, opts)
 		},
 	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Model, "model", "", "model for lines whose body names none (it is inserted into those bodies)")
+	fl.StringVar(&opts.Encoding, "encoding", "", "count every line with this encoding: "+strings.Join(countEncodings, ", "))
+	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets no max_completion_tokens/max_tokens/max_output_tokens (tokens)")
+	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published limits to check against: free, 1-5 (env OAIRL_TIER)")
+	fl.Int64Var(&opts.RPM, "rpm", 0, "your requests-per-minute limit (instead of --tier)")
+	fl.Int64Var(&opts.TPM, "tpm", 0, "your tokens-per-minute limit (instead of --tier); a request whose TPM charge exceeds it is an error")
+	fl.StringVar(&opts.Format, "format", "table", "output format: table, json, jsonl")
+	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	fl.BoolVar(&opts.Strict, "strict", false, "exit 3 on warnings too")
+	fl.IntVar(&opts.MaxProblems, "max-problems", 20, "problems to list, 0 for all (--format json: 1000 unless given)")
+	fl.IntVar(&opts.Workers, "workers", 0, "counting goroutines (default: one per core)")
+	_ = fl.MarkHidden("workers")
+	return c
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// problemCodesHelp lists every problem code for the Long help: the
+// line-level ones of package input with a summary, then the body-level ones
+// of package tokens.
+func problemCodesHelp() string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, c := range input.Codes {
+		seen[c.Code] = true
+		fmt.Fprintf(&b, "  %-8s %-29s %s\n", c.Severity, c.Code, c.Summary)
+	}
+	b.WriteString("  Request bodies (package tokens):\n")
+	for _, sev := range []tokens.Severity{tokens.Error, tokens.Warning, tokens.Note} {
+		var codes []string
+		for c, s := range tokens.CodeSeverity {
+			if s == sev && !seen[c] {
+				codes = append(codes, c)
+			}
+		}
+		sort.Strings(codes)
+		for _, c := range codes {
+			fmt.Fprintf(&b, "  %-8s %s\n", sev, c)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// modelTotals accumulates one model's figures.
+type modelTotals struct {
+	Model        string
+	Encoding     string
+	Requests     int64
+	PromptTokens int64
+	OutputBudget int64 // Σ output budget × n
+	TPMCharge    int64
+	CostStandard float64
+	CostBatch    float64
+	res          models.Resolution
+}
+
+// fileModel keys the per-file, per-model TPM charge for the enqueued check.
+type fileModel struct{ file, model string }
+
+// problemSet keeps the first problems of each severity (bounded memory)
+// and counts all of them.
+type problemSet struct {
+	limit  int
+	kept   map[input.Severity][]input.Problem
+	total  int
+	bySev  map[input.Severity]int
+	byCode map[string]int
+}
+
+func newProblemSet(limit int) *problemSet {
+	return &problemSet{limit: limit, kept: map[input.Severity][]input.Problem{}, bySev: map[input.Severity]int{}, byCode: map[string]int{}}
+}
+
+// keepPerCode is how many warnings or notes of one code the kept list
+// holds before it folds the rest into a count (errors are never folded).
+const keepPerCode = 3
+
+func (s *problemSet) add(p input.Problem) {
+	s.total++
+	s.bySev[p.Severity]++
+	s.byCode[p.Code]++
+	if s.limit == 0 || len(s.kept[p.Severity]) < s.limit*4 {
+		s.kept[p.Severity] = append(s.kept[p.Severity], p)
+	}
+}
+
+// list returns at most limit problems (0: all), errors first, then
+// warnings, then notes, sorted by file (in argument order) and line. With
+// fold, warnings and notes after the first keepPerCode of a code are left
+// out (the summary line counts them).
+func (s *problemSet) list(files []string, fold bool) []input.Problem {
+	var out []input.Problem
+	perCode := map[string]int{}
+	for _, sev := range []input.Severity{tokens.Error, tokens.Warning, tokens.Note} {
+		for _, p := range s.kept[sev] {
+			if s.limit > 0 && len(out) >= s.limit {
+				break
+			}
+			if fold && sev != tokens.Error && perCode[p.Code] >= keepPerCode {
+				continue
+			}
+			perCode[p.Code]++
+			out = append(out, p)
+		}
+	}
+	idx := map[string]int{}
+	for i, f := range files {
+		if _, ok := idx[f]; !ok {
+			idx[f] = i
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if idx[out[i].File] != idx[out[j].File] {
+			return idx[out[i].File] < idx[out[j].File]
+		}
+		return out[i].Line < out[j].Line
+	})
+	return out
+}
+
+// hidden returns "code ×n" for the problems list left out, most first.
+func (s *problemSet) hidden(shown []input.Problem) []string {
+	left := map[string]int{}
+	for c, n := range s.byCode {
+		left[c] = n
+	}
+	for _, p := range shown {
+		left[p.Code]--
+	}
+	var codes []string
+	for c, n := range left {
+		if n > 0 {
+			codes = append(codes, c)
+		}
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if left[codes[i]] != left[codes[j]] {
+			return left[codes[i]] > left[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = fmt.Sprintf("%s ×%s", c, input.Thousands(int64(left[c])))
+	}
+	return out
+}
+
+func countRun(c *cobra.Command, opts *CountOptions) error {
+	reg, err := opts.Registry()
+	if err != nil {
+		return err
+	}
+	counter := tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput, Encoding: opts.Encoding})
+	ios := opts.IO
+
+	var size int64
+	for _, f := range opts.Files {
+		if st, err := os.Stat(f); err == nil {
+			size += st.Size()
+		}
+	}
+	var bar *iostreams.Progress
+	var last int64
+	progress := func(n int64) {
+		if bar == nil {
+			if size < 4<<20 {
+				bar = &iostreams.Progress{}
+			} else {
+				bar = ios.NewProgressBar(size, "counting")
+			}
+		}
+		bar.Add(n - last)
+		last = n
+	}
+
+	sources := make([]input.Source, len(opts.Files))
+	for i, f := range opts.Files {
+		sources[i] = input.Source{Name: f}
+	}
+	iopts := input.Options{
+		Registry: reg, Counter: counter, Model: opts.Model, Workers: opts.Workers,
+		Stdin: ios.In, Progress: progress,
+	}
+	if opts.TPM > 0 {
+		iopts.TPMLimit, iopts.TPMLimitName = opts.TPM, "--tpm"
+	} else if opts.Tier != "" {
+		iopts.Tier = opts.Tier
+	}
+
+	var out *bufio.Writer
+	var enc *json.Encoder
+	if opts.Format == "jsonl" {
+		out = bufio.NewWriterSize(ios.Out, 64<<10)
+		enc = json.NewEncoder(out)
+		enc.SetEscapeHTML(false)
+	}
+
+	byModel := map[string]*modelTotals{}
+	var order []string
+	perFile := map[fileModel]int64{}
+	probs := newProblemSet(opts.MaxProblems)
+	var assumed, estimated int64
+	var total modelTotals
+
+	sum, scanErr := input.Scan(c.Context(), sources, iopts, func(r *input.Request) error {
+		for _, p := range r.Problems {
+			probs.add(p)
+		}
+		cnt := r.Count
+		if cnt.BudgetAssumed {
+			assumed++
+		}
+		if cnt.Estimated {
+			estimated++
+		}
+		n := cnt.N
+		if n < 1 {
+			n = 1
+		}
+		outBudget := cnt.OutputBudget * n
+		mt := byModel[r.Model]
+		if mt == nil {
+			mt = &modelTotals{Model: r.Model, Encoding: cnt.Encoding, res: r.Resolution}
+			if mt.Encoding == "" {
+				mt.Encoding = r.Resolution.Encoding
+			}
+			byModel[r.Model] = mt
+			order = append(order, r.Model)
+		}
+		std, batch := 0.0, 0.0
+		if r.Resolution.Model != nil {
+			std, batch = tokens.Cost(r.Resolution.Model, cnt.PromptTokens, outBudget)
+		}
+		for _, t := range []*modelTotals{mt, &total} {
+			t.Requests++
+			t.PromptTokens += cnt.PromptTokens
+			t.OutputBudget += outBudget
+			t.TPMCharge += cnt.TPMCharge
+			t.CostStandard += std
+			t.CostBatch += batch
+		}
+		if r.Model != "" {
+			perFile[fileModel{r.File, r.Model}] += cnt.TPMCharge
+		}
+		if enc != nil {
+			return enc.Encode(requestJSON(r))
+		}
+		return nil
+	})
+	bar.Finish()
+	if out != nil {
+		if err := out.Flush(); err != nil {
+			return err
+		}
+	}
+	if scanErr != nil {
+		if errors.Is(scanErr, context.Canceled) {
+			return exitcode.New(exitcode.Interrupted, errors.New("interrupted"))
+		}
+		return scanErr
+	}
+	for _, p := range sum.FileProblems {
+		probs.add(p)
+	}
+	// The Batch API's enqueued-token limit, per file (one batch) and model.
+	if opts.Tier != "" {
+		keys := make([]fileModel, 0, len(perFile))
+		for k := range perFile {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if keys[i].file != keys[j].file {
+				return keys[i].file < keys[j].file
+			}
+			return keys[i].model < keys[j].model
+		})
+		for _, k := range keys {
+			mt := byModel[k.model]
+			if mt == nil || mt.res.Model == nil {
+				continue
+			}
+			l, ok := mt.res.Model.TierLimits(opts.Tier)
+			if !ok {
+				continue
+			}
+			if p, over := input.CheckEnqueued(k.file, k.model, perFile[k], l.BatchQueueTokens, "tier "+opts.Tier); over {
+				probs.add(p)
+			}
+		}
+	}
+
+	// Most requests first; lines without a model last.
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := byModel[order[i]], byModel[order[j]]
+		if (a.Model == "") != (b.Model == "") {
+			return b.Model == ""
+		}
+		return a.Requests > b.Requests
+	})
+	rep := countReport{opts: opts, sum: sum, total: total, probs: probs}
+	for _, m := range order {
+		rep.models = append(rep.models, byModel[m])
+	}
+	rep.assumptions = countAssumptions(opts, assumed, estimated)
+
+	switch opts.Format {
+	case "json":
+		err = rep.writeJSON(ios.Out)
+	case "jsonl":
+		err = rep.writeProblems(ios.ErrOut)
+	default:
+		if ios.IsStdoutTTY() {
+			err = rep.writeTable(ios.Out)
+		} else {
+			err = rep.writeTSV(ios.Out)
+		}
+		if err == nil {
+			err = rep.writeProblems(ios.ErrOut)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	errs, warns := probs.bySev[tokens.Error], probs.bySev[tokens.Warning]
+	switch {
+	case errs > 0:
+		return exitcode.Errorf(exitcode.Input, "%s the API would reject (%s, %s)",
+			pluralize(int64(countInvalid(sum)), "request", "requests"), pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings"))
+	case opts.Strict && warns > 0:
+		return exitcode.Errorf(exitcode.Input, "%s (--strict)", pluralize(int64(warns), "warning", "warnings"))
+	}
+	return nil
+}
+
+func countInvalid(s input.Summary) int { return s.Requests - s.Valid }
+
+func pluralize(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return input.Thousands(n) + " " + many
+}
+
+// countAssumptions states every assumption behind the figures.
+func countAssumptions(opts *CountOptions, assumed, estimated int64) []string {
+	var a []string
+	if assumed > 0 {
+		verb, each := "sets", "it"
+		if assumed > 1 {
+			verb, each = "set", "each"
+		}
+		a = append(a, fmt.Sprintf("output budget: %s %s no max_completion_tokens, max_tokens or max_output_tokens; %s tokens assumed for %s (--assume-output)",
+			pluralize(assumed, "request", "requests"), verb, input.Thousands(opts.AssumeOutput), each))
+	}
+	if estimated > 0 {
+		a = append(a, fmt.Sprintf("%s estimated rather than exact (remote images, tool definitions, or a model whose encoding is assumed); see README", pluralize(estimated, "request is", "requests are")))
+	}
+	if opts.Encoding != "" {
+		a = append(a, fmt.Sprintf("every request counted with %s (--encoding)", opts.Encoding))
+	}
+	a = append(a, "cost counts the whole output budget as output tokens (an upper bound); Batch prices are 50% of standard (OpenAI pricing)")
+	switch {
+	case opts.Tier != "":
+		a = append(a, fmt.Sprintf("quota: the published tier %s limits of each model (your organization's limits may differ: see its x-ratelimit-limit-* headers); minutes = max(TPM charge / TPM, requests / RPM) per model, models run side by side", opts.Tier))
+	case opts.RPM > 0 || opts.TPM > 0:
+		a = append(a, "quota: --rpm/--tpm apply to each model separately; minutes = max(TPM charge / TPM, requests / RPM) per model, models run side by side")
+	}
+	return a
+}
+
+// countReport renders the results.
+type countReport struct {
+	opts        *CountOptions
+	sum         input.Summary
+	models      []*modelTotals
+	total       modelTotals
+	probs       *problemSet
+	assumptions []string
+}
+
+// quota is the minutes of quota one model's requests need.
+type quota struct {
+	RPM     int64    `json:"rpm"`
+	TPM     int64    `json:"tpm"`
+	Minutes *float64 `json:"minutes"`
+	Binding string   `json:"binding,omitempty"` // "tpm" or "rpm"
+}
+
+func (r *countReport) hasLimits() bool {
+	return r.opts.Tier != "" || r.opts.RPM > 0 || r.opts.TPM > 0
+}
+
+func (r *countReport) quotaFor(m *modelTotals) quota {
+	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM}
+	if r.opts.Tier != "" {
+		q = quota{}
+		if m.res.Model != nil {
+			if l, ok := m.res.Model.TierLimits(r.opts.Tier); ok {
+				q.RPM, q.TPM = l.RPM, l.TPM
+			}
+		}
+	}
+	var best float64
+	known := false
+	if q.TPM > 0 {
+		best, q.Binding, known = float64(m.TPMCharge)/float64(q.TPM), "tpm", true
+	}
+	if q.RPM > 0 {
+		if v := float64(m.Requests) / float64(q.RPM); !known || v > best {
+			best, q.Binding = v, "rpm"
+		}
+		known = true
+	}
+	if known {
+		v := round(best, 4)
+		q.Minutes = &v
+	}
+	return q
+}
+
+// totalMinutes is the largest per-model figure (models have separate
+// limits, so they run side by side); nil when no model's limits are known.
+func (r *countReport) totalMinutes() *float64 {
+	var out *float64
+	for _, m := range r.models {
+		if q := r.quotaFor(m); q.Minutes != nil && (out == nil || *q.Minutes > *out) {
+			v := *q.Minutes
+			out = &v
+		}
+	}
+	return out
+}
+
+func round(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
+}
+
+func modelName(m string) string {
+	if m == "" {
+		return "(none)"
+	}
+	return m
+}
+
+func (r *countReport) writeTable(w io.Writer) error {
+	header := []string{"MODEL", "ENCODING", "REQUESTS", "PROMPT TOKENS", "OUTPUT BUDGET", "TPM CHARGE", "COST USD", "BATCH USD"}
+	align := []tw.Align{tw.AlignLeft, tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight}
+	if r.hasLimits() {
+		header = append(header, "QUOTA MIN")
+		align = append(align, tw.AlignRight)
+	}
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleLight),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.On, ShowFooterLine: tw.On},
+			},
+		})),
+		tablewriter.WithConfig(tablewriter.Config{
+			Header: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}, Formatting: tw.CellFormatting{AutoFormat: tw.Off}},
+			Row:    tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
+			Footer: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
+		}),
+	)
+	t.Header(header)
+	row := func(m *modelTotals, name, encoding string, minutes *float64) []string {
+		cells := []string{name, encoding, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
+			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), usd(m.CostStandard, m.res.Model == nil && name != "TOTAL"),
+			usd(m.CostBatch, m.res.Model == nil && name != "TOTAL")}
+		if r.hasLimits() {
+			if minutes == nil {
+				cells = append(cells, "—")
+			} else {
+				cells = append(cells, minutesText(*minutes))
+			}
+		}
+		return cells
+	}
+	for _, m := range r.models {
+		if err := t.Append(row(m, modelName(m.Model), m.Encoding, r.quotaFor(m).Minutes)); err != nil {
+			return err
+		}
+	}
+	t.Footer(row(&r.total, "TOTAL", "", r.totalMinutes()))
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s requests, %s valid", input.Thousands(int64(r.sum.Requests)), input.Thousands(int64(r.sum.Valid)))
+	if r.hasLimits() {
+		if m := r.totalMinutes(); m != nil {
+			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
+		}
+	}
+	fmt.Fprintln(w, ".")
+	for _, a := range r.assumptions {
+		fmt.Fprintf(w, "  * %s\n", a)
+	}
+	return nil
+}
+
+// minutesText shows minutes with 2 decimals under 10, else 1.
+func minutesText(m float64) string {
+	if m < 10 {
+		return fmt.Sprintf("%.2f", m)
+	}
+	return fmt.Sprintf("%s.%d", input.Thousands(int64(m)), int64(m*10)%10)
+}
+
+func (r *countReport) limitName() string {
+	if r.opts.Tier != "" {
+		return "tier " + r.opts.Tier
+	}
+	var parts []string
+	if r.opts.RPM > 0 {
+		parts = append(parts, fmt.Sprintf("%s RPM", input.Thousands(r.opts.RPM)))
+	}
+	if r.opts.TPM > 0 {
+		parts = append(parts, fmt.Sprintf("%s TPM", input.Thousands(r.opts.TPM)))
+	}
+	return strings.Join(parts, " / ")
+}
+
+// usd formats dollars for people: 4 decimals under $1, else 2.
+func usd(v float64, unknown bool) string {
+	if unknown {
+		return "—"
+	}
+	if v < 1 {
+		return fmt.Sprintf("$%.4f", v)
+	}
+	return fmt.Sprintf("$%s.%02d", input.Thousands(int64(v)), int64(math.Round((v-math.Floor(v))*100))%100)
+}
+
+func (r *countReport) writeTSV(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	row := func(m *modelTotals, name, encoding string, minutes *float64) {
+		fmt.Fprintf(bw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%.6f", name, encoding, m.Requests, m.PromptTokens, m.OutputBudget, m.TPMCharge, m.CostStandard, m.CostBatch)
+		if r.hasLimits() {
+			if minutes != nil {
+				fmt.Fprintf(bw, "\t%.2f", *minutes)
+			} else {
+				fmt.Fprint(bw, "\t")
+			}
+		}
+		fmt.Fprintln(bw)
+	}
+	for _, m := range r.models {
+		row(m, modelName(m.Model), m.Encoding, r.quotaFor(m).Minutes)
+	}
+	row(&r.total, "total", "", r.totalMinutes())
+	return bw.Flush()
+}
+
+// writeProblems prints the kept problems, one per line, then a count of
+// the rest by code.
+func (r *countReport) writeProblems(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	list := r.probs.list(r.opts.Files, true)
+	for _, p := range list {
+		fmt.Fprintln(bw, formatProblem(p))
+	}
+	if rest := r.probs.total - len(list); rest > 0 {
+		fmt.Fprintf(bw, "… and %s more: %s (--max-problems 0 or --format json lists them all)\n", input.Thousands(int64(rest)),
+			strings.Join(r.probs.hidden(list), ", "))
+	}
+	return bw.Flush()
+}
+
+// formatProblem renders FILE:LINE: custom_id "X": message [code].
+func formatProblem(p input.Problem) string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.CustomID != "" && p.CustomID != fmt.Sprintf("line-%d", p.Line) {
+		fmt.Fprintf(&b, "custom_id %s: ", jsonString(p.CustomID))
+	}
+	if p.Severity == tokens.Warning {
+		b.WriteString("warning: ")
+	} else if p.Severity == tokens.Note {
+		b.WriteString("note: ")
+	}
+	fmt.Fprintf(&b, "%s [%s]", p.Message, p.Code)
+	return b.String()
+}
+
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// Stable JSON shapes (pinned by TestCountJSONFields).
+
+type costJSON struct {
+	Standard float64 `json:"standard"`
+	Batch    float64 `json:"batch"`
+}
+
+type modelJSON struct {
+	Model        string   `json:"model"`
+	Encoding     string   `json:"encoding"`
+	Requests     int64    `json:"requests"`
+	PromptTokens int64    `json:"prompt_tokens"`
+	OutputBudget int64    `json:"output_budget"`
+	TPMCharge    int64    `json:"tpm_charge"`
+	CostUSD      costJSON `json:"cost_usd"`
+	Quota        *quota   `json:"quota,omitempty"`
+}
+
+type quotaJSON struct {
+	Tier    string   `json:"tier"`
+	RPM     int64    `json:"rpm"`
+	TPM     int64    `json:"tpm"`
+	Minutes *float64 `json:"minutes"`
+}
+
+type countJSON struct {
+	Requests       int64           `json:"requests"`
+	ValidRequests  int64           `json:"valid_requests"`
+	PromptTokens   int64           `json:"prompt_tokens"`
+	OutputBudget   int64           `json:"output_budget"`
+	TPMCharge      int64           `json:"tpm_charge"`
+	CostUSD        costJSON        `json:"cost_usd"`
+	ByModel        []modelJSON     `json:"by_model"`
+	Quota          *quotaJSON      `json:"quota,omitempty"`
+	Problems       []input.Problem `json:"problems"`
+	ProblemsTotal  int             `json:"problems_total"`
+	Errors         int             `json:"errors"`
+	Warnings       int             `json:"warnings"`
+	ProblemsByCode map[string]int  `json:"problems_by_code"`
+	Assumptions    []string        `json:"assumptions"`
+}
+
+type problemJSON struct {
+	Severity input.Severity `json:"severity"`
+	Code     string         `json:"code"`
+	Message  string         `json:"message"`
+}
+
+type requestLineJSON struct {
+	File          string        `json:"file"`
+	Line          int           `json:"line"`
+	CustomID      string        `json:"custom_id"`
+	Model         string        `json:"model"`
+	Encoding      string        `json:"encoding"`
+	Endpoint      string        `json:"endpoint"`
+	PromptTokens  int64         `json:"prompt_tokens"`
+	OutputBudget  int64         `json:"output_budget"`
+	N             int64         `json:"n"`
+	TPMCharge     int64         `json:"tpm_charge"`
+	Estimated     bool          `json:"estimated"`
+	BudgetAssumed bool          `json:"budget_assumed"`
+	Valid         bool          `json:"valid"`
+	Problems      []problemJSON `json:"problems"`
+}
+
+func requestJSON(r *input.Request) requestLineJSON {
+	enc := r.Count.Encoding
+	if enc == "" {
+		enc = r.Resolution.Encoding
+	}
+	n := r.Count.N
+	if n < 1 {
+		n = 1
+	}
+	out := requestLineJSON{File: r.File, Line: r.Line, CustomID: r.CustomID, Model: r.Model, Encoding: enc,
+		Endpoint: r.URL, PromptTokens: r.Count.PromptTokens, OutputBudget: r.Count.OutputBudget, N: n,
+		TPMCharge: r.Count.TPMCharge, Estimated: r.Count.Estimated, BudgetAssumed: r.Count.BudgetAssumed,
+		Valid: r.Valid(), Problems: []problemJSON{}}
+	for _, p := range r.Problems {
+		out.Problems = append(out.Problems, problemJSON{p.Severity, p.Code, p.Message})
+	}
+	return out
+}
+
+func (r *countReport) writeJSON(w io.Writer) error {
+	cost := func(m *modelTotals) costJSON {
+		return costJSON{round(m.CostStandard, 6), round(m.CostBatch, 6)}
+	}
+	doc := countJSON{
+		Requests: int64(r.sum.Requests), ValidRequests: int64(r.sum.Valid),
+		PromptTokens: r.total.PromptTokens, OutputBudget: r.total.OutputBudget, TPMCharge: r.total.TPMCharge,
+		CostUSD: cost(&r.total), ByModel: []modelJSON{}, Problems: r.probs.list(r.opts.Files, false),
+		ProblemsTotal: r.probs.total, Errors: r.probs.bySev[tokens.Error], Warnings: r.probs.bySev[tokens.Warning],
+		ProblemsByCode: r.probs.byCode, Assumptions: r.assumptions,
+	}
+	if doc.Problems == nil {
+		doc.Problems = []input.Problem{}
+	}
+	for _, m := range r.models {
+		mj := modelJSON{Model: m.Model, Encoding: m.Encoding, Requests: m.Requests, PromptTokens: m.PromptTokens,
+			OutputBudget: m.OutputBudget, TPMCharge: m.TPMCharge, CostUSD: cost(m)}
+		if r.hasLimits() {
+			q := r.quotaFor(m)
+			mj.Quota = &q
+		}
+		doc.ByModel = append(doc.ByModel, mj)
+	}
+	if r.hasLimits() {
+		doc.Quota = &quotaJSON{Tier: r.opts.Tier, RPM: r.opts.RPM, TPM: r.opts.TPM, Minutes: r.totalMinutes()}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }

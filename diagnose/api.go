@@ -45,68 +45,112 @@ const (
 	Unknown               Verdict = "unknown"
 )
 
-// Window is one x-ratelimit dimension (requests or tokens). Limit and
-// Remaining are in requests or tokens; Reset is the time until the window
-// refills fully, parsed from ResetRaw (the header verbatim). Known is false
-// when the response carried no header for this dimension.
+// Window is one rate-limit dimension (requests or tokens) as the
+// x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers report it.
+// Limit and Remaining are in requests or tokens (-1 when the header is
+// absent or a sentinel such as Azure's -1); Reset is the time until the
+// window is full again, parsed from ResetRaw (the header verbatim: OpenAI
+// "6m0s"/"20ms", Azure bare seconds, Anthropic an RFC 3339 time). Known is
+// false when the response carried no usable header for this dimension.
+// Daily is true when the window is a per-day one: a reset of an hour or
+// more (OpenAI reports whichever request window binds, e.g. the free tier's
+// 200 RPD with "23h55m16.126s") or Groq's request headers, which are always
+// per day (console.groq.com/docs/rate-limits).
 type Window struct {
-	Limit     int64         `json:"limit"`
-	Remaining int64         `json:"remaining"`
-	Reset     time.Duration `json:"-"`
-	ResetRaw  string        `json:"reset,omitempty"`
-	Known     bool          `json:"known"`
+	Limit     int64
+	Remaining int64
+	Reset     time.Duration
+	ResetRaw  string
+	Known     bool
+	Daily     bool
 }
 
-// RateLimits are the parsed rate-limit headers of one response. Provider is
-// "openai" (x-ratelimit-*; also Azure and Groq), "anthropic"
-// (anthropic-ratelimit-*) or "" when none were present.
+// RateLimits are the parsed rate-limit headers of one response. Provider
+// names the header family: "openai" (x-ratelimit-*), "azure" (the same
+// headers plus Azure's apim-request-id/x-ms-region, bare-second resets),
+// "groq" (x-ratelimit-* where requests are per day), "anthropic"
+// (anthropic-ratelimit-*), or "" when no rate-limit header was present.
 type RateLimits struct {
-	Requests Window `json:"requests"`
-	Tokens   Window `json:"tokens"`
-	Provider string `json:"provider,omitempty"`
+	Requests Window
+	Tokens   Window
+	Provider string
 }
 
-// Fix is one remedy. Code is a stable identifier (e.g. "lower_rpm"), Text
-// one sentence for people.
+// Fix is one remedy. Code is a stable identifier (the Fix* constants, e.g.
+// "pace_under_limit"), Text one sentence for people.
 type Fix struct {
-	Code string `json:"code"`
-	Text string `json:"text"`
+	Code string
+	Text string
 }
 
-// Finding is the diagnosis of one response.
+// Finding is the diagnosis of one response (or of a transport error).
 //
-// Wait is the delay the response itself implies (0 = none given); callers
-// compare it with their own --max-wait and apply their own floor: a
-// Retry-After of 0 counts as "no hint", never as "retry at once".
+// Retryable says whether sending the same request again can succeed:
+// true for the rate limits, overload, server and network errors,
+// edge_throttled and batch_queue_full; never for quota_exhausted,
+// request_too_large, context_length_exceeded, auth_failed,
+// model_unavailable or invalid_request. An "x-should-retry: false" header
+// forces false.
+//
+// Wait is the delay the response itself implies, 0 when it gives none. It
+// is taken, in this order of trust, from retry-after-ms (float ms),
+// retry-after (seconds, decimals allowed, or an HTTP-date measured against
+// the response's Date header, else against now), the message's "Please try
+// again in 1m26.4s" / "retry after 60 seconds", then the reset header of
+// the exhausted window (x-ratelimit-reset-requests for RPM/RPD,
+// -tokens for TPM/TPD). Zero, negative and unparseable values are skipped
+// as "no hint": a "retry-after: 0" never means "retry at once". Wait is
+// only set when Retryable. Callers compare Wait with their own --max-wait
+// (a daily limit may ask for hours) and apply their own floor and jitter
+// (e.g. at least 250 ms, plus exponential backoff when Wait is 0).
 // WaitSource names where Wait came from: "retry-after-ms", "retry-after",
 // "retry-after-date", "message", "reset-requests", "reset-tokens" or "".
 //
+// Status is the HTTP status (0 for a transport error, or a saved body that
+// does not say). Provider is who answered: "openai", "azure", "anthropic",
+// "groq", "openrouter", "vllm", "openai-compatible", "cloudflare" or "".
+// Code, Type and Message are error.code (an integer code is rendered in
+// decimal), error.type and error.message of the body (for a transport
+// error, Code is e.g. "connection_refused" and Message the error text).
+// Model, Organization, Project and RequestID come from the headers
+// (openai-model, openai-organization / anthropic-organization-id,
+// openai-project, x-request-id / request-id / apim-request-id) or, failing
+// them, from the message.
+//
 // LimitKind ("RPM", "TPM", "RPD", "TPD" or "") and Limit, Used, Requested
-// (requests or tokens) are parsed from the error message.
+// (requests or tokens; 0 = not given) are parsed from the message, in the
+// current grammar ("Limit 30000, Used 29937, Requested 385"), the 2023 ones
+// ("Limit: 10000 / min", "Limit: 20.000000 / min. Current: 24.000000 /
+// min") and Anthropic's ("rate limit of 20,000 input tokens per minute").
+// For context_length_exceeded, Limit is the context window and Requested
+// the prompt size; for batch_queue_full, Limit is the enqueued-token limit.
+//
+// Summary is one line for people; Fixes are the remedies that apply, most
+// likely first (never nil for a classified response).
 type Finding struct {
-	Verdict    Verdict       `json:"verdict"`
-	Retryable  bool          `json:"retryable"`
-	Wait       time.Duration `json:"-"`
-	WaitSource string        `json:"wait_source,omitempty"`
+	Verdict    Verdict
+	Retryable  bool
+	Wait       time.Duration
+	WaitSource string
 
-	Status       int    `json:"status"`
-	Provider     string `json:"provider,omitempty"`
-	Code         string `json:"code,omitempty"`
-	Type         string `json:"type,omitempty"`
-	Message      string `json:"message,omitempty"`
-	Model        string `json:"model,omitempty"`
-	Organization string `json:"organization,omitempty"`
-	Project      string `json:"project,omitempty"`
-	RequestID    string `json:"request_id,omitempty"`
+	Status       int
+	Provider     string
+	Code         string
+	Type         string
+	Message      string
+	Model        string
+	Organization string
+	Project      string
+	RequestID    string
 
-	LimitKind string `json:"limit_kind,omitempty"`
-	Limit     int64  `json:"limit,omitempty"`
-	Used      int64  `json:"used,omitempty"`
-	Requested int64  `json:"requested,omitempty"`
+	LimitKind string
+	Limit     int64
+	Used      int64
+	Requested int64
 
-	RateLimits RateLimits `json:"rate_limits"`
-	Summary    string     `json:"summary"`
-	Fixes      []Fix      `json:"fixes"`
+	RateLimits RateLimits
+	Summary    string
+	Fixes      []Fix
 }
 
 // Capture is one saved response read by ParseSaved. Source names the format
@@ -120,8 +164,12 @@ type Capture struct {
 	Line   int
 }
 
-// Classify diagnoses one HTTP response. now is used only when Retry-After
-// is an HTTP-date and the response has no Date header.
+// Classify diagnoses one HTTP response from its status, headers (nil is
+// fine) and body, reading status, error.type/error.code and the rate-limit
+// headers together, the message text last (wire-formats.md §7.1). now is
+// used only for an HTTP-date Retry-After or an RFC 3339 reset when the
+// response has no Date header. Classify never fails: an unrecognised
+// response is verdict unknown (retryable for 429 and 5xx).
 func Classify(status int, h http.Header, body []byte, now time.Time) Finding {
 	return classify(status, h, body, now)
 }
@@ -135,8 +183,10 @@ func ClassifyResponse(resp *http.Response, body []byte, now time.Time) Finding {
 	return Classify(resp.StatusCode, resp.Header, body, now)
 }
 
-// ExitCode maps the verdict to oairl's exit codes: ok 0, auth/model 4,
-// quota 5, rate limits 6, everything else 1.
+// ExitCode maps the verdict to oairl's exit codes (internal/exitcode): ok
+// 0; auth_failed and model_unavailable 4; quota_exhausted 5; the rate
+// limits (IsRateLimit) and batch_queue_full 6 (an account queue limit,
+// "limit" in case B10); everything else 1.
 func (f Finding) ExitCode() int {
 	switch {
 	case f.Verdict == OK:
@@ -145,7 +195,7 @@ func (f Finding) ExitCode() int {
 		return exitcode.Auth
 	case f.Verdict == QuotaExhausted:
 		return exitcode.Quota
-	case f.IsRateLimit():
+	case f.IsRateLimit() || f.Verdict == BatchQueueFull:
 		return exitcode.RateLimited
 	}
 	return exitcode.Failure
@@ -160,4 +210,3 @@ func (f Finding) IsRateLimit() bool {
 	}
 	return false
 }
-

@@ -1,84 +1,672 @@
 package diagnose
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-func classify(status int, h http.Header, body []byte, now time.Time) Finding {
-	f := Finding{Status: status, RateLimits: ParseRateLimits(h)}
-	switch {
-	case status >= 200 && status < 300:
-		f.Verdict = OK
-	case status == 401 || status == 403:
-		f.Verdict = AuthFailed
-	case status == 404:
-		f.Verdict = ModelUnavailable
-	case status == 429:
-		f.Verdict = RPMLimited
-		f.Retryable = true
-	case status >= 500:
-		f.Verdict = ServerError
-		f.Retryable = true
-	case status >= 400:
-		f.Verdict = InvalidRequest
-	default:
-		f.Verdict = Unknown
+// envelope is the union of the error bodies we meet: OpenAI/Azure/Groq/
+// OpenRouter/vLLM {"error":{...}}, Anthropic {"type":"error","error":{...},
+// "request_id":...}, older vLLM and Mistral flat {"object":"error",
+// "message":...,"type":...,"code":...}, and a bare Batch error
+// {"code":...,"message":...}. code is decoded as raw JSON because it may be
+// a string, null or an integer (wire-formats.md §7.2).
+type envelope struct {
+	Error     json.RawMessage `json:"error"`
+	Message   *string         `json:"message"`
+	Type      string          `json:"type"`
+	Code      json.RawMessage `json:"code"`
+	RequestID string          `json:"request_id"`
+	Detail    json.RawMessage `json:"detail"` // FastAPI-style servers
+}
+
+type errBody struct {
+	Message  string          `json:"message"`
+	Type     string          `json:"type"`
+	Code     json.RawMessage `json:"code"`
+	Param    json.RawMessage `json:"param"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// parsedBody is what classify knows about the body.
+type parsedBody struct {
+	isJSON    bool // the body is a JSON object
+	hasError  bool // it carries an error object or message
+	errObject bool // it carries a non-null "error" object
+	code      string
+	codeIsInt bool
+	typ       string
+	message   string
+	requestID string
+	anthropic bool
+	metadata  bool
+}
+
+func rawCode(r json.RawMessage) (string, bool) {
+	r = bytes.TrimSpace(r)
+	if len(r) == 0 || string(r) == "null" {
+		return "", false
 	}
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			f.Wait = time.Duration(s * float64(time.Second))
-			f.WaitSource = "retry-after"
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		return s, false
+	}
+	var n json.Number
+	if json.Unmarshal(r, &n) == nil {
+		return n.String(), true
+	}
+	return string(r), false
+}
+
+func parseBody(body []byte) parsedBody {
+	var pb parsedBody
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] != '{' {
+		return pb
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return pb
+	}
+	pb.isJSON = true
+	pb.requestID = env.RequestID
+	e := bytes.TrimSpace(env.Error)
+	switch {
+	case len(e) > 0 && e[0] == '{':
+		var eb errBody
+		if json.Unmarshal(e, &eb) == nil {
+			pb.hasError, pb.errObject = true, true
+			pb.message, pb.typ = eb.Message, eb.Type
+			pb.code, pb.codeIsInt = rawCode(eb.Code)
+			pb.metadata = len(bytes.TrimSpace(eb.Metadata)) > 0 && string(bytes.TrimSpace(eb.Metadata)) != "null"
+			pb.anthropic = env.Type == "error"
+		}
+	case len(e) > 0 && e[0] == '"':
+		// {"error": "some text"} (some proxies)
+		var s string
+		_ = json.Unmarshal(e, &s)
+		pb.hasError, pb.message = true, s
+	case env.Message != nil:
+		pb.hasError = true
+		pb.message, pb.typ = *env.Message, env.Type
+		pb.code, pb.codeIsInt = rawCode(env.Code)
+	case len(env.Detail) > 0 && env.Detail[0] == '"':
+		var s string
+		_ = json.Unmarshal(env.Detail, &s)
+		pb.hasError, pb.message = true, s
+	}
+	return pb
+}
+
+// billingCodes are error.code values that mean "no money", never "wait":
+// help.openai.com/en/articles/6614457 and wire-formats.md §1.4.
+var billingCodes = map[string]bool{
+	"insufficient_quota":                true,
+	"credit_balance_exhausted":          true,
+	"organization_spend_limit_exceeded": true,
+	"project_spend_limit_exceeded":      true,
+	"organization_usage_limit_exceeded": true,
+	"billing_hard_limit_reached":        true,
+	"billing_not_active":                true,
+}
+
+// authCodes are error.code values that mean the key, organization, project
+// or region is wrong (developers.openai.com/api/docs/guides/error-codes).
+var authCodes = map[string]bool{
+	"invalid_api_key":                      true,
+	"invalid_organization":                 true,
+	"invalid_project":                      true,
+	"no_organization":                      true,
+	"mismatched_organization":              true,
+	"mismatched_project":                   true,
+	"unsupported_country_region_territory": true,
+	"access_terminated":                    true,
+	"account_deactivated":                  true,
+	"ip_not_authorized":                    true,
+}
+
+var (
+	reDim        = regexp.MustCompile(`(?i)\bon (requests|tokens|tokens_usage_based|images|input tokens|output tokens) per (min|minute|day)\b(?: \((RPM|TPM|RPD|TPD|IPM)\))?`)
+	reImages     = regexp.MustCompile(`(?i)\bfor images per (minute|min|day)\b`)
+	reLimit      = regexp.MustCompile(`(?i)\bLimit:? ?(\d[\d,]*(?:\.\d+)?)`)
+	reUsed       = regexp.MustCompile(`(?i)\b(?:Used|Current):? ?(\d[\d,]*(?:\.\d+)?)`)
+	reRequested  = regexp.MustCompile(`(?i)\bRequested:? ?(\d[\d,]*(?:\.\d+)?)`)
+	reModel      = regexp.MustCompile("(?i)(?:rate limit reached|request too large|enqueued token limit reached|rate limit exceeded) for (?:model )?`?([A-Za-z0-9][\\w.:/-]*)`? in (?:project|organization)")
+	reModel2     = regexp.MustCompile("(?i)\\bmodel(?::\\s*|\\s+[`'\"])([A-Za-z0-9][\\w.:/-]*[A-Za-z0-9])")
+	reAzureModel = regexp.MustCompile(`(?i)requests to ([A-Za-z0-9][\w.-]*) for`)
+	reOrg        = regexp.MustCompile("(?i)\\borganization `?((?:org|user)[-_][^\\s`.,]*[^\\s`.,]|\\([^)\\s]+\\))`?")
+	reOrg2       = regexp.MustCompile(`(?i)\(org: ([^,)\s]+)`)
+	reProject    = regexp.MustCompile("(?i)\\bproject `?(proj_[^\\s`.,]+)`?")
+	reTryAgain   = regexp.MustCompile(`(?i)try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)`)
+	reTrySeconds = regexp.MustCompile(`(?i)(?:try again in|retry after) (\d+(?:\.\d+)?) ?(?:seconds?|secs?)\b`)
+	reOldRPM     = regexp.MustCompile(`(?i)exceeded the (\d+) request/min rate limit`)
+	reAnthropic  = regexp.MustCompile(`(?i)rate limit (?:for your organization \([^)]*\) )?of (\d[\d,]*) (input |output )?tokens per minute`)
+	reCtxLimit   = regexp.MustCompile(`(?i)maximum context length is (\d[\d,]*) tokens`)
+	reCtxReq     = regexp.MustCompile(`(?i)(?:resulted in|you requested|your request has) (\d[\d,]*) (?:input )?tokens`)
+	reModelNF    = regexp.MustCompile("(?i)the model `([^`]+)`")
+)
+
+func parseNum(s string) int64 {
+	s = strings.ReplaceAll(s, ",", "")
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return int64(f)
+}
+
+func submatch(re *regexp.Regexp, s string) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func hasAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
 		}
 	}
+	return false
+}
+
+// messageFacts are the figures parsed out of an error message.
+type messageFacts struct {
+	kind                   string // RPM TPM RPD TPD or ""
+	limit, used, requested int64
+	hasLimit, hasUsed      bool
+	model, org, project    string
+	wait                   time.Duration
+}
+
+func parseMessage(msg string) messageFacts {
+	var mf messageFacts
+	if m := reDim.FindStringSubmatch(msg); m != nil {
+		dim, per, abbr := strings.ToLower(m[1]), strings.ToLower(m[2]), strings.ToUpper(m[3])
+		switch {
+		case abbr == "IPM":
+			mf.kind = "RPM"
+		case abbr != "":
+			mf.kind = abbr
+		case dim == "requests" || dim == "images":
+			mf.kind = "RPM"
+			if per == "day" {
+				mf.kind = "RPD"
+			}
+		default:
+			mf.kind = "TPM"
+			if per == "day" {
+				mf.kind = "TPD"
+			}
+		}
+	} else if m := reImages.FindStringSubmatch(msg); m != nil {
+		mf.kind = "RPM"
+		if strings.EqualFold(m[1], "day") {
+			mf.kind = "RPD"
+		}
+	}
+	if v := submatch(reLimit, msg); v != "" {
+		mf.limit, mf.hasLimit = parseNum(v), true
+	}
+	if v := submatch(reUsed, msg); v != "" {
+		mf.used, mf.hasUsed = parseNum(v), true
+	}
+	if v := submatch(reRequested, msg); v != "" {
+		mf.requested = parseNum(v)
+	}
+	if v := submatch(reOldRPM, msg); v != "" {
+		mf.kind, mf.limit, mf.hasLimit = "RPM", parseNum(v), true
+	}
+	if m := reAnthropic.FindStringSubmatch(msg); m != nil {
+		mf.kind, mf.limit, mf.hasLimit = "TPM", parseNum(m[1]), true
+	}
+	mf.model = submatch(reModel, msg)
+	if mf.model == "" {
+		mf.model = submatch(reAzureModel, msg)
+	}
+	if mf.model == "" {
+		mf.model = submatch(reModelNF, msg)
+	}
+	if mf.model == "" {
+		mf.model = submatch(reModel2, msg)
+	}
+	if o := submatch(reOrg, msg); o != "" {
+		mf.org = strings.Trim(o, "()")
+	} else {
+		mf.org = submatch(reOrg2, msg)
+	}
+	mf.project = submatch(reProject, msg)
+	if v := submatch(reTrySeconds, msg); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+			mf.wait = time.Duration(f * float64(time.Second))
+		}
+	} else if v := submatch(reTryAgain, msg); v != "" {
+		if d, ok := ParseDuration(v); ok && d > 0 {
+			mf.wait = d
+		}
+	}
+	return mf
+}
+
+// detectProvider names who answered, from headers and body.
+func detectProvider(h http.Header, pb parsedBody, rl RateLimits) string {
+	msg := strings.ToLower(pb.message)
+	switch {
+	case rl.Provider == "anthropic" || pb.anthropic || h.Get("anthropic-organization-id") != "" ||
+		strings.HasPrefix(pb.typ, "overloaded_error") || strings.Contains(msg, "docs.anthropic.com"):
+		return "anthropic"
+	case rl.Provider == "azure" || pb.code == "429" && !pb.codeIsInt || strings.Contains(msg, "azure"):
+		return "azure"
+	case rl.Provider == "groq" || strings.Contains(msg, "groq"):
+		return "groq"
+	case pb.metadata || strings.Contains(msg, "openrouter"):
+		return "openrouter"
+	case pb.codeIsInt && strings.HasSuffix(pb.typ, "Error"):
+		return "vllm"
+	case pb.codeIsInt:
+		return "openai-compatible"
+	case h.Get("cf-ray") != "" && !pb.isJSON:
+		return "cloudflare"
+	case rl.Provider != "" || pb.hasError || h.Get("openai-organization") != "" || h.Get("openai-version") != "" ||
+		h.Get("x-request-id") != "":
+		return "openai"
+	}
+	return ""
+}
+
+func classify(status int, h http.Header, body []byte, now time.Time) Finding {
+	if h == nil {
+		h = http.Header{}
+	}
+	pb := parseBody(body)
+	rl := parseRateLimits(h, now)
+	f := Finding{
+		Status:     status,
+		Code:       pb.code,
+		Type:       pb.typ,
+		Message:    pb.message,
+		RateLimits: rl,
+	}
+	f.Provider = detectProvider(h, pb, rl)
+	if (f.Provider == "groq" || f.Provider == "azure") && rl.Provider == "openai" {
+		// Same header names, different meaning: Groq's request window is a
+		// day; Azure's resets are bare seconds (already parsed).
+		f.RateLimits.Provider = f.Provider
+	}
+	if f.Provider == "groq" {
+		f.RateLimits.Requests.Daily = f.RateLimits.Requests.Known
+	}
+	rl = f.RateLimits
+	f.RequestID = firstNonEmpty(h.Get("x-request-id"), h.Get("request-id"), pb.requestID, h.Get("apim-request-id"))
+	f.Organization = firstNonEmpty(h.Get("openai-organization"), h.Get("anthropic-organization-id"))
+	f.Project = h.Get("openai-project")
+	f.Model = h.Get("openai-model")
+
+	mf := parseMessage(pb.message)
+	if f.Model == "" {
+		f.Model = mf.model
+	}
+	if f.Organization == "" {
+		f.Organization = mf.org
+	}
+	if f.Project == "" {
+		f.Project = mf.project
+	}
+	f.LimitKind = mf.kind
+	f.Limit, f.Used, f.Requested = mf.limit, mf.used, mf.requested
+
+	if !pb.isJSON && len(bytes.TrimSpace(body)) > 0 && status != 0 && !(status >= 200 && status < 300) {
+		// A non-JSON error page: the message is its first line, trimmed.
+		line := strings.TrimSpace(string(body))
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if r := []rune(line); len(r) > 200 {
+			line = string(r[:200]) + "…"
+		}
+		f.Message = line
+	}
+
+	effective := status
+	if status >= 200 && status < 300 && pb.errObject && (pb.code != "" || pb.message != "") {
+		// A failure inside a 200: a Responses API object with status
+		// "failed" and an error (wire-formats.md §1.3, §7.8). Classify the
+		// error as the status it would have had.
+		if effective = inferStatus(body); effective == 200 {
+			effective = 0
+		}
+	}
+	f.Verdict, f.Retryable = decide(effective, h, pb, mf, rl, body)
+	if f.Verdict != RequestTooLarge && f.Verdict != ContextLengthExceeded && f.Verdict != BatchQueueFull &&
+		f.Verdict != ModelUnavailable && !f.IsRateLimit() && f.LimitKind != "" && status != 429 {
+		// Figures only make sense for limit verdicts; keep them anyway but
+		// drop a kind that contradicts the verdict.
+		f.LimitKind = ""
+	}
+	if f.Verdict == ContextLengthExceeded {
+		f.LimitKind = ""
+		if v := submatch(reCtxLimit, pb.message); v != "" {
+			f.Limit = parseNum(v)
+		}
+		if v := submatch(reCtxReq, pb.message); v != "" {
+			f.Requested = parseNum(v)
+		}
+		f.Used = 0
+	}
+	if f.LimitKind == "" {
+		switch f.Verdict {
+		case RPMLimited:
+			f.LimitKind = "RPM"
+		case TPMLimited:
+			f.LimitKind = "TPM"
+		case RPDLimited:
+			f.LimitKind = "RPD"
+		case TPDLimited:
+			f.LimitKind = "TPD"
+		case RequestTooLarge:
+			f.LimitKind = "TPM"
+		}
+	}
+	// The verdict may have been refined from headers (RPM → RPD when the
+	// request window resets in hours): keep the kind consistent.
+	switch f.Verdict {
+	case RPDLimited:
+		f.LimitKind = "RPD"
+	case TPDLimited:
+		f.LimitKind = "TPD"
+	}
+
+	if xs := strings.ToLower(strings.TrimSpace(h.Get("x-should-retry"))); xs == "false" {
+		// Stainless SDKs obey this server override before anything else.
+		f.Retryable = false
+	}
+	if f.Retryable {
+		f.Wait, f.WaitSource = computeWait(h, mf, rl, f.Verdict, now)
+	}
+	f.Summary = summarize(f)
+	f.Fixes = fixesFor(f)
 	return f
 }
 
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x = strings.TrimSpace(x); x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// decide picks the verdict from status, error.type/error.code and headers
+// together; the message text is read last (wire-formats.md §7.1).
+func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLimits, body []byte) (Verdict, bool) {
+	code := strings.ToLower(pb.code)
+	typ := strings.ToLower(pb.typ)
+	msg := strings.ToLower(pb.message)
+
+	if status >= 200 && status < 300 {
+		return OK, false
+	}
+	// Account and request problems first: they are never fixed by waiting,
+	// whatever the status (a quota error is a 429).
+	switch {
+	case billingCodes[code] || typ == "insufficient_quota" || typ == "billing_error" || status == 402 ||
+		strings.Contains(msg, "exceeded your current quota") || strings.Contains(msg, "credit balance is too low") ||
+		strings.Contains(msg, "insufficient balance"):
+		return QuotaExhausted, false
+	case code == "token_limit_exceeded" || strings.Contains(msg, "enqueued token limit"):
+		return BatchQueueFull, true
+	case code == "context_length_exceeded" || strings.Contains(msg, "maximum context length") ||
+		status != 429 && strings.Contains(msg, "context window"):
+		return ContextLengthExceeded, false
+	case code == "model_not_found" || typ == "not_found_error" && strings.Contains(msg, "model") ||
+		(status == 404 || status == 403) && strings.Contains(msg, "model") && hasAny(msg, "does not exist", "not found", "do not have access", "does not have access", "not allowed", "not available"):
+		return ModelUnavailable, false
+	case authCodes[code] || status == 401 || typ == "authentication_error" || typ == "permission_error" ||
+		strings.Contains(msg, "incorrect api key") || strings.Contains(msg, "region, or territory not supported"):
+		return AuthFailed, false
+	}
+	if status == 403 {
+		if strings.Contains(msg, "quota") {
+			// Azure API Management's token/call quota policy answers 403
+			// (wire-formats.md §3): an account limit, not a rate limit.
+			return QuotaExhausted, false
+		}
+		return AuthFailed, false
+	}
+	if status == 404 {
+		return InvalidRequest, false
+	}
+
+	// Overload and server errors: capacity, not your limit.
+	overloaded := code == "server_is_overloaded" || typ == "overloaded_error" || typ == "service_unavailable_error" ||
+		typ == "engine_overloaded_error" || strings.Contains(msg, "overloaded")
+	if code == "slow_down" {
+		return RampLimited, true
+	}
+	if status == 429 || status == 0 {
+		if pb.isJSON && (overloaded || typ == "server_error") {
+			return ServerOverloaded, true
+		}
+	}
+	if status >= 500 {
+		if overloaded || status == 503 || status == 529 {
+			return ServerOverloaded, true
+		}
+		return ServerError, true
+	}
+	if status == 408 || status == 409 {
+		return ServerError, true
+	}
+	if status == 413 || strings.HasPrefix(msg, "request too large") {
+		return RequestTooLarge, false
+	}
+
+	if status == 429 {
+		if !pb.isJSON {
+			if len(bytes.TrimSpace(body)) > 0 {
+				return EdgeThrottled, true
+			}
+			// An empty 429: only the headers can tell.
+			if v, ok := verdictFromHeaders(rl); ok {
+				return v, true
+			}
+			return Unknown, true
+		}
+		// A limit of zero means the model is not enabled for this tier
+		// (images per minute "Limit: 0/1min", wire-formats.md §1.4).
+		if mf.kind != "" && mf.hasLimit && mf.limit == 0 {
+			return ModelUnavailable, false
+		}
+		// Request larger than the whole bucket: "Limit L, Requested R"
+		// without "Used", or Requested > Limit.
+		if (mf.kind == "TPM" || mf.kind == "TPD") && mf.requested > 0 && mf.hasLimit && (!mf.hasUsed || mf.requested > mf.limit) {
+			return RequestTooLarge, false
+		}
+		if strings.Contains(msg, "concurrent") {
+			return ConcurrencyLimited, true
+		}
+		switch mf.kind {
+		case "RPD":
+			return RPDLimited, true
+		case "TPD":
+			return TPDLimited, true
+		case "RPM":
+			if rl.Requests.Daily {
+				return RPDLimited, true
+			}
+			return RPMLimited, true
+		case "TPM":
+			return TPMLimited, true
+		}
+		if strings.Contains(msg, "per day") || strings.Contains(msg, "per-day") || strings.Contains(msg, "daily") {
+			if typ == "tokens" || strings.Contains(msg, "token") {
+				return TPDLimited, true
+			}
+			return RPDLimited, true
+		}
+		// Azure wording: "exceeded token rate limit" / "exceeded call rate limit".
+		if strings.Contains(msg, "token rate limit") || strings.Contains(msg, "tokens per min") || strings.Contains(msg, "request tokens") {
+			return TPMLimited, true
+		}
+		if strings.Contains(msg, "call rate limit") || strings.Contains(msg, "requests per min") {
+			return RPMLimited, true
+		}
+		// Headers together with the dimension in error.type.
+		// Both windows show room (and the one error.type names is not
+		// nearly drained): a concurrency cap (case B21c). Not on Azure,
+		// whose request header reports a 1-10 s window (wire-formats.md §3).
+		low := func(w Window) bool { return w.Limit > 0 && w.Remaining*10 < w.Limit }
+		if rl.Requests.Known && rl.Tokens.Known && rl.Requests.Remaining > 0 && rl.Tokens.Remaining > 0 &&
+			rl.Provider != "azure" && !(typ == "tokens" && low(rl.Tokens)) && !(typ == "requests" && low(rl.Requests)) {
+			return ConcurrencyLimited, true
+		}
+		switch typ {
+		case "requests":
+			if rl.Requests.Daily {
+				return RPDLimited, true
+			}
+			return RPMLimited, true
+		case "tokens", "tokens_usage_based":
+			if rl.Tokens.Daily {
+				return TPDLimited, true
+			}
+			return TPMLimited, true
+		}
+		if v, ok := verdictFromHeaders(rl); ok {
+			return v, true
+		}
+		if code == "rate_limit_exceeded" || typ == "rate_limit_error" || code == "rate_limit_error" ||
+			strings.Contains(msg, "rate limit") || typ == "rate_limited" || pb.codeIsInt || code == "429" {
+			return RPMLimited, true
+		}
+		return Unknown, true
+	}
+	if status == 0 {
+		return Unknown, false
+	}
+	if status >= 400 {
+		return InvalidRequest, false
+	}
+	return Unknown, false
+}
+
+// verdictFromHeaders reads the exhausted dimension from the headers alone.
+func verdictFromHeaders(rl RateLimits) (Verdict, bool) {
+	switch {
+	case rl.Requests.Known && rl.Requests.Remaining == 0:
+		if rl.Requests.Daily {
+			return RPDLimited, true
+		}
+		return RPMLimited, true
+	case rl.Tokens.Known && rl.Tokens.Remaining == 0:
+		if rl.Tokens.Daily {
+			return TPDLimited, true
+		}
+		return TPMLimited, true
+	case rl.Requests.Known && rl.Tokens.Known && rl.Requests.Remaining > 0 && rl.Tokens.Remaining > 0 && rl.Provider != "azure":
+		return ConcurrencyLimited, true
+	}
+	return "", false
+}
+
+// computeWait applies the trust order: retry-after-ms, retry-after
+// (seconds, decimals allowed, or an HTTP-date taken against the response's
+// Date header), the "try again in" text, then the reset header of the
+// exhausted dimension. Zero, negative and unparseable values are "no hint".
+func computeWait(h http.Header, mf messageFacts, rl RateLimits, v Verdict, now time.Time) (time.Duration, string) {
+	if s := strings.TrimSpace(h.Get("retry-after-ms")); s != "" {
+		if ms, err := strconv.ParseFloat(s, 64); err == nil && ms > 0 && !math.IsInf(ms, 0) && ms < 1e12 {
+			return time.Duration(ms * float64(time.Millisecond)), "retry-after-ms"
+		}
+	}
+	if s := strings.TrimSpace(h.Get("retry-after")); s != "" {
+		if sec, err := strconv.ParseFloat(s, 64); err == nil {
+			if sec > 0 && !math.IsInf(sec, 0) && sec < 1e9 {
+				return time.Duration(sec * float64(time.Second)), "retry-after"
+			}
+		} else if t, err := http.ParseTime(s); err == nil {
+			ref := now
+			if d, err := http.ParseTime(h.Get("date")); err == nil {
+				ref = d
+			}
+			if d := t.Sub(ref); d > 0 {
+				return d, "retry-after-date"
+			}
+		}
+	}
+	if mf.wait > 0 {
+		return mf.wait, "message"
+	}
+	reqFirst := true
+	switch v {
+	case TPMLimited, TPDLimited:
+		reqFirst = false
+	case RPMLimited, RPDLimited:
+	default:
+		// Other verdicts: whichever dimension the headers show exhausted.
+		switch {
+		case rl.Requests.Known && rl.Requests.Remaining == 0:
+		case rl.Tokens.Known && rl.Tokens.Remaining == 0:
+			reqFirst = false
+		default:
+			return 0, ""
+		}
+	}
+	if reqFirst {
+		if rl.Requests.Known && rl.Requests.Reset > 0 {
+			return rl.Requests.Reset, "reset-requests"
+		}
+	} else if rl.Tokens.Known && rl.Tokens.Reset > 0 {
+		return rl.Tokens.Reset, "reset-tokens"
+	}
+	return 0, ""
+}
+
 // ClassifyTransportError diagnoses an error that prevented any HTTP
-// response (connection refused/reset, EOF, timeout): network_error,
-// retryable.
+// response: connection refused or reset, EOF, a timeout, a DNS failure.
+// The verdict is network_error, retryable (the official SDKs retry these
+// too); a context cancellation is network_error but not retryable. A nil
+// err gives an unknown, non-retryable finding.
 func ClassifyTransportError(err error) Finding {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	_ = errors.Is(err, io.EOF)
-	return Finding{Verdict: NetworkError, Retryable: true, Message: msg, Summary: "network error: " + msg}
-}
-
-// ParseRateLimits reads x-ratelimit-* (OpenAI, Azure, Groq) or
-// anthropic-ratelimit-* headers.
-func ParseRateLimits(h http.Header) RateLimits {
-	var rl RateLimits
-	get := func(k string) string { return strings.TrimSpace(h.Get(k)) }
-	if get("x-ratelimit-limit-requests") != "" || get("x-ratelimit-limit-tokens") != "" {
-		rl.Provider = "openai"
-	}
-	return rl
-}
-
-// ParseDuration parses OpenAI's reset format ("6m0s", "1.5s", "20ms",
-// "23h55m16.126s") or bare seconds ("0.5", "17").
-func ParseDuration(s string) (time.Duration, bool) {
-	d, err := time.ParseDuration(s)
 	if err == nil {
-		return d, true
+		return Finding{Verdict: Unknown, Summary: "no error", Fixes: []Fix{}}
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.Duration(f * float64(time.Second)), true
+	f := Finding{Verdict: NetworkError, Retryable: true, Message: err.Error()}
+	var ne net.Error
+	var dnsErr *net.DNSError
+	kind := "network error"
+	switch {
+	case errors.Is(err, context.Canceled):
+		f.Retryable = false
+		kind = "cancelled"
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		kind = "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		kind = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		kind = "connection reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		kind = "connection closed before a response"
+	case errors.As(err, &dnsErr):
+		kind = "DNS lookup failed"
 	}
-	return 0, false
-}
-
-// ParseSaved reads one or more saved responses.
-func ParseSaved(r io.Reader) ([]Capture, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	return []Capture{{Body: b, Source: "json", Line: 1}}, nil
+	f.Code = strings.ReplaceAll(kind, " ", "_")
+	f.Summary = fmt.Sprintf("%s: no HTTP response (%s)", kind, err.Error())
+	f.Fixes = fixesFor(f)
+	return f
 }

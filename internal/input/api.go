@@ -11,6 +11,7 @@ package input
 
 import (
 	"encoding/json"
+	"io"
 
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/tokens"
@@ -48,7 +49,9 @@ type Request struct {
 	// Raw is the line as written, minus BOM, line ending and trailing
 	// whitespace: what is uploaded or resubmitted.
 	Raw []byte
-	// Model is the body's model, or --model for a line that names none.
+	// Model is the body's model, or --model for a line that names none
+	// (Body then has "model" inserted as its first member; every other
+	// byte is as written).
 	Model      string
 	Resolution models.Resolution
 	Count      tokens.Count
@@ -83,10 +86,26 @@ type Options struct {
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
 	TPMLimit int64
+	// TPMLimitName names TPMLimit in messages, e.g. "--tpm" (default
+	// "the TPM limit"): "... which exceeds --tpm 30,000".
+	TPMLimitName string
+	// Tier, when set ("free", "1".."5") and TPMLimit is 0, makes each
+	// request's limit its model's published TPM at that tier
+	// (models.Model.TierLimits); models without a published TPM are not
+	// checked.
+	Tier string
 	// Workers is the number of counting goroutines (0 = GOMAXPROCS).
 	Workers int
-	// Progress, when set, is called with the number of bytes read so far.
+	// Progress, when set, is called with the number of bytes read so far
+	// (on disk, so compressed bytes for a .gz source), about every MB and
+	// at the end of each source, from one goroutine.
 	Progress func(bytesRead int64)
+	// Stdin is read for the source "-" (nil: "-" is an error).
+	Stdin io.Reader
+	// MaxLineBytes is the longest line held in memory (bytes; 0 =
+	// DefaultMaxLineBytes, 200 MiB). Longer lines are skipped and reported
+	// as line_too_large.
+	MaxLineBytes int
 }
 
 // Summary is what Scan found across all sources.

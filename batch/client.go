@@ -1,0 +1,284 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/api"
+	"github.com/oairl/oairl/internal/exitcode"
+)
+
+// Batch is the part of an OpenAI Batch object oairl uses. Null and empty
+// file ids both read as "" (case B13: go-openai's *string turns an
+// "error_file_id": "" into a non-nil pointer to "", which must not lead to
+// a request for /files//content).
+type Batch struct {
+	ID            string
+	Endpoint      string
+	Status        string
+	InputFileID   string
+	OutputFileID  string
+	ErrorFileID   string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	RequestCounts RequestCounts
+	Errors        []BatchError
+	Metadata      map[string]string
+}
+
+// File is an uploaded file.
+type File struct {
+	ID       string
+	Name     string
+	Bytes    int64
+	Purpose  string
+	Created  time.Time
+	Filename string
+}
+
+// BatchPage is one page of GET /batches.
+type BatchPage struct {
+	Data    []Batch
+	LastID  string
+	HasMore bool
+}
+
+// Client is the slice of the OpenAI API the batch workflow needs: the
+// Files and Batches endpoints. OpenAIClient implements it with go-openai;
+// tests may fake it.
+type Client interface {
+	// UploadFile uploads the local file at path with purpose "batch",
+	// under the name name.
+	UploadFile(ctx context.Context, path, name string) (File, error)
+	// ListFiles lists the organization's files (for crash recovery).
+	ListFiles(ctx context.Context) ([]File, error)
+	// CreateBatch creates a batch (completion window 24h).
+	CreateBatch(ctx context.Context, fileID, endpoint string, metadata map[string]string) (Batch, error)
+	GetBatch(ctx context.Context, id string) (Batch, error)
+	CancelBatch(ctx context.Context, id string) (Batch, error)
+	// ListBatches returns one page of batches, newest first; after is the
+	// cursor ("" for the first page), limit 1–100.
+	ListBatches(ctx context.Context, after string, limit int) (BatchPage, error)
+	// FileContent streams a file's content; the caller closes it.
+	FileContent(ctx context.Context, id string) (io.ReadCloser, error)
+}
+
+// OpenAIClient implements Client with go-openai (api.Client.OpenAI).
+type OpenAIClient struct {
+	C *openai.Client
+}
+
+// NewOpenAIClient wraps an api.Client.
+func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.OpenAI} }
+
+// UploadFile uploads path with go-openai's CreateFile, which streams the
+// file into the multipart body: the shard is held in memory once, not twice
+// (CreateFileBytes would need a second copy).
+func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
+	// go-openai names the multipart part after the *os.File's Name(), so
+	// the file is opened through a link named name when possible.
+	p := path
+	if filepath.Base(path) != name {
+		tmp, err := os.MkdirTemp("", "oairl-upload-")
+		if err == nil {
+			defer os.RemoveAll(tmp)
+			q := filepath.Join(tmp, name)
+			if os.Link(path, q) == nil || os.Symlink(path, q) == nil {
+				p = q
+			}
+		}
+	}
+	f, err := c.C.CreateFile(ctx, openai.FileRequest{FileName: name, FilePath: p, Purpose: string(openai.PurposeBatch)})
+	if err != nil {
+		return File{}, err
+	}
+	return fromOpenAIFile(f), nil
+}
+
+func fromOpenAIFile(f openai.File) File {
+	return File{ID: f.ID, Name: f.FileName, Filename: f.FileName, Bytes: int64(f.Bytes), Purpose: f.Purpose, Created: time.Unix(f.CreatedAt, 0).UTC()}
+}
+
+// ListFiles lists files with go-openai's ListFiles.
+func (c *OpenAIClient) ListFiles(ctx context.Context) ([]File, error) {
+	l, err := c.C.ListFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]File, 0, len(l.Files))
+	for _, f := range l.Files {
+		out = append(out, fromOpenAIFile(f))
+	}
+	return out, nil
+}
+
+// CreateBatch creates a batch with go-openai's CreateBatch.
+func (c *OpenAIClient) CreateBatch(ctx context.Context, fileID, endpoint string, metadata map[string]string) (Batch, error) {
+	md := map[string]any{}
+	for k, v := range metadata {
+		md[k] = v
+	}
+	b, err := c.C.CreateBatch(ctx, openai.CreateBatchRequest{
+		InputFileID: fileID, Endpoint: openai.BatchEndpoint(endpoint), CompletionWindow: CompletionWindow, Metadata: md,
+	})
+	if err != nil {
+		return Batch{}, err
+	}
+	return fromOpenAIBatch(b.Batch), nil
+}
+
+// GetBatch retrieves a batch.
+func (c *OpenAIClient) GetBatch(ctx context.Context, id string) (Batch, error) {
+	b, err := c.C.RetrieveBatch(ctx, id)
+	if err != nil {
+		return Batch{}, err
+	}
+	return fromOpenAIBatch(b.Batch), nil
+}
+
+// CancelBatch cancels a batch.
+func (c *OpenAIClient) CancelBatch(ctx context.Context, id string) (Batch, error) {
+	b, err := c.C.CancelBatch(ctx, id)
+	if err != nil {
+		return Batch{}, err
+	}
+	return fromOpenAIBatch(b.Batch), nil
+}
+
+// ListBatches lists one page of batches.
+func (c *OpenAIClient) ListBatches(ctx context.Context, after string, limit int) (BatchPage, error) {
+	var ap *string
+	if after != "" {
+		ap = &after
+	}
+	var lp *int
+	if limit > 0 {
+		lp = &limit
+	}
+	l, err := c.C.ListBatch(ctx, ap, lp)
+	if err != nil {
+		return BatchPage{}, err
+	}
+	p := BatchPage{LastID: l.LastID, HasMore: l.HasMore}
+	for _, b := range l.Data {
+		p.Data = append(p.Data, fromOpenAIBatch(b))
+	}
+	if p.LastID == "" && len(p.Data) > 0 {
+		p.LastID = p.Data[len(p.Data)-1].ID
+	}
+	return p, nil
+}
+
+// FileContent streams a file's content.
+func (c *OpenAIClient) FileContent(ctx context.Context, id string) (io.ReadCloser, error) {
+	if id == "" {
+		return nil, errors.New("empty file id")
+	}
+	r, err := c.C.GetFileContent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadCloser, nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func unixTime(p *int) time.Time {
+	if p == nil || *p == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(*p), 0).UTC()
+}
+
+func fromOpenAIBatch(b openai.Batch) Batch {
+	out := Batch{
+		ID: b.ID, Endpoint: string(b.Endpoint), Status: b.Status, InputFileID: b.InputFileID,
+		OutputFileID: str(b.OutputFileID), ErrorFileID: str(b.ErrorFileID),
+		ExpiresAt: unixTime(b.ExpiresAt),
+		RequestCounts: RequestCounts{
+			Total: b.RequestCounts.Total, Completed: b.RequestCounts.Completed, Failed: b.RequestCounts.Failed,
+		},
+	}
+	if b.CreatedAt != 0 {
+		out.CreatedAt = time.Unix(int64(b.CreatedAt), 0).UTC()
+	}
+	if b.Errors != nil {
+		for _, e := range b.Errors.Data {
+			out.Errors = append(out.Errors, BatchError{Code: e.Code, Message: e.Message, Line: e.Line})
+		}
+	}
+	if len(b.Metadata) > 0 {
+		out.Metadata = map[string]string{}
+		for k, v := range b.Metadata {
+			if s, ok := v.(string); ok {
+				out.Metadata[k] = s
+			} else {
+				out.Metadata[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return out
+}
+
+// Classify diagnoses an API error with the diagnose classifier: go-openai's
+// *APIError / *RequestError give the status and error envelope; any other
+// error (connection refused, reset, timeout) is a retryable network error.
+func Classify(err error, now time.Time) diagnose.Finding {
+	status, code, typ, msg, ok := api.APIError(err)
+	if !ok || status == 0 {
+		var re *openai.RequestError
+		if errors.As(err, &re) && len(re.Body) > 0 {
+			return diagnose.Classify(re.HTTPStatusCode, http.Header{}, re.Body, now)
+		}
+		return diagnose.Finding{Verdict: diagnose.NetworkError, Retryable: true, Message: err.Error(), Summary: "network error"}
+	}
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": nullable(code)}})
+	var re *openai.RequestError
+	if errors.As(err, &re) && len(re.Body) > 0 {
+		body = re.Body
+	}
+	return diagnose.Classify(status, http.Header{}, body, now)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// APIErr wraps an API error with the exit code its diagnosis implies
+// (auth 4, quota 5, batch queue full 6, else 1), keeping the message.
+func APIErr(what string, err error, now time.Time) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitcode.New(exitcode.Interrupted, fmt.Errorf("%s: interrupted", what))
+	}
+	var ee *exitcode.Error
+	if errors.As(err, &ee) {
+		return err
+	}
+	f := Classify(err, now)
+	code := f.ExitCode()
+	if f.Verdict == diagnose.BatchQueueFull {
+		code = exitcode.RateLimited
+	}
+	return exitcode.New(code, fmt.Errorf("%s: %w", what, err))
+}

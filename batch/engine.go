@@ -1,0 +1,566 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
+)
+
+// Polling defaults. A batch takes minutes to hours (its window is 24 h), so
+// polling every few seconds only burns requests: the interval starts at
+// DefaultPollInterval, grows by half while nothing changes, up to
+// DefaultMaxPollInterval, and drops back when something changes.
+const (
+	DefaultPollInterval    = 15 * time.Second
+	DefaultMaxPollInterval = 2 * time.Minute
+	// maxListPages caps the pages read from GET /batches when looking for
+	// a job's batches after a crash (100 per page): has_more is never
+	// followed blindly.
+	maxListPages = 20
+)
+
+// Until says when Run returns.
+type Until int
+
+const (
+	// UntilSubmitted: every shard has a batch that has left validating
+	// (in_progress or later). Shards waiting for room in the enqueued-token
+	// queue are waited for.
+	UntilSubmitted Until = iota
+	// UntilDone: every shard is terminal (completed, failed, expired,
+	// cancelled), with token_limit_exceeded failures resubmitted.
+	UntilDone
+)
+
+// ErrTimeout is returned by Run when the deadline passes first; it carries
+// exit code 8 (pending).
+var ErrTimeout = errors.New("timed out while batches are still pending")
+
+// Hooks let tests inject crashes: a hook returning an error stops Run at
+// that point, after the API call and before the state is saved (the worst
+// moment for a crash).
+type Hooks struct {
+	AfterUpload func(s *Shard) error
+	AfterCreate func(s *Shard) error
+}
+
+// RunOptions configure Run.
+type RunOptions struct {
+	Client Client
+	Clock  clock.Clock
+	// Log receives one plain line per status change ("batch_abc
+	// in_progress 120/500") and notes (queue waits, retries); nil for none.
+	Log io.Writer
+	// Progress, when set, is called after each poll with the requests done
+	// (completed + failed) and the total across all shards.
+	Progress func(done, total int)
+	// PollInterval is the first (and minimum) wait between polls;
+	// MaxPollInterval the longest. Defaults: DefaultPollInterval,
+	// DefaultMaxPollInterval (never below PollInterval).
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+	// Deadline, when non-zero, is the clock time after which Run returns
+	// ErrTimeout (batch wait --timeout).
+	Deadline time.Time
+	// Until is when Run returns (UntilSubmitted by default).
+	Until Until
+	Hooks Hooks
+}
+
+type runner struct {
+	RunOptions
+	job       *Job
+	recovered bool
+	// apiErrs counts consecutive transient API errors (for backoff).
+	apiErrs int
+}
+
+// Run drives job until the until condition holds: it uploads and creates
+// the batches of pending shards as the enqueued-token queue of their model
+// allows, polls the others, resubmits shards that failed with
+// token_limit_exceeded after a backoff, and saves the state after every
+// step. Transient API errors (network, 5xx, rate limits) are retried with
+// backoff; auth and quota errors stop it with exit codes 4 and 5. A
+// cancelled ctx returns exit code 130 with the state saved.
+func Run(ctx context.Context, job *Job, opts RunOptions) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.MaxPollInterval <= 0 {
+		opts.MaxPollInterval = DefaultMaxPollInterval
+	}
+	if opts.MaxPollInterval < opts.PollInterval {
+		opts.MaxPollInterval = opts.PollInterval
+	}
+	r := &runner{RunOptions: opts, job: job}
+	return r.run(ctx)
+}
+
+func (r *runner) logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format+"\n", args...)
+	}
+}
+
+func (r *runner) save() error { return r.job.Save(r.Clock.Now()) }
+
+func (r *runner) run(ctx context.Context) error {
+	interval := r.PollInterval
+	for {
+		if err := ctx.Err(); err != nil {
+			return r.interrupted()
+		}
+		changed := false
+		if !r.recovered {
+			if err := r.recover(ctx); err != nil {
+				return err
+			}
+			r.recovered = true
+		}
+		c, err := r.submitReady(ctx)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+		c, err = r.poll(ctx)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+		if err := r.save(); err != nil {
+			return err
+		}
+		if r.Progress != nil {
+			cnt := r.job.Counts()
+			r.Progress(cnt.Completed+cnt.Failed, cnt.Total)
+		}
+		if r.reached(r.Until) {
+			return nil
+		}
+		now := r.Clock.Now()
+		if !r.Deadline.IsZero() && !now.Before(r.Deadline) {
+			return exitcode.New(exitcode.Pending, ErrTimeout)
+		}
+		if changed {
+			interval = r.PollInterval
+		}
+		wait := interval
+		if next := r.nextRetry(); !next.IsZero() && next.Sub(now) < wait && next.After(now) {
+			wait = next.Sub(now)
+		}
+		if !r.Deadline.IsZero() && r.Deadline.Sub(now) < wait {
+			wait = r.Deadline.Sub(now)
+		}
+		if err := r.Clock.Sleep(ctx, wait); err != nil {
+			return r.interrupted()
+		}
+		if !changed {
+			interval = interval * 3 / 2
+			if interval > r.MaxPollInterval {
+				interval = r.MaxPollInterval
+			}
+		}
+	}
+}
+
+func (r *runner) interrupted() error {
+	_ = r.save()
+	return exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted; state saved in %s: rerun the same command to resume", r.job.Path()))
+}
+
+// reached reports whether the mode's condition holds.
+func (r *runner) reached(u Until) bool {
+	for _, s := range r.job.Shards {
+		switch u {
+		case UntilDone:
+			if !Terminal(s.Status) {
+				return false
+			}
+		case UntilSubmitted:
+			switch s.Status {
+			case StatusPending, StatusUploading, StatusUploaded, StatusCreating, StatusValidating:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r *runner) nextRetry() time.Time {
+	var t time.Time
+	for _, s := range r.job.Shards {
+		if s.Status == StatusPending || s.Status == StatusUploaded {
+			if !s.RetryAt.IsZero() && (t.IsZero() || s.RetryAt.Before(t)) {
+				t = s.RetryAt
+			}
+		}
+	}
+	return t
+}
+
+// queued returns the enqueued tokens of model held by this job's shards.
+func (r *runner) queued(model string) int64 {
+	var n int64
+	for _, s := range r.job.Shards {
+		if s.Model == model && Queued(s.Status) {
+			n += s.Tokens
+		}
+	}
+	return n
+}
+
+// transient handles an API error: a retryable one is logged and swallowed
+// (the loop retries after its interval); others stop the run with their
+// exit code.
+func (r *runner) transient(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return r.interrupted()
+	}
+	f := Classify(err, r.Clock.Now())
+	if f.Retryable && f.Verdict != diagnose.QuotaExhausted && f.Verdict != diagnose.AuthFailed {
+		r.apiErrs++
+		r.logf("%s: %s (%s); will retry", what, oneLine(err), f.Verdict)
+		return nil
+	}
+	return APIErr(what, err, r.Clock.Now())
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// uploadName is the file name a shard is uploaded under: it names the job
+// and shard, so a rerun after a crash can find the file again.
+func uploadName(job *Job, s *Shard) string {
+	return fmt.Sprintf("oairl-%s-shard-%03d.jsonl", job.ID, s.Index)
+}
+
+// recover finds what a crashed earlier run left behind: files uploaded
+// but not recorded (status uploading) and batches created but not recorded
+// (status creating), and batches of this job created by a run whose state
+// was lost. It lists files and batches at most once per run.
+func (r *runner) recover(ctx context.Context) error {
+	needFiles, needBatches := false, false
+	for _, s := range r.job.Shards {
+		if s.Status == StatusUploading {
+			needFiles = true
+		}
+		if s.BatchID == "" && !Terminal(s.Status) {
+			needBatches = true
+		}
+	}
+	if needBatches {
+		found, err := r.findBatches(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range r.job.Shards {
+			if s.BatchID != "" || Terminal(s.Status) {
+				continue
+			}
+			bs := found[s.Index]
+			sort.Slice(bs, func(a, b int) bool { return attemptOf(bs[a]) < attemptOf(bs[b]) })
+			for _, b := range bs {
+				if a := attemptOf(b); a > s.Attempt {
+					s.Attempt = a
+				}
+				if b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded) {
+					if !contains(s.FailedBatches, b.ID) {
+						s.FailedBatches = append(s.FailedBatches, b.ID)
+					}
+					continue
+				}
+				r.logf("shard %d: found batch %s (%s) created before an interruption; reusing it", s.Index, b.ID, b.Status)
+				r.apply(s, b)
+			}
+			if s.BatchID == "" && s.Status == StatusCreating {
+				s.Status = StatusUploaded // the create never happened
+			}
+		}
+	}
+	if needFiles {
+		files, err := r.Client.ListFiles(ctx)
+		if err != nil {
+			if e := r.transient("listing files", err); e != nil {
+				return e
+			}
+		}
+		for _, s := range r.job.Shards {
+			if s.Status != StatusUploading {
+				continue
+			}
+			s.Status = StatusPending
+			name := uploadName(r.job, s)
+			for _, f := range files {
+				if f.Filename == name && (f.Bytes == 0 || f.Bytes == s.Bytes) {
+					s.FileID, s.Status = f.ID, StatusUploaded
+					r.logf("shard %d: found file %s uploaded before an interruption; reusing it", s.Index, f.ID)
+					break
+				}
+			}
+		}
+	}
+	return r.save()
+}
+
+func attemptOf(b Batch) int {
+	n, _ := strconv.Atoi(b.Metadata[MetaAttempt])
+	return n
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasCode(errs []BatchError, code string) bool {
+	for _, e := range errs {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// findBatches lists batches (newest first, capped at maxListPages pages)
+// and returns this job's, by shard index.
+func (r *runner) findBatches(ctx context.Context) (map[int][]Batch, error) {
+	out := map[int][]Batch{}
+	after := ""
+	for page := 0; page < maxListPages; page++ {
+		p, err := r.Client.ListBatches(ctx, after, 100)
+		if err != nil {
+			return out, APIErr("listing batches", err, r.Clock.Now())
+		}
+		for _, b := range p.Data {
+			if b.Metadata[MetaJob] != r.job.ID {
+				continue
+			}
+			k, err := strconv.Atoi(b.Metadata[MetaShard])
+			if err != nil {
+				continue
+			}
+			out[k] = append(out[k], b)
+		}
+		if !p.HasMore || p.LastID == "" || p.LastID == after {
+			break
+		}
+		after = p.LastID
+	}
+	return out, nil
+}
+
+// apply records a batch's state on its shard.
+func (r *runner) apply(s *Shard, b Batch) {
+	s.BatchID = b.ID
+	if b.InputFileID != "" {
+		s.FileID = b.InputFileID
+	}
+	s.Status = b.Status
+	s.RequestCounts = b.RequestCounts
+	s.OutputFileID, s.ErrorFileID = b.OutputFileID, b.ErrorFileID
+	s.Errors = b.Errors
+	if !b.CreatedAt.IsZero() {
+		s.CreatedAt = b.CreatedAt
+	}
+	if !b.ExpiresAt.IsZero() {
+		s.ExpiresAt = b.ExpiresAt
+	}
+}
+
+// submitReady uploads and creates the batches of pending shards, in index
+// order, as far as each model's enqueued-token queue allows.
+func (r *runner) submitReady(ctx context.Context) (bool, error) {
+	changed := false
+	now := r.Clock.Now()
+	blocked := map[string]bool{} // keep a model's shards in order
+	for _, s := range r.job.Shards {
+		if s.Status != StatusPending && s.Status != StatusUploaded {
+			continue
+		}
+		if blocked[s.Model] {
+			continue
+		}
+		if !s.RetryAt.IsZero() && now.Before(s.RetryAt) {
+			blocked[s.Model] = true
+			continue
+		}
+		limit := r.job.QueueLimits[s.Model]
+		if q := r.queued(s.Model); limit > 0 && q > 0 && q+s.Tokens > limit {
+			blocked[s.Model] = true
+			r.logf("shard %d: waiting for room in the %s batch queue (%d + %d > %d enqueued tokens)", s.Index, s.Model, q, s.Tokens, limit)
+			continue
+		}
+		ok, err := r.submit(ctx, s)
+		if err != nil {
+			return changed, err
+		}
+		if !ok {
+			return changed, nil // transient error: retry after the interval
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// submit uploads shard s (if needed) and creates its batch. It returns
+// false without an error when a transient API error should be retried.
+func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
+	if s.FileID == "" {
+		s.Status = StatusUploading
+		if err := r.save(); err != nil {
+			return false, err
+		}
+		f, err := r.Client.UploadFile(ctx, r.job.ShardPath(s), uploadName(r.job, s))
+		if err != nil {
+			s.Status = StatusPending
+			return false, r.transient(fmt.Sprintf("shard %d: uploading %s", s.Index, r.job.ShardPath(s)), err)
+		}
+		s.FileID = f.ID
+		if h := r.Hooks.AfterUpload; h != nil {
+			if err := h(s); err != nil {
+				s.FileID = ""
+				return false, err
+			}
+		}
+		s.Status = StatusUploaded
+		if err := r.save(); err != nil {
+			return false, err
+		}
+	}
+	s.Attempt++
+	s.Status = StatusCreating
+	if err := r.save(); err != nil {
+		return false, err
+	}
+	md := map[string]string{}
+	for k, v := range r.job.Metadata {
+		md[k] = v
+	}
+	md[MetaJob] = r.job.ID
+	md[MetaShard] = strconv.Itoa(s.Index)
+	md[MetaInputSHA256] = r.job.InputSHA256
+	md[MetaAttempt] = strconv.Itoa(s.Attempt)
+	b, err := r.Client.CreateBatch(ctx, s.FileID, s.Endpoint, md)
+	if err != nil {
+		s.Status = StatusUploaded
+		s.Attempt--
+		f := Classify(err, r.Clock.Now())
+		if f.Verdict == diagnose.BatchQueueFull {
+			r.queueFull(s, "", f.Message)
+			return true, nil
+		}
+		return false, r.transient(fmt.Sprintf("shard %d: creating batch for %s", s.Index, s.FileID), err)
+	}
+	if h := r.Hooks.AfterCreate; h != nil {
+		if err := h(s); err != nil {
+			return false, err
+		}
+	}
+	r.apply(s, b)
+	r.logStatus(s)
+	return true, r.save()
+}
+
+// queueFull schedules shard s for resubmission after the enqueued-token
+// limit refused it (never reported as lost).
+func (r *runner) queueFull(s *Shard, batchID, msg string) {
+	if batchID != "" && !contains(s.FailedBatches, batchID) {
+		s.FailedBatches = append(s.FailedBatches, batchID)
+	}
+	wait := queueBackoff(len(s.FailedBatches) + 1)
+	s.RetryAt = r.Clock.Now().Add(wait)
+	s.BatchID = ""
+	s.Status = StatusUploaded
+	s.RequestCounts = RequestCounts{}
+	s.Errors = nil
+	var others []string
+	for _, o := range r.job.Shards {
+		if o != s && o.Model == s.Model && Queued(o.Status) && o.BatchID != "" {
+			others = append(others, fmt.Sprintf("%s (%s, %d/%d)", o.BatchID, o.Status, o.RequestCounts.Completed+o.RequestCounts.Failed, o.RequestCounts.Total))
+		}
+	}
+	id := batchID
+	if id == "" {
+		id = "create"
+	}
+	line := fmt.Sprintf("%s token_limit_exceeded: enqueued-token limit for %s reached; shard %d (~%d tokens, file %s) will be resubmitted in %s",
+		id, s.Model, s.Index, s.Tokens, s.FileID, wait)
+	if len(others) > 0 {
+		line += "; still queued: " + strings.Join(others, ", ")
+	}
+	if msg != "" {
+		line += " (server: " + msg + ")"
+	}
+	r.logf("%s", line)
+}
+
+func (r *runner) logStatus(s *Shard) {
+	c := s.RequestCounts
+	r.logf("%s %s %d/%d", s.BatchID, s.Status, c.Completed+c.Failed, c.Total)
+}
+
+// poll retrieves every shard whose batch is not terminal.
+func (r *runner) poll(ctx context.Context) (bool, error) {
+	changed := false
+	for _, s := range r.job.Shards {
+		if s.BatchID == "" || Terminal(s.Status) {
+			continue
+		}
+		b, err := r.Client.GetBatch(ctx, s.BatchID)
+		if err != nil {
+			if e := r.transient("polling "+s.BatchID, err); e != nil {
+				return changed, e
+			}
+			return changed, nil
+		}
+		r.apiErrs = 0
+		before, beforeCounts := s.Status, s.RequestCounts
+		if b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded) {
+			msg := ""
+			for _, e := range b.Errors {
+				if e.Code == CodeTokenLimitExceeded {
+					msg = e.Message
+				}
+			}
+			r.queueFull(s, b.ID, msg)
+			changed = true
+			continue
+		}
+		r.apply(s, b)
+		if s.Status != before || s.RequestCounts != beforeCounts {
+			changed = true
+			r.logStatus(s)
+			if s.Status == StatusFailed {
+				for _, e := range s.Errors {
+					line := ""
+					if e.Line != nil {
+						line = fmt.Sprintf(" (shard %s line %d)", s.File, *e.Line)
+					}
+					r.logf("%s failed: %s: %s%s", s.BatchID, e.Code, e.Message, line)
+				}
+			}
+		}
+	}
+	return changed, nil
+}

@@ -1,0 +1,384 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
+)
+
+// testScale makes the fake batches' minutes take milliseconds.
+const testScale = 2000
+
+// newTestJob splits n tiny requests for model into shards of perShard,
+// each request counting tokensPerLine enqueued tokens, and saves the job
+// in a temporary state file.
+func newTestJob(t *testing.T, n, perShard int, model string, tokensPerLine, queueLimit int64) *Job {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "job.json")
+	sp, err := NewSplitter(SplitOptions{Dir: ShardDirFor(path), MaxRequests: perShard, QueueLimit: func(string) int64 { return queueLimit }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		raw := fmt.Sprintf(`{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":%q,"messages":[{"role":"user","content":"q%d"}],"max_tokens":5}}`, i, model, i)
+		if err := sp.Add(Line{File: "in.jsonl", Line: i + 1, CustomID: fmt.Sprintf("r%d", i), URL: "/v1/chat/completions", Model: model, Tokens: tokensPerLine, Raw: []byte(raw)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shards, cnt, sha, err := sp.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Job{ID: JobID(sha), InputSHA256: sha, Endpoint: "/v1/chat/completions", Requests: cnt, Shards: shards,
+		QueueLimits: map[string]int64{}, path: path}
+	if queueLimit > 0 {
+		j.QueueLimits[model] = queueLimit
+	}
+	if err := j.Save(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runOpts(api *fakeAPI, clk clock.Clock, log *syncBuf) RunOptions {
+	return RunOptions{Client: api, Clock: clk, Log: log, PollInterval: time.Second, MaxPollInterval: 5 * time.Second, Until: UntilDone}
+}
+
+func assertOneBatchPerShard(t *testing.T, api *fakeAPI, j *Job) {
+	t.Helper()
+	by := api.batchesByShard(j.ID)
+	for _, s := range j.Shards {
+		if len(by[s.Index]) != 1 {
+			t.Errorf("shard %d has %d batches: %v", s.Index, len(by[s.Index]), by[s.Index])
+		}
+	}
+}
+
+// A file over the enqueued-token limit is queued shard by shard: never
+// more queued than the limit, no token_limit_exceeded, all complete.
+func TestRun_QueuesShardByShard(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	api.queueLimit = 2500
+	j := newTestJob(t, 50, 10, "gpt-4o", 100, 2500) // 5 shards of 1,000 tokens
+	if len(j.Shards) != 5 {
+		t.Fatalf("%d shards, want 5", len(j.Shards))
+	}
+	log := &syncBuf{}
+	if err := Run(context.Background(), j, runOpts(api, clk, log)); err != nil {
+		t.Fatalf("run: %v\n%s", err, log)
+	}
+	for _, s := range j.Shards {
+		if s.Status != StatusCompleted || s.RequestCounts.Completed != 10 || len(s.FailedBatches) > 0 {
+			t.Errorf("shard %d: %s %+v failed=%v", s.Index, s.Status, s.RequestCounts, s.FailedBatches)
+		}
+	}
+	if strings.Contains(log.String(), CodeTokenLimitExceeded) {
+		t.Errorf("the queue overflowed:\n%s", log)
+	}
+	if !strings.Contains(log.String(), "waiting for room in the gpt-4o batch queue") {
+		t.Errorf("no shard waited for the queue:\n%s", log)
+	}
+	assertOneBatchPerShard(t, api, j)
+	// The state on disk says the same.
+	d, err := LoadJob(j.Path())
+	if err != nil || !d.Done() {
+		t.Errorf("saved state not done: %v", err)
+	}
+}
+
+// B10: the batch is accepted, then fails with token_limit_exceeded because
+// another tool's batch holds the queue. The shard is resubmitted after a
+// backoff (no hot loop), never reported lost, and completes.
+func TestRun_B10_TokenLimitExceededResubmits(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	api.queueLimit = 2500
+	api.external["gpt-4o"] = 2000 // another tool's in-progress batch
+	start := clk.Now()
+	j := newTestJob(t, 10, 10, "gpt-4o", 100, 0) // 1,000 tokens; limit unknown locally
+	log := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // the other batch finishes after 3 minutes
+		clk.Sleep(ctx, 3*time.Minute)
+		api.mu.Lock()
+		api.external["gpt-4o"] = 0
+		api.mu.Unlock()
+	}()
+	if err := Run(ctx, j, runOpts(api, clk, log)); err != nil {
+		t.Fatalf("run: %v\n%s", err, log)
+	}
+	s := j.Shards[0]
+	if s.Status != StatusCompleted || len(s.FailedBatches) == 0 {
+		t.Fatalf("shard: %s failed=%v\n%s", s.Status, s.FailedBatches, log)
+	}
+	if !strings.Contains(log.String(), "token_limit_exceeded: enqueued-token limit for gpt-4o reached") {
+		t.Errorf("log does not explain the queue:\n%s", log)
+	}
+	// No hot loop: creates are spaced by the backoff (≥ 1 min, doubling),
+	// so within ~4 minutes there are at most 4 of them.
+	elapsed := clk.Now().Sub(start)
+	if api.creates > 1+int(elapsed/QueueRetryMin) || api.creates > 4 {
+		t.Errorf("%d creates in %s: resubmitted too fast", api.creates, elapsed)
+	}
+	if s.Attempt != api.creates {
+		t.Errorf("attempt %d, creates %d", s.Attempt, api.creates)
+	}
+}
+
+var errCrash = errors.New("injected crash")
+
+// A crash after the upload and one after the create, each followed by a
+// rerun from the saved state: no duplicate file upload, no duplicate batch.
+func TestRun_CrashAndResume(t *testing.T) {
+	for _, where := range []string{"after-upload", "after-create"} {
+		t.Run(where, func(t *testing.T) {
+			clk := clock.Scaled(testScale)
+			api := newFakeAPI(clk)
+			j := newTestJob(t, 30, 10, "gpt-4o-mini", 10, 0)
+			opts := runOpts(api, clk, &syncBuf{})
+			crash := func(s *Shard) error {
+				if s.Index == 1 {
+					return errCrash
+				}
+				return nil
+			}
+			if where == "after-upload" {
+				opts.Hooks.AfterUpload = crash
+			} else {
+				opts.Hooks.AfterCreate = crash
+			}
+			if err := Run(context.Background(), j, opts); !errors.Is(err, errCrash) {
+				t.Fatalf("first run: %v, want the crash", err)
+			}
+			// A new process: state from disk, no hooks.
+			j2, err := LoadJob(j.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := &syncBuf{}
+			if err := Run(context.Background(), j2, runOpts(api, clk, log)); err != nil {
+				t.Fatalf("rerun: %v", err)
+			}
+			if !j2.Done() {
+				t.Fatal("not done")
+			}
+			assertOneBatchPerShard(t, api, j2)
+			if api.uploads != 3 {
+				t.Errorf("%d uploads for 3 shards", api.uploads)
+			}
+			if !strings.Contains(log.String(), "reusing it") {
+				t.Errorf("rerun did not say it reused the remote object:\n%s", log)
+			}
+			// A third run of a finished job creates nothing.
+			before := api.creates
+			if err := Run(context.Background(), j2, runOpts(api, clk, &syncBuf{})); err != nil || api.creates != before {
+				t.Errorf("third run: %v, creates %d → %d", err, before, api.creates)
+			}
+		})
+	}
+}
+
+// The state file lost entirely (e.g. a new machine): a rerun of the same
+// job finds the batches by metadata and creates none.
+func TestRun_LostStateFindsBatchesByMetadata(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 20, 10, "gpt-4o-mini", 10, 0)
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Until = UntilSubmitted
+	if err := Run(context.Background(), j, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range j.Shards { // forget everything remote
+		s.Status, s.BatchID, s.FileID, s.Attempt = StatusPending, "", "", 0
+	}
+	if err := Run(context.Background(), j, runOpts(api, clk, &syncBuf{})); err != nil {
+		t.Fatal(err)
+	}
+	assertOneBatchPerShard(t, api, j)
+}
+
+// UntilSubmitted returns only once every batch has left validating.
+func TestRun_UntilSubmitted(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 20, 10, "gpt-4o-mini", 10, 0)
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Until = UntilSubmitted
+	if err := Run(context.Background(), j, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range j.Shards {
+		if s.BatchID == "" || s.Status == StatusValidating {
+			t.Errorf("shard %d: %q %s", s.Index, s.BatchID, s.Status)
+		}
+	}
+}
+
+// Transient API errors are survived; auth and quota stop with 4 and 5.
+func TestRun_APIErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"server error", &openai.APIError{HTTPStatusCode: 500, Type: "server_error", Message: "boom"}, 0},
+		{"network", errors.New("connection reset by peer"), 0},
+		{"auth", &openai.APIError{HTTPStatusCode: 401, Code: "invalid_api_key", Type: "invalid_request_error", Message: "Incorrect API key provided"}, exitcode.Auth},
+		{"quota", &openai.APIError{HTTPStatusCode: 429, Code: "insufficient_quota", Type: "insufficient_quota", Message: "You exceeded your current quota"}, exitcode.Quota},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := clock.Scaled(testScale)
+			api := newFakeAPI(clk)
+			api.failGet, api.failGetErr = 3, c.err
+			j := newTestJob(t, 5, 10, "gpt-4o-mini", 10, 0)
+			log := &syncBuf{}
+			err := Run(context.Background(), j, runOpts(api, clk, log))
+			if got := exitcode.Of(err); got != c.want {
+				t.Fatalf("exit %d (%v), want %d\n%s", got, err, c.want, log)
+			}
+			if c.want == 0 && (!j.Done() || !strings.Contains(log.String(), "will retry")) {
+				t.Errorf("done=%v log:\n%s", j.Done(), log)
+			}
+		})
+	}
+}
+
+// --timeout: exit 8 while batches are still running, state saved.
+func TestRun_Timeout(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 5, 10, "gpt-4o-mini", 10, 0)
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Deadline = clk.Now().Add(20 * time.Second)
+	err := Run(context.Background(), j, opts)
+	if exitcode.Of(err) != exitcode.Pending {
+		t.Fatalf("exit %d (%v), want 8", exitcode.Of(err), err)
+	}
+	if j.Shards[0].BatchID == "" {
+		t.Error("no batch created before the timeout")
+	}
+}
+
+// Cancelling the context returns 130 with the state saved.
+func TestRun_Interrupted(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 5, 10, "gpt-4o-mini", 10, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { clk.Sleep(context.Background(), 20*time.Second); cancel() }()
+	err := Run(ctx, j, runOpts(api, clk, &syncBuf{}))
+	if exitcode.Of(err) != exitcode.Interrupted {
+		t.Fatalf("exit %d (%v), want 130", exitcode.Of(err), err)
+	}
+	d, _ := LoadJob(j.Path())
+	if d.Shards[0].BatchID == "" {
+		t.Error("state not saved")
+	}
+}
+
+// An expired shard: its missing lines get batch_expired and land in the
+// retry file as input lines; every custom_id appears once, in input order.
+func TestResults_ExpiredShard(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	api.expireAfter = 30 * time.Second
+	api.failCustomIDs = map[string]bool{"r1": true}
+	j := newTestJob(t, 40, 20, "gpt-4o", 10, 0)
+	if err := Run(context.Background(), j, runOpts(api, clk, &syncBuf{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range j.Shards {
+		if s.Status != StatusExpired {
+			t.Fatalf("shard %d: %s, want expired", s.Index, s.Status)
+		}
+	}
+	dir := t.TempDir()
+	opts := ResultsOptions{Client: api, Out: filepath.Join(dir, "results.jsonl"), Failed: filepath.Join(dir, "retry.jsonl")}
+	s, err := Results(context.Background(), j, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readJSONL(t, opts.Out)
+	if len(out) != 40 {
+		t.Fatalf("%d result lines, want 40", len(out))
+	}
+	for i, l := range out {
+		if l["custom_id"] != fmt.Sprintf("r%d", i) {
+			t.Fatalf("line %d is %v: not in input order", i, l["custom_id"])
+		}
+	}
+	// Each shard of 20 expired with its first 10 done; r1 failed.
+	if s.Succeeded != 19 || s.FailedByCode[CodeBatchExpired] != 20 || s.FailedByCode["context_length_exceeded"] != 1 {
+		t.Errorf("summary %+v", s)
+	}
+	retry := readJSONL(t, opts.Failed)
+	if len(retry) != 21 || retry[0]["custom_id"] != "r1" || retry[1]["custom_id"] != "r10" || retry[0]["body"] == nil {
+		t.Errorf("retry has %d lines, first %v", len(retry), retry[0])
+	}
+}
+
+// results on a job that is still running: exit 8, no file written.
+func TestResults_Pending(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	j := newTestJob(t, 5, 10, "gpt-4o", 10, 0)
+	out := filepath.Join(t.TempDir(), "r.jsonl")
+	_, err := Results(context.Background(), j, nil, ResultsOptions{Client: newFakeAPI(clk), Out: out})
+	if exitcode.Of(err) != exitcode.Pending {
+		t.Fatalf("exit %d, want 8", exitcode.Of(err))
+	}
+}
+
+// cancel: running batches are cancelled, unsubmitted shards marked so.
+func TestCancel(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	api.queueLimit = 1000
+	j := newTestJob(t, 20, 10, "gpt-4o", 100, 1000) // 2 shards; the second waits for the queue
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Until = UntilSubmitted
+	opts.Deadline = clk.Now().Add(30 * time.Second)
+	_ = Run(context.Background(), j, opts)
+	ids, err := Cancel(context.Background(), j, api, clk.Now(), nil)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("cancel: %v %v", ids, err)
+	}
+	if j.Shards[1].Status != StatusCancelled {
+		t.Errorf("unsubmitted shard: %s", j.Shards[1].Status)
+	}
+	if err := Run(context.Background(), j, runOpts(api, clk, &syncBuf{})); err != nil {
+		t.Fatal(err)
+	}
+	if j.Shards[0].Status != StatusCancelled || api.creates != 1 {
+		t.Errorf("after wait: %s, creates %d", j.Shards[0].Status, api.creates)
+	}
+}

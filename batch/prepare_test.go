@@ -1,0 +1,274 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/tokens"
+)
+
+const casesDir = "/work/shared/cases/inputs"
+
+// caseFile returns a case input, copied into testdata when present there,
+// else from the shared cases folder; the test is skipped when neither has it.
+func caseFile(t testing.TB, name string) string {
+	t.Helper()
+	for _, p := range []string{filepath.Join("testdata", "cases", name), filepath.Join(casesDir, name)} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skipf("case input %s not available", name)
+	return ""
+}
+
+func scanOpts() input.Options {
+	reg := models.Default()
+	return input.Options{Registry: reg, Counter: tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: 16})}
+}
+
+type prepared struct {
+	res      *PrepareResult
+	err      error
+	problems []input.Problem
+	dir      string
+}
+
+func prepare(t *testing.T, path string, mod func(*PrepareOptions)) prepared {
+	t.Helper()
+	dir := t.TempDir()
+	var pr prepared
+	pr.dir = dir
+	o := PrepareOptions{
+		Sources: []input.Source{{Name: path}}, Scan: scanOpts(), StateDir: dir,
+		Problem: func(p input.Problem) { pr.problems = append(pr.problems, p) },
+		Now:     time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	pr.res, pr.err = Prepare(context.Background(), o)
+	return pr
+}
+
+// nothingLeft asserts no job state and no shard files were kept.
+func nothingLeft(t *testing.T, dir string) {
+	t.Helper()
+	var left []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("files left behind after a refused submit: %v", left)
+	}
+}
+
+func problemAt(ps []input.Problem, line int, code string) bool {
+	for _, p := range ps {
+		if p.Line == line && (code == "" || p.Code == code) && p.Severity == tokens.Error {
+			return true
+		}
+	}
+	return false
+}
+
+// B01: duplicate and empty custom_id are refused before anything is
+// uploaded, every problem reported with its line.
+func TestPrepare_B01_DuplicateCustomID(t *testing.T) {
+	pr := prepare(t, caseFile(t, "B01.jsonl"), nil)
+	if exitcode.Of(pr.err) != exitcode.Input {
+		t.Fatalf("exit code = %d (%v), want 3", exitcode.Of(pr.err), pr.err)
+	}
+	for _, line := range []int{3, 4, 5} {
+		if !problemAt(pr.problems, line, "") {
+			t.Errorf("no error reported on line %d: %+v", line, pr.problems)
+		}
+	}
+	if pr.res.Invalid != 3 {
+		t.Errorf("invalid = %d, want 3", pr.res.Invalid)
+	}
+	nothingLeft(t, pr.dir)
+}
+
+// B03: wrong url/method, endpoint mismatch: refused, nothing kept.
+func TestPrepare_B03_WrongURL(t *testing.T) {
+	for _, ep := range []string{"", "/v1/chat/completions"} {
+		pr := prepare(t, caseFile(t, "B03.jsonl"), func(o *PrepareOptions) { o.Scan.Endpoint = ep })
+		if exitcode.Of(pr.err) != exitcode.Input {
+			t.Fatalf("endpoint %q: exit code = %d (%v), want 3", ep, exitcode.Of(pr.err), pr.err)
+		}
+		for _, line := range []int{2, 3, 4, 5, 6} {
+			if !problemAt(pr.problems, line, "") {
+				t.Errorf("endpoint %q: no error on line %d", ep, line)
+			}
+		}
+		if problemAt(pr.problems, 1, "") {
+			t.Errorf("endpoint %q: line 1 is valid but got an error", ep)
+		}
+		nothingLeft(t, pr.dir)
+	}
+}
+
+// B08: arrays, scalars and a pretty-printed object: refused, no panic.
+func TestPrepare_B08_NotObjects(t *testing.T) {
+	pr := prepare(t, caseFile(t, "B08.jsonl"), nil)
+	if exitcode.Of(pr.err) != exitcode.Input {
+		t.Fatalf("exit code = %d (%v), want 3", exitcode.Of(pr.err), pr.err)
+	}
+	for _, line := range []int{2, 3, 4, 5} {
+		if !problemAt(pr.problems, line, "") {
+			t.Errorf("no error on line %d", line)
+		}
+	}
+	nothingLeft(t, pr.dir)
+}
+
+// --skip-invalid writes the rejected lines and goes on with the rest.
+func TestPrepare_SkipInvalid(t *testing.T) {
+	var rejected bytes.Buffer
+	pr := prepare(t, caseFile(t, "B01.jsonl"), func(o *PrepareOptions) { o.Rejected = &rejected })
+	if pr.err != nil {
+		t.Fatal(pr.err)
+	}
+	if got := strings.Count(rejected.String(), "\n"); got != 3 {
+		t.Errorf("rejected lines = %d, want 3:\n%s", got, rejected.String())
+	}
+	j := pr.res.Job
+	if j.Requests != 2 || j.Rejected != 3 {
+		t.Errorf("requests/rejected = %d/%d, want 2/3", j.Requests, j.Rejected)
+	}
+	shard, _ := os.ReadFile(j.ShardPath(j.Shards[0]))
+	if !bytes.Contains(shard, []byte(`"req-1"`)) || bytes.Contains(shard, []byte(`"custom_id": ""`)) {
+		t.Errorf("shard holds the wrong lines:\n%s", shard)
+	}
+}
+
+// B06: BOM, CRLF, trailing whitespace and blank lines: 3 requests, and the
+// uploaded copy is normalised (no BOM, LF only, no blank lines), with the
+// JSON strings untouched.
+func TestPrepare_B06_NormalisedCopy(t *testing.T) {
+	path := caseFile(t, "B06.jsonl")
+	pr := prepare(t, path, nil)
+	if pr.err != nil {
+		t.Fatal(pr.err)
+	}
+	j := pr.res.Job
+	if j.Requests != 3 || len(j.Shards) != 1 || j.Shards[0].Requests != 3 {
+		t.Fatalf("requests = %d in %d shards, want 3 in 1", j.Requests, len(j.Shards))
+	}
+	b, err := os.ReadFile(j.ShardPath(j.Shards[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.HasPrefix(b, bom) || bytes.Contains(b, []byte("\r")) || bytes.Contains(b, []byte("\n\n")) {
+		t.Errorf("shard is not normalised: %q", b)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("shard has %d lines, want 3", len(lines))
+	}
+	for i, want := range []string{"w1", "w2", "w3"} {
+		if !strings.Contains(lines[i], `"`+want+`"`) || strings.HasSuffix(lines[i], " ") || strings.HasSuffix(lines[i], "\t") {
+			t.Errorf("line %d = %q", i+1, lines[i])
+		}
+	}
+	orig, _ := os.ReadFile(path)
+	for _, l := range lines { // every uploaded line occurs verbatim in the original
+		if !bytes.Contains(orig, []byte(l)) {
+			t.Errorf("line altered: %q", l)
+		}
+	}
+	// --strict refuses the same file (warnings are errors).
+	pr = prepare(t, path, func(o *PrepareOptions) { o.Strict = true })
+	if exitcode.Of(pr.err) != exitcode.Input {
+		t.Errorf("--strict: exit code %d (%v), want 3", exitcode.Of(pr.err), pr.err)
+	}
+}
+
+// writeLines writes n tiny chat requests (model per line from modelOf).
+func writeLines(t testing.TB, path string, n int, modelOf func(i int) string) {
+	t.Helper()
+	var b bytes.Buffer
+	b.Grow(n * 150)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":%q,"messages":[{"role":"user","content":"hi %d"}],"max_tokens":5}}`+"\n", i, modelOf(i), i)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A 120,000-line file becomes 3 shards under the 50,000-request limit, and
+// the job input iterates every request once, in input order.
+func TestPrepare_120kLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.jsonl")
+	writeLines(t, path, 120_000, func(int) string { return "gpt-4o-mini" })
+	pr := prepare(t, path, nil)
+	if pr.err != nil {
+		t.Fatal(pr.err)
+	}
+	j := pr.res.Job
+	if len(j.Shards) < 3 {
+		t.Fatalf("%d shards, want ≥ 3", len(j.Shards))
+	}
+	total := 0
+	for _, s := range j.Shards {
+		if s.Requests > MaxRequestsPerBatch || s.Bytes > MaxBytesPerBatch {
+			t.Errorf("shard %d: %d requests, %d bytes: over the limits", s.Index, s.Requests, s.Bytes)
+		}
+		total += s.Requests
+	}
+	if total != 120_000 {
+		t.Errorf("shards hold %d requests, want 120000", total)
+	}
+	in, err := OpenJobInput(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for i := 0; ; i++ {
+		l, err := in.Next()
+		if err != nil {
+			if i != 120_000 {
+				t.Fatalf("iterated %d requests, want 120000 (%v)", i, err)
+			}
+			break
+		}
+		if want := fmt.Sprintf("r%d", i); l.CustomID != want {
+			t.Fatalf("request %d is %q, want %q", i, l.CustomID, want)
+		}
+	}
+}
+
+// Same input twice: the second Prepare reuses the job.
+func TestPrepare_SameInputReusesJob(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.jsonl")
+	writeLines(t, path, 10, func(int) string { return "gpt-4o-mini" })
+	state := t.TempDir()
+	o := func(o *PrepareOptions) { o.StateDir = state }
+	a := prepare(t, path, o)
+	b := prepare(t, path, o)
+	if a.err != nil || b.err != nil {
+		t.Fatal(a.err, b.err)
+	}
+	if a.res.Job.ID != b.res.Job.ID || !b.res.Resumed || a.res.Resumed {
+		t.Errorf("ids %s %s, resumed %v %v", a.res.Job.ID, b.res.Job.ID, a.res.Resumed, b.res.Resumed)
+	}
+	jobs, _ := ListJobs(state)
+	if len(jobs) != 1 {
+		t.Errorf("%d jobs in state dir, want 1", len(jobs))
+	}
+}

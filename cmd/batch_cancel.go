@@ -1,0 +1,53 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/batch"
+)
+
+// BatchCancelOptions holds the dependencies and flag values of 'oairl
+// batch cancel'.
+type BatchCancelOptions struct {
+	batchDeps
+	Ref string // JOB or BATCH_ID
+}
+
+func newBatchCancelCmd(f *Factory, runF func(*BatchCancelOptions) error) *cobra.Command {
+	opts := &BatchCancelOptions{batchDeps: newBatchDeps(f)}
+	c := &cobra.Command{
+		Use:   "cancel JOB|BATCH_ID",
+		Short: "Cancel a job's batches (and keep its unsubmitted shards from being submitted)",
+		Long: `Cancel every batch of a job that is not finished yet, and mark its shards
+that were never submitted as cancelled. A batch stays "cancelling" for up
+to 10 minutes; requests it finished are in its output ('oairl batch
+results'), the rest come back as batch_cancelled in --failed.
+
+Prints the ids of the batches asked to cancel, one per line.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return batchCancelRun(c, opts)
+		},
+	}
+	addStateFlag(c, &opts.batchDeps)
+	return c
+}
+
+func batchCancelRun(c *cobra.Command, opts *BatchCancelOptions) error {
+	ctx := c.Context()
+	job, client, err := opts.resolveJob(ctx, opts.Ref)
+	if err != nil {
+		return err
+	}
+	ids, err := batch.Cancel(ctx, job, client, opts.Clock.Now(), opts.logWriter())
+	for _, id := range ids {
+		fmt.Fprintln(opts.IO.Out, id)
+	}
+	return err
+}

@@ -1,0 +1,196 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/input"
+)
+
+// BatchStatusOptions holds the dependencies and flag values of 'oairl
+// batch status'.
+type BatchStatusOptions struct {
+	batchDeps
+	Ref     string // JOB or BATCH_ID ("" = the latest job)
+	Format  string // table (tsv off a TTY) or json
+	Offline bool   // --offline: the saved state, no API call
+}
+
+const batchStatusLong = `Show the shards of a job (default: the latest local job) and their
+batches: status, request counts, created/expires times and errors. The
+batches are retrieved from the API first (--offline shows the saved state).
+
+Output
+  On a terminal: a table. Piped: tab-separated rows, no header, raw
+  integers and RFC 3339 times, columns: shard, batch_id, status, model,
+  completed, failed, total, created_at, expires_at, errors.
+  --format json (--json): one document:
+    id, state_file, input_sha256, endpoint, requests, rejected
+    shards[]  {index, batch_id, file_id, status, model, requests, bytes,
+              tokens (enqueued-token estimate), attempt,
+              request_counts{total, completed, failed}, output_file_id,
+              error_file_id, created_at, expires_at (RFC 3339 or null),
+              errors[{code, message, line}], failed_batches[]}`
+
+func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.Command {
+	opts := &BatchStatusOptions{batchDeps: newBatchDeps(f)}
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status [JOB|BATCH_ID] [flags]",
+		Short: "Show a job's shards and batches: status, request counts, times, errors",
+		Long:  batchStatusLong,
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Ref = args[0]
+			}
+			if asJSON {
+				opts.Format = "json"
+			}
+			if opts.Format != "table" && opts.Format != "json" {
+				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return batchStatusRun(c, opts)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Format, "format", "table", "output format: table (tab-separated when piped), json")
+	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	fl.BoolVar(&opts.Offline, "offline", false, "show the saved state without calling the API")
+	addStateFlag(c, &opts.batchDeps)
+	return c
+}
+
+// Stable JSON shapes of 'batch status --format json'.
+type batchStatusJSON struct {
+	ID          string           `json:"id"`
+	StateFile   string           `json:"state_file"`
+	InputSHA256 string           `json:"input_sha256"`
+	Endpoint    string           `json:"endpoint"`
+	Requests    int              `json:"requests"`
+	Rejected    int              `json:"rejected"`
+	Shards      []batchShardJSON `json:"shards"`
+}
+
+type batchShardJSON struct {
+	Index         int                 `json:"index"`
+	BatchID       string              `json:"batch_id"`
+	FileID        string              `json:"file_id"`
+	Status        string              `json:"status"`
+	Model         string              `json:"model"`
+	Requests      int                 `json:"requests"`
+	Bytes         int64               `json:"bytes"`
+	Tokens        int64               `json:"tokens"`
+	Attempt       int                 `json:"attempt"`
+	RequestCounts batch.RequestCounts `json:"request_counts"`
+	OutputFileID  string              `json:"output_file_id"`
+	ErrorFileID   string              `json:"error_file_id"`
+	CreatedAt     *string             `json:"created_at"`
+	ExpiresAt     *string             `json:"expires_at"`
+	Errors        []batch.BatchError  `json:"errors"`
+	FailedBatches []string            `json:"failed_batches"`
+}
+
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func batchStatusDoc(j *batch.Job) batchStatusJSON {
+	doc := batchStatusJSON{ID: j.ID, StateFile: j.Path(), InputSHA256: j.InputSHA256, Endpoint: j.Endpoint,
+		Requests: j.Requests, Rejected: j.Rejected, Shards: []batchShardJSON{}}
+	for _, s := range j.Shards {
+		sj := batchShardJSON{Index: s.Index, BatchID: s.BatchID, FileID: s.FileID, Status: s.Status, Model: s.Model,
+			Requests: s.Requests, Bytes: s.Bytes, Tokens: s.Tokens, Attempt: s.Attempt, RequestCounts: s.RequestCounts,
+			OutputFileID: s.OutputFileID, ErrorFileID: s.ErrorFileID, CreatedAt: rfc3339(s.CreatedAt), ExpiresAt: rfc3339(s.ExpiresAt),
+			Errors: s.Errors, FailedBatches: s.FailedBatches}
+		if sj.Errors == nil {
+			sj.Errors = []batch.BatchError{}
+		}
+		if sj.FailedBatches == nil {
+			sj.FailedBatches = []string{}
+		}
+		doc.Shards = append(doc.Shards, sj)
+	}
+	return doc
+}
+
+func shardErrors(s *batch.Shard) string {
+	var parts []string
+	for _, e := range s.Errors {
+		p := e.Code
+		if e.Line != nil {
+			p += fmt.Sprintf(" (line %d)", *e.Line)
+		}
+		parts = append(parts, p)
+	}
+	if len(s.FailedBatches) > 0 {
+		parts = append(parts, fmt.Sprintf("%d resubmits after token_limit_exceeded", len(s.FailedBatches)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
+	ctx := c.Context()
+	var job *batch.Job
+	var err error
+	if opts.Offline {
+		job, err = batch.FindJob(opts.stateDir(), opts.State, opts.Ref)
+	} else {
+		var client batch.Client
+		job, client, err = opts.resolveJob(ctx, opts.Ref)
+		if err == nil && job.Path() != "" {
+			err = batch.Refresh(ctx, job, client, opts.Clock.Now())
+		}
+	}
+	if err != nil {
+		return err
+	}
+	ios := opts.IO
+	if opts.Format == "json" {
+		enc := json.NewEncoder(ios.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(batchStatusDoc(job))
+	}
+	tty := ios.IsStdoutTTY()
+	if !tty {
+		for _, s := range job.Shards {
+			rc := s.RequestCounts
+			total := rc.Total
+			if total == 0 {
+				total = s.Requests
+			}
+			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Index, s.BatchID, s.Status, s.Model,
+				rc.Completed, rc.Failed, total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s))
+		}
+		return nil
+	}
+	fmt.Fprintf(ios.Out, "%s  %s requests  %s\n\n", job.ID, input.Thousands(int64(job.Requests)), job.Endpoint)
+	t := batchTable(ios.Out, []string{"SHARD", "BATCH", "STATUS", "MODEL", "DONE", "FAILED", "TOTAL", "CREATED", "EXPIRES", "ERRORS"})
+	for _, s := range job.Shards {
+		rc := s.RequestCounts
+		total := rc.Total
+		if total == 0 {
+			total = s.Requests
+		}
+		id := s.BatchID
+		if id == "" {
+			id = "—"
+		}
+		t.Append([]string{strconv.Itoa(s.Index), id, s.Status, modelOrNone(s.Model), input.Thousands(int64(rc.Completed)),
+			input.Thousands(int64(rc.Failed)), input.Thousands(int64(total)), batchTime(s.CreatedAt, true), batchTime(s.ExpiresAt, true), shardErrors(s)})
+	}
+	return t.Render()
+}

@@ -1,0 +1,335 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/tokens"
+)
+
+// BatchSubmitOptions holds the dependencies and flag values of 'oairl
+// batch submit'.
+type BatchSubmitOptions struct {
+	batchDeps
+	Registry func() (*models.Registry, error)
+
+	Files         []string
+	Endpoint      string        // --endpoint
+	Model         string        // --model: for bare lines that name none
+	AssumeOutput  int64         // --assume-output (tokens)
+	Tier          string        // --tier: free, 1-5
+	EnqueuedLimit int64         // --enqueued-limit (tokens)
+	Wait          bool          // --wait
+	Metadata      []string      // --metadata k=v
+	SkipInvalid   string        // --skip-invalid FILE
+	DryRun        bool          // --dry-run
+	Strict        bool          // --strict
+	PollInterval  time.Duration // --poll-interval
+	Timeout       time.Duration // --timeout (with --wait)
+	TimeScale     float64       // --time-scale
+
+	// MaxRequests/MaxBytes lower the shard limits (tests only).
+	MaxRequests int
+	MaxBytes    int64
+	// Hooks inject crashes (tests only).
+	Hooks batch.Hooks
+}
+
+const batchSubmitLong = `Validate a request file, split it into batch-sized shards, upload each
+shard (Files API, purpose "batch") and create its batch (completion window
+24h), keeping each model's queue under its enqueued-token limit. Prints the
+job id on stdout once every batch has left "validating".
+
+Validation: the same checks as 'oairl count'. Any invalid line stops the
+submit with exit 3 before anything is uploaded; --skip-invalid FILE writes
+the invalid lines to FILE and submits the rest. What is uploaded is a
+normalised copy (no BOM, LF line ends, no blank lines, no trailing
+whitespace); --strict refuses files that need it (and any other warning).
+
+Splitting: each shard holds at most 50,000 requests and 200 MB, one
+endpoint and one model, and no more enqueued tokens (prompt + output budget
+× n) than the model's enqueued-token limit: --enqueued-limit TOKENS, else
+the published "batch queue limit" of --tier (env OAIRL_TIER). Limits:
+developers.openai.com/api/docs/guides/batch.
+
+Queueing: a shard is created only when this job's queued tokens for its
+model plus its own fit the limit; otherwise it waits for earlier shards to
+finish. A batch that fails with token_limit_exceeded (other batches hold
+the queue) is resubmitted after a backoff of 1 min, doubling up to 30 min;
+it is never reported as lost.
+
+Idempotent: the job id comes from the input's SHA-256. Running the same
+submit again resumes the job; after a crash, files and batches already
+created are found by name and metadata (oairl_job, oairl_shard) and reused,
+never created twice.
+
+Exit codes: 0 submitted (with --wait: all requests succeeded), 7 with
+--wait when some requests failed, 8 with --wait --timeout when batches are
+still running, 3 invalid input (nothing uploaded), 4 auth, 5 quota, 6 the
+enqueued-token limit cannot be met, 130 interrupted (state saved: rerun).`
+
+func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.Command {
+	opts := &BatchSubmitOptions{batchDeps: newBatchDeps(f), Registry: f.Registry}
+	c := &cobra.Command{
+		Use:   "submit FILE... [flags]",
+		Short: "Validate, split and submit a request file to the Batch API; prints a job id",
+		Long:  batchSubmitLong,
+		Example: `  oairl batch submit requests.jsonl --tier 1
+  oairl batch submit requests.jsonl --enqueued-limit 2000000 --wait
+  oairl batch submit requests.jsonl --dry-run               # show the shards, upload nothing
+  oairl batch submit requests.jsonl --skip-invalid rejected.jsonl --metadata team=search`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Files = args
+			if opts.Tier == "" && opts.EnqueuedLimit == 0 {
+				opts.Tier = opts.Getenv("OAIRL_TIER")
+			}
+			if opts.Tier != "" {
+				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
+				switch t {
+				case "free", "1", "2", "3", "4", "5":
+				default:
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+				}
+				opts.Tier = t
+			}
+			if c.Flags().Changed("tier") && c.Flags().Changed("enqueued-limit") {
+				return FlagErrorf("--tier and --enqueued-limit cannot be combined")
+			}
+			if opts.EnqueuedLimit < 0 || opts.AssumeOutput < 0 {
+				return FlagErrorf("--enqueued-limit and --assume-output must not be negative")
+			}
+			if opts.Timeout > 0 && !opts.Wait {
+				return FlagErrorf("--timeout needs --wait")
+			}
+			if opts.PollInterval <= 0 {
+				return FlagErrorf("--poll-interval must be positive")
+			}
+			if _, err := parseMetadata(opts.Metadata); err != nil {
+				return &FlagError{Err: err}
+			}
+			if opts.Endpoint != "" && !strings.HasPrefix(opts.Endpoint, "/v1/") {
+				return FlagErrorf("--endpoint must be a path such as /v1/chat/completions")
+			}
+			if opts.TimeScale > 0 && opts.TimeScale != 1 {
+				opts.Clock = clock.Scaled(opts.TimeScale)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return batchSubmitRun(c, opts)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Endpoint, "endpoint", "", "the batch endpoint every line must use, e.g. /v1/chat/completions (default: the first line's url)")
+	fl.StringVar(&opts.Model, "model", "", "model for bare lines whose body names none")
+	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets none (tokens)")
+	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published enqueued-token (batch queue) limits apply: free, 1-5 (env OAIRL_TIER)")
+	fl.Int64Var(&opts.EnqueuedLimit, "enqueued-limit", 0, "enqueued-token limit per model (tokens), instead of --tier")
+	fl.BoolVar(&opts.Wait, "wait", false, "wait until every batch is done (see 'oairl batch wait')")
+	fl.StringArrayVar(&opts.Metadata, "metadata", nil, "metadata key=value added to every batch (repeatable; at most 12 of your own)")
+	fl.StringVar(&opts.SkipInvalid, "skip-invalid", "", "write invalid lines to this file and submit the valid ones")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "validate and show the shards; upload nothing")
+	fl.BoolVar(&opts.Strict, "strict", false, "refuse the file on warnings too (BOM, CRLF, blank lines, unknown model, ...)")
+	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 8; the batches keep running)")
+	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
+	addStateFlag(c, &opts.batchDeps)
+	return c
+}
+
+// parseMetadata parses k=v pairs; oairl's own keys are reserved, and the
+// API allows 16 pairs of which oairl uses 4.
+func parseMetadata(kvs []string) (map[string]string, error) {
+	md := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--metadata %q: want key=value", kv)
+		}
+		if strings.HasPrefix(k, "oairl_") {
+			return nil, fmt.Errorf("--metadata %q: keys starting with oairl_ are oairl's own", kv)
+		}
+		if len(k) > 64 || len(v) > 512 {
+			return nil, fmt.Errorf("--metadata %q: keys are at most 64 characters and values 512", kv)
+		}
+		md[k] = v
+	}
+	if len(md) > 12 {
+		return nil, fmt.Errorf("--metadata: at most 12 pairs (the API allows 16 and oairl uses 4)")
+	}
+	return md, nil
+}
+
+func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
+	ctx := c.Context()
+	ios := opts.IO
+	reg, err := opts.Registry()
+	if err != nil {
+		return err
+	}
+	md, _ := parseMetadata(opts.Metadata)
+	counter := tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput})
+	queueLimit := func(model string) int64 {
+		if opts.EnqueuedLimit > 0 {
+			return opts.EnqueuedLimit
+		}
+		if opts.Tier == "" {
+			return 0
+		}
+		r := reg.Lookup(model)
+		if r.Model == nil {
+			return 0
+		}
+		l, _ := r.Model.TierLimits(opts.Tier)
+		return l.BatchQueueTokens
+	}
+	var sources []input.Source
+	for _, f := range opts.Files {
+		sources = append(sources, input.Source{Name: f})
+	}
+	po := batch.PrepareOptions{
+		Sources: sources, Scan: input.Options{Registry: reg, Counter: counter, Endpoint: opts.Endpoint, Model: opts.Model},
+		StatePath: opts.State, StateDir: opts.stateDir(), QueueLimit: queueLimit,
+		MaxRequests: opts.MaxRequests, MaxBytes: opts.MaxBytes,
+		Strict: opts.Strict, Metadata: md, DryRun: opts.DryRun, Now: opts.Clock.Now(),
+	}
+	var errorsShown, warnsShown, problems int
+	po.Problem = func(p input.Problem) {
+		problems++
+		// Errors always; warnings and notes unless --quiet. At most 20 each.
+		switch {
+		case p.Severity == tokens.Error && errorsShown < 20:
+			errorsShown++
+		case p.Severity != tokens.Error && !ios.Quiet && warnsShown < 20:
+			warnsShown++
+		default:
+			return
+		}
+		fmt.Fprintln(ios.ErrOut, batchProblem(p))
+	}
+	var rejected *batch.AtomicFile
+	if opts.SkipInvalid != "" {
+		if rejected, err = batch.CreateAtomic(opts.SkipInvalid); err != nil {
+			return err
+		}
+		defer rejected.Abort()
+		po.Rejected = rejected
+	}
+	res, err := batch.Prepare(ctx, po)
+	if shown := errorsShown + warnsShown; problems > shown && (err != nil || !ios.Quiet) {
+		fmt.Fprintf(ios.ErrOut, "... and %d more problems ('oairl count %s' lists them all)\n", problems-shown, strings.Join(opts.Files, " "))
+	}
+	if err != nil {
+		return err
+	}
+	if rejected != nil {
+		if err := rejected.Commit(); err != nil {
+			return err
+		}
+		if res.Invalid > 0 {
+			fmt.Fprintf(ios.ErrOut, "skipped %d invalid lines; they are in %s\n", res.Invalid, opts.SkipInvalid)
+		} else {
+			os.Remove(opts.SkipInvalid)
+		}
+	}
+	job := res.Job
+	if opts.DryRun {
+		return printPlan(opts, job)
+	}
+	log := opts.logWriter()
+	if log != nil {
+		verb := "created"
+		if res.Resumed {
+			verb = "resuming"
+		}
+		fmt.Fprintf(log, "%s %s: %s requests in %d shards (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), len(job.Shards), job.Path())
+		for _, p := range batch.PlanOf(job) {
+			limit := "no enqueued-token limit known (give --tier or --enqueued-limit)"
+			if p.QueueLimit > 0 {
+				limit = "enqueued-token limit " + input.Thousands(p.QueueLimit)
+			}
+			fmt.Fprintf(log, "  %s: %d shards, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), p.Shards, input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
+		}
+	}
+	client, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	until := batch.UntilSubmitted
+	if opts.Wait {
+		until = batch.UntilDone
+	}
+	if err := opts.waitJob(ctx, job, client, until, opts.PollInterval, opts.Timeout, opts.Hooks); err != nil {
+		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
+			fmt.Fprintln(ios.Out, job.ID)
+		}
+		return err
+	}
+	if log != nil {
+		var ids []string
+		for _, s := range job.Shards {
+			ids = append(ids, s.BatchID)
+		}
+		fmt.Fprintf(log, "submitted OK: %d batches (%s)\n", len(ids), strings.Join(ids, " "))
+	}
+	fmt.Fprintln(ios.Out, job.ID)
+	if !opts.Wait {
+		if log != nil {
+			fmt.Fprintf(log, "next: oairl batch wait %s && oairl batch results %s -o results.jsonl --failed retry.jsonl\n", job.ID, job.ID)
+		}
+		return nil
+	}
+	code, summary := jobOutcome(job)
+	if log != nil {
+		fmt.Fprintln(log, summary)
+		fmt.Fprintf(log, "next: oairl batch results %s -o results.jsonl --failed retry.jsonl\n", job.ID)
+	}
+	if code != 0 {
+		return exitcode.New(code, nil)
+	}
+	return nil
+}
+
+func modelOrNone(m string) string {
+	if m == "" {
+		return "(no model)"
+	}
+	return m
+}
+
+// printPlan prints the shards of a --dry-run on stdout: a table on a TTY,
+// tab-separated rows otherwise (shard, model, requests, bytes, tokens,
+// queue_limit).
+func printPlan(opts *BatchSubmitOptions, j *batch.Job) error {
+	ios := opts.IO
+	if !ios.IsStdoutTTY() {
+		for _, s := range j.Shards {
+			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Index, s.Endpoint, s.Model, s.Requests, s.Bytes, s.Tokens, j.QueueLimits[s.Model])
+		}
+		return nil
+	}
+	t := batchTable(ios.Out, []string{"SHARD", "ENDPOINT", "MODEL", "REQUESTS", "BYTES", "TOKENS", "QUEUE LIMIT"})
+	for _, s := range j.Shards {
+		lim := "—"
+		if l := j.QueueLimits[s.Model]; l > 0 {
+			lim = input.Thousands(l)
+		}
+		t.Append([]string{strconv.Itoa(s.Index), s.Endpoint, modelOrNone(s.Model), input.Thousands(int64(s.Requests)), input.Thousands(s.Bytes), input.Thousands(s.Tokens), lim})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintf(ios.Out, "\n%s requests in %d shards; dry run: nothing uploaded.\n", input.Thousands(int64(j.Requests)), len(j.Shards))
+	return nil
+}

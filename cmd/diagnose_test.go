@@ -1,0 +1,219 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/iostreams"
+	"github.com/oairl/oairl/internal/sim"
+	"github.com/oairl/oairl/internal/sim/simtest"
+)
+
+const diagTestKey = "sk-diagnose-secret-key-0123456789"
+
+type diagResult struct {
+	code        int
+	out, errOut string
+}
+
+// diagRun runs `oairl ARGS` through the real entry point (exit-code mapping
+// included) with the given environment and stdin.
+func diagRun(t *testing.T, tty bool, stdin string, env map[string]string, args ...string) diagResult {
+	t.Helper()
+	ios, in, out, errOut := iostreams.Test()
+	in.WriteString(stdin)
+	ios.SetStdoutTTY(tty)
+	f := NewFactory(ios, func(k string) string { return env[k] }, "test")
+	code := run(f, context.Background(), args)
+	r := diagResult{code, out.String(), errOut.String()}
+	if strings.Contains(r.out+r.errOut, diagTestKey) {
+		t.Errorf("the API key was printed:\n%s\n%s", r.out, r.errOut)
+	}
+	return r
+}
+
+func TestNewCmdDiagnose(t *testing.T) {
+	tests := []struct {
+		args    string
+		want    DiagnoseOptions
+		wantErr string
+	}{
+		{args: "", want: DiagnoseOptions{Model: "gpt-4o-mini", Format: "table"}},
+		{args: "--model o3 --json --redact", want: DiagnoseOptions{Model: "o3", Format: "json", Redact: true}},
+		{args: "--from saved.txt --format json", want: DiagnoseOptions{Model: "gpt-4o-mini", From: "saved.txt", Format: "json"}},
+		{args: "saved.txt", want: DiagnoseOptions{Model: "gpt-4o-mini", From: "saved.txt", Format: "table"}},
+		{args: "--from -", want: DiagnoseOptions{Model: "gpt-4o-mini", From: "-", Format: "table"}},
+		{args: "--probe-concurrency 5 --yes", want: DiagnoseOptions{Model: "gpt-4o-mini", Format: "table", ProbeConcurrency: 5, Yes: true}},
+		{args: "--probe-concurrency 5", wantErr: "costs tokens"},
+		{args: "--probe-concurrency -1 --yes", wantErr: "between 1 and 1000"},
+		{args: "--format yaml", wantErr: "valid formats are table, json"},
+		{args: "--json --format table", wantErr: "contradicts"},
+		{args: "a.txt --from b.txt", wantErr: "not both"},
+		{args: "--from a.txt --model gpt-4o", wantErr: "live diagnosis"},
+		{args: "a b", wantErr: "accepts at most 1 arg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			ios, _, _, _ := iostreams.Test()
+			f := NewFactory(ios, func(string) string { return "" }, "test")
+			var got *DiagnoseOptions
+			c := newDiagnoseCmd(f, func(o *DiagnoseOptions) error { got = o; return nil })
+			c.SetArgs(strings.Fields(tt.args))
+			c.SetOut(ios.Out)
+			c.SetErr(ios.ErrOut)
+			err := c.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Model != tt.want.Model || got.From != tt.want.From || got.Format != tt.want.Format ||
+				got.Redact != tt.want.Redact || got.ProbeConcurrency != tt.want.ProbeConcurrency || got.Yes != tt.want.Yes {
+				t.Errorf("options = %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+	// Usage errors exit 2 through Main's mapping.
+	if r := diagRun(t, false, "", nil, "diagnose", "--probe-concurrency", "3"); r.code != exitcode.Usage || !strings.Contains(r.errOut, "costs tokens") {
+		t.Errorf("probe without --yes: exit %d, stderr %q", r.code, r.errOut)
+	}
+}
+
+func diagSimEnv(t *testing.T, cfg sim.Config) map[string]string {
+	t.Helper()
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewFake(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC))
+	}
+	srv := simtest.New(t, cfg)
+	return map[string]string{"OPENAI_API_KEY": diagTestKey, "OPENAI_BASE_URL": srv.URL}
+}
+
+// TestDiagnoseLiveSim runs `oairl diagnose` against the in-process
+// simulator in each fault mode.
+func TestDiagnoseLiveSim(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     sim.Config
+		args    []string
+		repeat  int // run this many times, check the last
+		code    int
+		verdict string
+	}{
+		{"ok", sim.Config{Tier: "1"}, nil, 1, exitcode.OK, "ok"},
+		{"quota exhausted", sim.Config{QuotaExhausted: "insufficient_quota"}, nil, 1, exitcode.Quota, "quota_exhausted"},
+		{"credit balance", sim.Config{QuotaExhausted: "credit_balance_exhausted"}, nil, 1, exitcode.Quota, "quota_exhausted"},
+		{"invalid key", sim.Config{InvalidKey: true}, nil, 1, exitcode.Auth, "auth_failed"},
+		{"unknown model", sim.Config{}, []string{"--model", "gpt-nope"}, 1, exitcode.Auth, "model_unavailable"},
+		{"drained tpm", sim.Config{RPM: 1000, TPM: 30}, nil, 6, exitcode.RateLimited, "tpm_limited"},
+		{"drained rpm", sim.Config{RPM: 2, TPM: 100000}, nil, 3, exitcode.RateLimited, "rpm_limited"},
+		{"slow down", sim.Config{RPM: 10, TPM: 100000, SlowDown: true}, nil, 2, exitcode.RateLimited, "ramp_limited"},
+		{"request too large", sim.Config{TPM: 2}, nil, 1, exitcode.Failure, "request_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := diagSimEnv(t, tt.cfg)
+			var r diagResult
+			for i := 0; i < tt.repeat; i++ {
+				r = diagRun(t, false, "", env, append([]string{"diagnose", "--json"}, tt.args...)...)
+			}
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d\n%s%s", r.code, tt.code, r.out, r.errOut)
+			}
+			var doc struct {
+				Findings []struct {
+					Verdict   string `json:"verdict"`
+					UsageTier string `json:"usage_tier"`
+				} `json:"findings"`
+				Summary struct {
+					ExitCode int `json:"exit_code"`
+				} `json:"summary"`
+			}
+			if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+				t.Fatalf("%v\n%s", err, r.out)
+			}
+			if len(doc.Findings) != 1 || doc.Findings[0].Verdict != tt.verdict || doc.Summary.ExitCode != tt.code {
+				t.Errorf("findings %+v exit %d, want %s", doc.Findings, doc.Summary.ExitCode, tt.verdict)
+			}
+			if tt.name == "ok" && doc.Findings[0].UsageTier != "1" {
+				t.Errorf("usage tier %q, want 1", doc.Findings[0].UsageTier)
+			}
+		})
+	}
+}
+
+func TestDiagnoseLiveText(t *testing.T) {
+	env := diagSimEnv(t, sim.Config{Tier: "1"})
+	r := diagRun(t, true, "", env, "diagnose")
+	for _, want := range []string{"verdict       ok", "usage tier    tier 1", "requests (per min)  500", "tokens (per min)", "org-simulated0000"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if !strings.Contains(r.errOut, "sending one minimal request") {
+		t.Errorf("stderr = %q", r.errOut)
+	}
+	r = diagRun(t, true, "", env, "diagnose", "--redact", "--quiet")
+	if strings.Contains(r.out, "simulated0000") || !strings.Contains(r.out, "org-…") || r.errOut != "" {
+		t.Errorf("--redact --quiet: out %q err %q", r.out, r.errOut)
+	}
+	// No key: exit 4 with a hint, no request.
+	r = diagRun(t, false, "", map[string]string{"OPENAI_BASE_URL": env["OPENAI_BASE_URL"]}, "diagnose")
+	if r.code != exitcode.Auth || !strings.Contains(r.errOut, "OPENAI_API_KEY") {
+		t.Errorf("no key: exit %d %q", r.code, r.errOut)
+	}
+}
+
+func TestDiagnoseProbeConcurrencyCmd(t *testing.T) {
+	env := diagSimEnv(t, sim.Config{Tier: "5", MaxConcurrent: 2, Latency: 200 * time.Second, Clock: clock.Scaled(1000)})
+	r := diagRun(t, false, "", env, "diagnose", "--probe-concurrency", "6", "--yes")
+	if r.code != exitcode.RateLimited || !strings.Contains(r.out, "probe\t6\t") || !strings.Contains(r.out, "concurrency_limit_bites=true") {
+		t.Errorf("exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
+}
+
+func TestDiagnoseSavedCmd(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rpm := `{"error":{"message":"Rate limit reached for gpt-4o in organization org-XXXX on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}`
+	quota := `Error code: 429 - {'error': {'message': 'You exceeded your current quota.', 'type': 'insufficient_quota', 'param': None, 'code': 'insufficient_quota'}}`
+	auth := "error, status code: 401, status: 401 Unauthorized, message: Incorrect API key provided: " + diagTestKey + "."
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		code  int
+		out   string
+	}{
+		{"rpm", []string{"--from", write("rpm.json", rpm)}, "", exitcode.RateLimited, "rpm_limited\ttrue\t20\tRPM\t3\t3\t1"},
+		{"worst wins", []string{write("mix.txt", rpm+"\n"+quota+"\n")}, "", exitcode.Quota, "quota_exhausted"},
+		{"auth worse than rate", []string{"--from", "-"}, rpm + "\n" + auth + "\n", exitcode.Auth, "auth_failed"},
+		{"ok", []string{"--from", "-"}, "HTTP/2 200\ncontent-type: application/json\n\n{}\n", exitcode.OK, "stdin:1\t200\tok"},
+		{"unreadable", []string{"--from", "-"}, "nothing to see\n", exitcode.Input, ""},
+		{"missing file", []string{"--from", filepath.Join(dir, "nope")}, "", exitcode.Input, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := diagRun(t, false, tt.stdin, map[string]string{"OPENAI_API_KEY": diagTestKey}, append([]string{"diagnose"}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.out, tt.out) {
+				t.Errorf("exit %d (want %d)\n%s%s", r.code, tt.code, r.out, r.errOut)
+			}
+		})
+	}
+}

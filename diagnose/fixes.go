@@ -1,0 +1,256 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Fix codes, stable (they appear in --format json).
+const (
+	FixHonourRetryAfter  = "honour_retry_after"
+	FixPace              = "pace_under_limit"
+	FixLowerMaxTokens    = "lower_max_tokens"
+	FixCountTokens       = "count_tokens"
+	FixShrinkRequest     = "shrink_request"
+	FixUseBatch          = "use_batch_api"
+	FixUpgradeTier       = "upgrade_tier"
+	FixCheckBilling      = "check_billing"
+	FixWaitDaily         = "wait_for_daily_reset"
+	FixRampGradually     = "ramp_gradually"
+	FixReduceConcurrency = "reduce_concurrency"
+	FixRetryBackoff      = "retry_with_backoff"
+	FixCheckKey          = "check_api_key"
+	FixCheckOrgProject   = "check_org_project"
+	FixCheckRegion       = "check_region"
+	FixCheckModel        = "check_model"
+	FixReduceContext     = "reduce_context"
+	FixWaitBatchQueue    = "wait_for_batch_queue"
+	FixEdge              = "check_proxy_or_cdn"
+	FixFixRequest        = "fix_request"
+	FixCheckNetwork      = "check_network"
+	FixSharedBudget      = "check_shared_budget"
+)
+
+// FormatWait renders a wait for people: milliseconds below a minute
+// ("120ms", "1.146s", "7s"), tenths of a second below an hour ("10m",
+// "1m26.4s"), minutes above ("23h55m").
+func FormatWait(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(time.Millisecond).String()
+	case d < time.Hour:
+		d = d.Round(100 * time.Millisecond)
+	default:
+		d = d.Round(time.Minute)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func kindWords(kind string) string {
+	switch kind {
+	case "RPM":
+		return "requests per minute"
+	case "TPM":
+		return "tokens per minute"
+	case "RPD":
+		return "requests per day"
+	case "TPD":
+		return "tokens per day"
+	}
+	return ""
+}
+
+func figures(f Finding) string {
+	var parts []string
+	if f.Limit > 0 {
+		parts = append(parts, fmt.Sprintf("limit %s", human(f.Limit)))
+	}
+	if f.Used > 0 {
+		parts = append(parts, fmt.Sprintf("used %s", human(f.Used)))
+	}
+	if f.Requested > 0 {
+		parts = append(parts, fmt.Sprintf("requested %s", human(f.Requested)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// human formats an integer with thousands separators: 2000000 → "2,000,000".
+func human(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func waitPhrase(f Finding) string {
+	if f.Wait <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the response says wait %s (%s)", FormatWait(f.Wait), f.WaitSource)
+}
+
+func summarize(f Finding) string {
+	model := ""
+	if f.Model != "" {
+		model = " for " + f.Model
+	}
+	switch f.Verdict {
+	case OK:
+		return "ok: the request succeeded"
+	case RPMLimited, TPMLimited, RPDLimited, TPDLimited:
+		s := fmt.Sprintf("%s (%s) limit reached%s%s%s", kindWords(f.LimitKind), f.LimitKind, model, figures(f), waitPhrase(f))
+		if f.Verdict == RPDLimited || f.Verdict == TPDLimited {
+			s += "; a daily limit: waits are minutes to hours"
+		}
+		return s
+	case RequestTooLarge:
+		return fmt.Sprintf("request larger than the %s limit%s%s: not transient, it can never succeed as sent",
+			kindWords(firstNonEmpty(f.LimitKind, "TPM")), model, figures(f))
+	case RampLimited:
+		return "slow_down: traffic grew faster than allowed (ramp-rate limit), even if under RPM/TPM" + waitPhrase(f)
+	case ConcurrencyLimited:
+		s := "concurrency limit: too many requests in flight"
+		if f.RateLimits.Requests.Known && f.RateLimits.Tokens.Known {
+			s += fmt.Sprintf("; per-minute headers show room (%s requests, %s tokens left)",
+				human(f.RateLimits.Requests.Remaining), human(f.RateLimits.Tokens.Remaining))
+		}
+		return s + waitPhrase(f)
+	case QuotaExhausted:
+		c := firstNonEmpty(f.Code, f.Type, "insufficient_quota")
+		return c + ": no usable credit or a spend/usage limit reached; this is not a rate limit and waiting will not fix it"
+	case BatchQueueFull:
+		return fmt.Sprintf("Batch API enqueued-token limit reached%s%s: resubmit once in-progress batches complete", model, figures(f))
+	case ContextLengthExceeded:
+		return fmt.Sprintf("context length exceeded%s%s: prompt plus output budget exceed the model's context window", model, figures(f))
+	case AuthFailed:
+		switch {
+		case f.Code == "unsupported_country_region_territory" || strings.Contains(strings.ToLower(f.Message), "territory"):
+			return "auth failed: the API is not available in this country, region or territory"
+		case strings.Contains(f.Code, "organization") || strings.Contains(f.Code, "project"):
+			return "auth failed: the key does not belong to the organization or project sent (" + f.Code + ")"
+		case f.Code == "access_terminated" || f.Code == "account_deactivated":
+			return "auth failed: access to the API was terminated for this account (" + f.Code + ")"
+		}
+		return fmt.Sprintf("auth failed (HTTP %d): the API key, organization or project was rejected", f.Status)
+	case ModelUnavailable:
+		if f.Model != "" {
+			return fmt.Sprintf("model %s is unavailable: it does not exist or this key/project has no access", f.Model)
+		}
+		return "model unavailable: it does not exist or this key/project has no access"
+	case ServerOverloaded:
+		return fmt.Sprintf("server capacity (overload, HTTP %d), not your rate limit; retry with backoff%s", f.Status, waitPhrase(f))
+	case ServerError:
+		return fmt.Sprintf("server error (HTTP %d); retry a few times with backoff%s", f.Status, waitPhrase(f))
+	case NetworkError:
+		return "network error: no HTTP response"
+	case EdgeThrottled:
+		return fmt.Sprintf("a CDN or proxy throttled the request before the API saw it (non-JSON 429: %q)%s", f.Message, waitPhrase(f))
+	case InvalidRequest:
+		return fmt.Sprintf("invalid request (HTTP %d): fix the request; retrying will not help", f.Status)
+	}
+	if f.Status == 429 {
+		return "HTTP 429 without details" + waitPhrase(f)
+	}
+	return fmt.Sprintf("unrecognised response (HTTP %d)", f.Status)
+}
+
+func fix(code, format string, a ...any) Fix { return Fix{Code: code, Text: fmt.Sprintf(format, a...)} }
+
+func fixesFor(f Finding) []Fix {
+	retry := func() Fix {
+		if f.Wait > 0 {
+			return fix(FixHonourRetryAfter, "Wait %s as the response says, then retry with exponential backoff and full jitter; never retry at once.", FormatWait(f.Wait))
+		}
+		return fix(FixHonourRetryAfter, "Honour Retry-After when present; otherwise retry with exponential backoff and full jitter (0.5 s doubling, capped), never at once.")
+	}
+	pace := fix(FixPace, "Pace under 90%% of the limit so spikes queue instead of failing: oairl run --rpm N --tpm N (token buckets).")
+	lower := fix(FixLowerMaxTokens, "Lower max_tokens / max_completion_tokens: the output budget counts toward TPM when the request is admitted.")
+	count := fix(FixCountTokens, "Count tokens first (oairl count FILE.jsonl) to see each request's TPM charge.")
+	batch := fix(FixUseBatch, "Move bulk work to the Batch API (oairl batch submit): half the price and separate limits.")
+	upgrade := fix(FixUpgradeTier, "Raise the usage tier (limits grow with paid usage) or ask OpenAI for higher limits.")
+	shared := fix(FixSharedBudget, "Limits are per organization/project and model, not per key: other processes and keys share this budget.")
+	switch f.Verdict {
+	case RPMLimited:
+		return []Fix{retry(), pace, shared, batch, upgrade}
+	case TPMLimited:
+		return []Fix{retry(), pace, lower, count, batch, upgrade}
+	case RPDLimited, TPDLimited:
+		w := "A daily limit: retrying within seconds will not help"
+		if f.Wait > 0 {
+			w += fmt.Sprintf("; the response says %s", FormatWait(f.Wait))
+		}
+		return []Fix{fix(FixWaitDaily, "%s. Stop and resume later.", w), batch, upgrade, lower}
+	case RequestTooLarge:
+		return []Fix{
+			fix(FixShrinkRequest, "Shrink the prompt or max_tokens: this one request needs more tokens than the whole per-minute bucket, so it can never succeed; do not retry."),
+			lower, count, upgrade,
+		}
+	case RampLimited:
+		return []Fix{fix(FixRampGradually, "Ramp traffic up gradually (OpenAI's guidance: at most ~50%% more every 15 minutes) and retry at a lower rate."), retry(), pace}
+	case ConcurrencyLimited:
+		return []Fix{fix(FixReduceConcurrency, "Lower the number of requests in flight (oairl run --max-concurrent N); do not lower RPM/TPM pacing."), retry()}
+	case QuotaExhausted:
+		return []Fix{
+			fix(FixCheckBilling, "Check billing: add credit or raise the organization/project spend limit (https://platform.openai.com/settings/organization/billing). Do not retry."),
+			fix(FixCheckOrgProject, "Check that the key bills the organization/project you expect (OPENAI_ORG_ID, OPENAI_PROJECT_ID)."),
+		}
+	case BatchQueueFull:
+		return []Fix{
+			fix(FixWaitBatchQueue, "Wait until in-progress batches for this model complete, then resubmit; do not resubmit in a loop."),
+			fix(FixCountTokens, "Split the file so each batch's prompt + output-budget tokens fit the enqueued limit (oairl count, oairl batch submit splits)."),
+			upgrade,
+		}
+	case ContextLengthExceeded:
+		return []Fix{fix(FixReduceContext, "Shorten the messages or lower max_tokens so prompt + output fit the model's context window; do not retry."), count}
+	case AuthFailed:
+		if f.Code == "unsupported_country_region_territory" || strings.Contains(strings.ToLower(f.Message), "territory") {
+			return []Fix{fix(FixCheckRegion, "The API refuses requests from this country or region; it is not a key problem.")}
+		}
+		return []Fix{
+			fix(FixCheckKey, "Check OPENAI_API_KEY: it must be a current key (keys are shown once at https://platform.openai.com/api-keys)."),
+			fix(FixCheckOrgProject, "Check OPENAI_ORG_ID / OPENAI_PROJECT_ID: the key must be a member of them; unset them to use the key's default."),
+		}
+	case ModelUnavailable:
+		return []Fix{
+			fix(FixCheckModel, "Check the model name and that this project may use it (GET /v1/models lists what the key can see); some models need a higher tier or verification."),
+			fix(FixCheckOrgProject, "Check OPENAI_ORG_ID / OPENAI_PROJECT_ID: model access is granted per organization and project."),
+		}
+	case ServerOverloaded, ServerError:
+		return []Fix{fix(FixRetryBackoff, "Retry with exponential backoff and jitter; nothing is wrong with your pacing, keep your RPM/TPM settings."), retry()}
+	case NetworkError:
+		return []Fix{fix(FixCheckNetwork, "Check connectivity, proxies and --base-url; retry with backoff.")}
+	case EdgeThrottled:
+		return []Fix{fix(FixEdge, "A CDN or proxy (e.g. Cloudflare error 1015) throttled you: slow down, honour retry-after, and check shared IPs, VPNs or gateways."), retry()}
+	case InvalidRequest:
+		return []Fix{fix(FixFixRequest, "Fix the request as the message says (oairl count validates request files); retrying sends the same error.")}
+	}
+	if f.Retryable {
+		return []Fix{retry()}
+	}
+	return []Fix{}
+}

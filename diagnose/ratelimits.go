@@ -1,0 +1,158 @@
+package diagnose
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseRateLimits reads the rate-limit headers of one response:
+//
+//   - x-ratelimit-{limit,remaining,reset}-{requests,tokens} (OpenAI, Azure,
+//     Groq, most OpenAI-compatible servers); resets are Go-style durations
+//     ("6m0s", "20ms", "23h55m16.126s") or, on Azure, bare seconds; Azure's
+//     misspelled x-rate-limit-reset-tokens is read too, and its -1 sentinels
+//     mean "unknown" (developers.openai.com/api/docs/guides/rate-limits;
+//     wire-formats.md §1.1, §3);
+//   - anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}, whose
+//     reset is an RFC 3339 time (or epoch seconds for the unified headers),
+//     taken relative to the response's Date header, else the local clock;
+//     when only the input/output token buckets are sent, the one with the
+//     smaller remaining share is reported (docs.anthropic.com/en/api/rate-limits).
+//
+// A request window that resets in an hour or more is marked Daily, and so
+// is every Groq request window (Groq's request headers count per day).
+func ParseRateLimits(h http.Header) RateLimits {
+	return parseRateLimits(h, time.Now())
+}
+
+func parseRateLimits(h http.Header, now time.Time) RateLimits {
+	var rl RateLimits
+	if h == nil {
+		return rl
+	}
+	ref := now
+	if d, err := http.ParseTime(h.Get("date")); err == nil {
+		ref = d
+	}
+	get := func(k string) string { return strings.TrimSpace(h.Get(k)) }
+
+	oa := func(dim string) Window {
+		reset := get("x-ratelimit-reset-" + dim)
+		if reset == "" {
+			reset = get("x-rate-limit-reset-" + dim) // Azure 2023 spelling
+		}
+		return window(get("x-ratelimit-limit-"+dim), get("x-ratelimit-remaining-"+dim), reset, ref)
+	}
+	rl.Requests, rl.Tokens = oa("requests"), oa("tokens")
+	if rl.Requests.Known || rl.Tokens.Known || get("x-ratelimit-reset-tokens") != "" || get("x-rate-limit-reset-tokens") != "" {
+		rl.Provider = "openai"
+		switch {
+		case get("apim-request-id") != "" || get("x-ms-region") != "" || get("azureml-model-session") != "" ||
+			get("x-ms-client-request-id") != "" || get("x-rate-limit-reset-tokens") != "":
+			rl.Provider = "azure"
+		case get("x-groq-region") != "" || strings.Contains(strings.ToLower(get("via")), "groq"):
+			rl.Provider = "groq"
+			rl.Requests.Daily = rl.Requests.Known
+		}
+		return rl
+	}
+
+	an := func(dim string) Window {
+		p := "anthropic-ratelimit-" + dim + "-"
+		return window(get(p+"limit"), get(p+"remaining"), get(p+"reset"), ref)
+	}
+	req := an("requests")
+	tok := an("tokens")
+	if !tok.Known {
+		in, out := an("input-tokens"), an("output-tokens")
+		switch {
+		case in.Known && out.Known:
+			tok = in
+			if share(out) < share(in) {
+				tok = out
+			}
+		case in.Known:
+			tok = in
+		case out.Known:
+			tok = out
+		}
+	}
+	if !req.Known && !tok.Known {
+		uni := window(get("anthropic-ratelimit-unified-limit"), get("anthropic-ratelimit-unified-remaining"),
+			get("anthropic-ratelimit-unified-reset"), ref)
+		if uni.Known {
+			tok = uni
+		}
+	}
+	if req.Known || tok.Known {
+		rl.Requests, rl.Tokens, rl.Provider = req, tok, "anthropic"
+	}
+	return rl
+}
+
+func share(w Window) float64 {
+	if w.Limit <= 0 {
+		return 1
+	}
+	return float64(w.Remaining) / float64(w.Limit)
+}
+
+// window builds a Window from header strings. A missing or negative limit
+// or remaining (Azure's -1 sentinel) is -1; the window is Known when limit
+// or remaining is usable.
+func window(limit, remaining, reset string, ref time.Time) Window {
+	w := Window{Limit: -1, Remaining: -1, ResetRaw: reset}
+	if n, err := strconv.ParseInt(limit, 10, 64); err == nil && n >= 0 {
+		w.Limit = n
+		w.Known = true
+	}
+	if n, err := strconv.ParseInt(remaining, 10, 64); err == nil && n >= 0 {
+		w.Remaining = n
+		w.Known = true
+	}
+	if reset != "" {
+		if d, ok := ParseDuration(reset); ok {
+			w.Reset = d
+			// Unified Anthropic headers carry epoch seconds.
+			if d > 365*24*time.Hour && !strings.ContainsAny(reset, "hms") {
+				if sec, err := strconv.ParseFloat(reset, 64); err == nil {
+					w.Reset = max(0, time.Unix(int64(sec), 0).Sub(ref))
+				}
+			}
+		} else if t, err := time.Parse(time.RFC3339, reset); err == nil {
+			w.Reset = max(0, t.Sub(ref))
+		}
+	}
+	if !w.Known {
+		return Window{Limit: -1, Remaining: -1, ResetRaw: reset, Reset: w.Reset}
+	}
+	w.Daily = w.Reset >= time.Hour
+	return w
+}
+
+// ParseDuration parses a reset or wait duration in the forms OpenAI and
+// OpenAI-compatible servers send: Go duration strings ("6m0s", "1.5s",
+// "20ms", "23h55m16.126s", "1m26.4s", Groq's "1.984999999s") and bare
+// numbers of seconds ("55", "0.5", Azure's reset headers). It reports false
+// for an empty, negative or unparseable value. Source: the reset format in
+// developers.openai.com/api/docs/guides/rate-limits; wire-formats.md §1.2.
+func ParseDuration(s string) (time.Duration, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, false
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > 1e10 {
+			return 0, false
+		}
+		return time.Duration(f * float64(time.Second)), true
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, false
+	}
+	return d, true
+}

@@ -1,0 +1,167 @@
+package input
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// physLine is one physical line of a source, as read.
+type physLine struct {
+	n       int    // 1-based physical line number
+	data    []byte // without the line ending and trailing whitespace; owned
+	crlf    bool   // ended with "\r\n"
+	size    int64  // bytes on disk including the ending (for the 200 MB check)
+	tooLong bool   // longer than the limit: data holds only the first bytes
+	lastEOF bool   // the last line of the file had no newline
+}
+
+// lineReader splits a stream into physical lines with bufio.Reader (no
+// token limit: a line may be hundreds of MB), keeping at most max bytes
+// of any one line in memory.
+type lineReader struct {
+	br   *bufio.Reader
+	n    int
+	max  int
+	err  error
+	bomN int // 1 when a UTF-8 BOM was stripped at byte 0
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next physical line, or ok false at the end of input
+// (lr.err then holds a read error, if any).
+func (lr *lineReader) next() (physLine, bool) {
+	if lr.err != nil {
+		return physLine{}, false
+	}
+	var buf []byte
+	var size int64
+	tooLong := false
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		size += int64(len(chunk))
+		if !tooLong {
+			if len(buf)+len(chunk) > lr.max+2 { // +2: the line ending is not content
+				// Keep only a short prefix (for the message), never the line.
+				room := tooLongPrefix - len(buf)
+				if room > len(chunk) {
+					room = len(chunk)
+				}
+				if room > 0 {
+					buf = append(buf, chunk[:room]...)
+				} else if len(buf) > tooLongPrefix {
+					buf = buf[:tooLongPrefix:tooLongPrefix]
+				}
+				tooLong = true
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != io.EOF {
+			lr.err = err
+			return physLine{}, false
+		}
+		if size == 0 {
+			return physLine{}, false
+		}
+		break
+	}
+	lr.n++
+	pl := physLine{n: lr.n, size: size, tooLong: tooLong}
+	if lr.n == 1 && bytes.HasPrefix(buf, bom) {
+		buf = buf[len(bom):]
+		lr.bomN = 1
+	}
+	if !tooLong {
+		if bytes.HasSuffix(buf, []byte("\r\n")) {
+			pl.crlf = true
+			buf = buf[:len(buf)-2]
+		} else if bytes.HasSuffix(buf, []byte("\n")) {
+			buf = buf[:len(buf)-1]
+		} else {
+			pl.lastEOF = true
+		}
+		buf = bytes.TrimRight(buf, " \t\r")
+	} else if len(buf) > tooLongPrefix {
+		buf = append([]byte(nil), buf[:tooLongPrefix]...)
+	}
+	pl.data = buf
+	return pl, true
+}
+
+// tooLongPrefix is how much of a too-long line is kept (bytes).
+const tooLongPrefix = 1024
+
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// depthScan walks a line as JSON text, tracking strings and the stack of
+// open brackets, continuing from stack (for continuation lines). It
+// returns the stack at the end of the line (non-empty: an object or array
+// is still open), whether the line ended inside a string, and whether a
+// bracket closed something it did not open (bad).
+func depthScan(b []byte, stack []byte) (out []byte, inString, bad bool) {
+	esc := false
+	for _, c := range b {
+		if inString {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			stack = append(stack, c)
+		case '}', ']':
+			open := byte('{')
+			if c == ']' {
+				open = '['
+			}
+			if len(stack) == 0 || stack[len(stack)-1] != open {
+				return stack, inString, true
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	return stack, inString, bad
+}
+
+// opensBlock reports whether a line starts an object or array that it does
+// not close: the first line of a pretty-printed record.
+func opensBlock(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t")
+	if len(t) == 0 || (t[0] != '{' && t[0] != '[') {
+		return false
+	}
+	st, inStr, bad := depthScan(t, nil)
+	return len(st) > 0 && !inStr && !bad
+}
+
+// looksLikeRecord reports whether a line, met while collecting a
+// pretty-printed block, is instead a fresh one-line record: it starts at
+// column 0 with '{' or '[' and is complete (and not empty) on its own.
+// Pretty-printers split every non-empty nested object over several lines,
+// so a complete one-line object at column 0 is never inside a block.
+func looksLikeRecord(b []byte) bool {
+	if len(b) < 3 || (b[0] != '{' && b[0] != '[') {
+		return false
+	}
+	st, inStr, bad := depthScan(b, nil)
+	return len(st) == 0 && !inStr && !bad
+}

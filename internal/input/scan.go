@@ -1,0 +1,668 @@
+package input
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/oairl/oairl/tokens"
+)
+
+// Batch API file limits. Source: OpenAI's OpenAPI spec, CreateBatchRequest
+// input_file_id ("up to 50,000 requests and 200 MB", shared/spec/NOTES.md
+// §2) and the observed upload error "The batch input file is larger than
+// the 209715200 maximum" (shared/research/wire-formats.md §1.6).
+const (
+	BatchMaxRequests = 50_000
+	BatchMaxBytes    = 209_715_200 // bytes (200 MiB)
+)
+
+// DefaultMaxLineBytes is the longest line Scan reads into memory (bytes):
+// a line longer than a whole Batch input file can never be sent, so it is
+// reported (line_too_large) and skipped without being held in memory.
+const DefaultMaxLineBytes = BatchMaxBytes
+
+// batchMaxBytes is BatchMaxBytes, a variable so tests can lower it.
+var batchMaxBytes int64 = BatchMaxBytes
+
+// maxBlockLines caps how many lines a pretty-printed object may span
+// before Scan gives up joining them.
+const maxBlockLines = 100_000
+
+// item is one unit of work: a record (a line, or a pretty-printed block of
+// lines) or the end-of-file marker of a source, in input order.
+type item struct {
+	file    int
+	line    int
+	endLine int
+	raw     []byte
+	pretty  bool // lines line..endLine joined (a pretty-printed object)
+	unterm  bool // a block the file ended inside
+	tooLong bool
+	size    int64 // bytes on disk
+
+	eof *fileStats // non-nil: the end-of-file marker of a source
+
+	done chan struct{}
+	req  *Request
+	// Set by the worker for the ordered stage.
+	idKind   idKind
+	endpoint string // exact Batch endpoint of the line's url, "" if wrong
+	envelope bool
+}
+
+type idKind int
+
+const (
+	idNone idKind = iota // no usable custom_id (missing, not a string, bare line)
+	idString
+)
+
+// fileStats is what the reader learned about one source.
+type fileStats struct {
+	name      string
+	bom       bool
+	crlfLine  int   // first line that ended with CRLF (0 = none)
+	blank     []int // first blank lines (at most maxListed)
+	blankN    int
+	bytes     int64 // uncompressed bytes
+	skipped   *Problem
+	requests  int
+	envelopes int
+	over      int // line of the 50,001st request (0 = none)
+}
+
+const maxListed = 20
+
+// Scan reads every source in order, validates and counts each line, and
+// calls fn once per non-blank line, in input order (even though counting
+// runs on Workers goroutines), with cross-line checks (duplicate
+// custom_id, one endpoint) already applied. Memory stays bounded whatever
+// the file size: at most a few dozen lines per worker (and at most
+// ~64 MB of line bytes, or one longer line) are in flight, plus 16 bytes
+// per custom_id seen, for the duplicate check. fn returning an error stops
+// the scan with that error. A source that cannot be opened or read is an
+// error naming it; Scan checks that every source can be opened before it
+// reads any, so a typo in the third file name costs no work.
+func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request) error) (Summary, error) {
+	var sum Summary
+	if len(sources) == 0 {
+		return sum, errors.New("no input files")
+	}
+	for _, s := range sources {
+		if s.Name == "-" {
+			continue
+		}
+		st, err := os.Stat(s.Name)
+		if err != nil {
+			return sum, fmt.Errorf("cannot open %s: %w", s.Name, unwrapPath(err))
+		}
+		if st.IsDir() {
+			return sum, fmt.Errorf("cannot read %s: it is a directory", s.Name)
+		}
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	maxLine := opts.MaxLineBytes
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLineBytes
+	}
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inflight := workers * 32
+	order := make(chan *item, inflight)
+	jobs := make(chan *item, inflight)
+	budget := newBudget(64 << 20)
+
+	p := &parser{opts: opts, sources: sources}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range jobs {
+				p.process(it)
+				close(it.done)
+			}
+		}()
+	}
+	var readErr error
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(jobs)
+		defer close(order)
+		r := &reader{opts: opts, maxLine: maxLine, ctx: ctx, budget: budget,
+			emit: func(it *item) bool {
+				it.done = make(chan struct{})
+				select {
+				case order <- it:
+				case <-ctx.Done():
+					return false
+				}
+				if it.eof != nil {
+					close(it.done)
+					return true
+				}
+				select {
+				case jobs <- it:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}}
+		readErr = r.run(sources)
+	}()
+
+	st := &ordered{opts: opts, seed: maphash.MakeSeed(), ids: map[uint64]uint64{},
+		norm: map[uint64]normEntry{}, sources: sources}
+	var fnErr error
+	for it := range order {
+		select {
+		case <-it.done:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if it.eof != nil {
+			sum.FileProblems = append(sum.FileProblems, st.endFile(it.eof)...)
+			sum.Bytes += it.eof.bytes
+			continue
+		}
+		req := it.req
+		st.crossCheck(it)
+		sum.Requests++
+		if req.Valid() {
+			sum.Valid++
+		}
+		budget.release(int64(len(it.raw)))
+		if err := fn(req); err != nil {
+			fnErr = err
+			break
+		}
+	}
+	cancel()
+	for range order { // let the reader finish after an early stop
+	}
+	<-readDone
+	wg.Wait()
+	if fnErr != nil {
+		return sum, fnErr
+	}
+	if readErr != nil {
+		return sum, readErr
+	}
+	if err := parent.Err(); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// budget bounds the bytes of lines in flight. A line larger than the whole
+// budget may still go when nothing else is in flight.
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int64
+	max  int64
+}
+
+func newBudget(max int64) *budget {
+	b := &budget{max: max}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *budget) acquire(ctx context.Context, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 && b.used+n > b.max {
+		if ctx.Err() != nil {
+			return false
+		}
+		b.cond.Wait()
+	}
+	b.used += n
+	return true
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// reader turns sources into items: physical lines, blank lines skipped,
+// pretty-printed blocks joined.
+type reader struct {
+	opts    Options
+	maxLine int
+	ctx     context.Context
+	budget  *budget
+	emit    func(*item) bool
+	read    int64 // bytes read on disk, all sources (for Progress)
+}
+
+func (r *reader) run(sources []Source) error {
+	stop := context.AfterFunc(r.ctx, func() {
+		// Under the lock, so a reader between its ctx check and Wait
+		// cannot miss the wake-up.
+		r.budget.mu.Lock()
+		r.budget.cond.Broadcast()
+		r.budget.mu.Unlock()
+	})
+	defer stop()
+	for i, s := range sources {
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		if err := r.runOne(i, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countingReader reports bytes read on disk to Options.Progress.
+type countingReader struct {
+	r        io.Reader
+	rd       *reader
+	reported int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.rd.read += int64(n)
+	if c.rd.opts.Progress != nil && (c.rd.read-c.reported >= 1<<20 || err != nil) {
+		c.reported = c.rd.read
+		c.rd.opts.Progress(c.rd.read)
+	}
+	return n, err
+}
+
+// uncompressedCounter counts the bytes of the decompressed stream.
+type uncompressedCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *uncompressedCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (r *reader) runOne(idx int, s Source) error {
+	var src io.Reader
+	if s.Name == "-" {
+		if r.opts.Stdin == nil {
+			return fmt.Errorf("cannot read -: no standard input")
+		}
+		src = r.opts.Stdin
+	} else {
+		fh, err := os.Open(s.Name)
+		if err != nil {
+			return fmt.Errorf("cannot open %s: %w", s.Name, unwrapPath(err))
+		}
+		defer fh.Close()
+		src = fh
+	}
+	cr := &countingReader{r: src, rd: r}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	st := &fileStats{name: s.Name}
+	var body io.Reader = br
+	head, _ := br.Peek(4)
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b: // gzip magic, whatever the name
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("cannot read %s: %w", s.Name, err)
+		}
+		defer zr.Close()
+		body = zr
+	case strings.HasSuffix(s.Name, ".gz"):
+		return fmt.Errorf("cannot read %s: named .gz but not gzip-compressed", s.Name)
+	case len(head) >= 2 && ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)):
+		st.skipped = &Problem{File: s.Name, Line: 1, Severity: tokens.Error, Code: "not_utf8",
+			Message: "file is UTF-16 (it starts with a UTF-16 byte-order mark); the API reads UTF-8 only: convert it, e.g. iconv -f UTF-16 -t UTF-8"}
+		if !r.emit(&item{file: idx, eof: st}) {
+			return nil
+		}
+		return nil
+	}
+	uc := &uncompressedCounter{r: body}
+	lr := newLineReader(uc, r.maxLine)
+	err := r.lines(idx, lr, st)
+	st.bytes = uc.n
+	st.bom = lr.bomN == 1
+	if err != nil {
+		return err
+	}
+	if lr.err != nil {
+		return fmt.Errorf("cannot read %s: %w", s.Name, lr.err)
+	}
+	r.emit(&item{file: idx, eof: st})
+	return nil
+}
+
+// lines reads the physical lines of one source and emits records.
+func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
+	var pending []physLine // lines to re-process (after a block gave up)
+	nextLine := func() (physLine, bool) {
+		if len(pending) > 0 {
+			pl := pending[0]
+			pending = pending[1:]
+			return pl, true
+		}
+		pl, ok := lr.next()
+		if ok && pl.crlf && st.crlfLine == 0 {
+			st.crlfLine = pl.n
+		}
+		return pl, ok
+	}
+	send := func(it *item) bool {
+		if !r.budget.acquire(r.ctx, int64(len(it.raw))) {
+			return false
+		}
+		it.file = idx
+		st.requests++
+		if st.requests == BatchMaxRequests+1 {
+			st.over = it.line
+		}
+		return r.emit(it)
+	}
+	for {
+		pl, ok := nextLine()
+		if !ok {
+			return nil
+		}
+		if pl.tooLong {
+			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, tooLong: true, size: pl.size}) {
+				return nil
+			}
+			continue
+		}
+		if len(bytes.TrimSpace(pl.data)) == 0 {
+			if len(st.blank) < maxListed {
+				st.blank = append(st.blank, pl.n)
+			}
+			st.blankN++
+			continue
+		}
+		if !opensBlock(pl.data) {
+			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, size: pl.size}) {
+				return nil
+			}
+			continue
+		}
+		// A line that opens an object it does not close: collect lines
+		// until the brackets balance (a pretty-printed record), a fresh
+		// one-line record appears (the first line was cut short), the file
+		// ends, or the block grows past the limits.
+		block := []physLine{pl}
+		stack, _, _ := depthScan(bytes.TrimLeft(pl.data, " \t"), nil)
+		total := len(pl.data)
+		closed, fresh := false, false
+		for {
+			nl, ok := nextLine()
+			if !ok {
+				break
+			}
+			if nl.tooLong || looksLikeRecord(nl.data) {
+				pending = append(pending, nl)
+				fresh = true
+				break
+			}
+			block = append(block, nl)
+			total += len(nl.data) + 1
+			var bad bool
+			stack, _, bad = depthScan(nl.data, stack)
+			if len(stack) == 0 || bad {
+				closed = true
+				break
+			}
+			if len(block) >= maxBlockLines || total > r.maxLine {
+				break
+			}
+		}
+		switch {
+		case closed:
+			joined := joinLines(block)
+			var size int64
+			for _, b := range block {
+				size += b.size
+			}
+			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joined, pretty: true, size: size}) {
+				return nil
+			}
+		case !fresh && len(block) > 1 && len(block) < maxBlockLines && total <= r.maxLine:
+			// The file ended inside the block: one problem for all of it.
+			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joinLines(block), pretty: true, unterm: true}) {
+				return nil
+			}
+		default:
+			// Not a pretty-printed record after all: the first line stands
+			// alone (and fails as cut short); the rest are read again.
+			if !send(&item{line: block[0].n, endLine: block[0].n, raw: block[0].data, size: block[0].size}) {
+				return nil
+			}
+			pending = append(append([]physLine{}, block[1:]...), pending...)
+		}
+	}
+}
+
+func joinLines(ls []physLine) []byte {
+	var b bytes.Buffer
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.Write(l.data)
+	}
+	return b.Bytes()
+}
+
+// normEntry remembers the first custom_id with a given normalised form.
+type normEntry struct {
+	exact uint64
+	pos   uint64
+}
+
+// ordered holds the cross-line state, touched only by Scan's goroutine.
+type ordered struct {
+	opts    Options
+	sources []Source
+	seed    maphash.Seed
+	// ids maps the 64-bit hash of each custom_id to where it was first
+	// used (file<<32 | line). Two different ids with the same hash would
+	// be reported as duplicates; with a 64-bit hash the chance is about
+	// n²/2⁶⁵ (1 in 36 million for a million ids), accepted to keep memory
+	// at 16 bytes per id.
+	ids  map[uint64]uint64
+	norm map[uint64]normEntry
+
+	endpoint  string         // this file's batch endpoint
+	models    map[string]int // this file's models → requests
+	modelOrd  []string
+	envelopes int // Batch-format lines in this file
+}
+
+const maxModelsTracked = 1000
+
+func (o *ordered) pos(file, line int) uint64 { return uint64(file)<<32 | uint64(uint32(line)) }
+
+func (o *ordered) where(p uint64, file int) string {
+	f, l := int(p>>32), int(uint32(p))
+	if f == file {
+		return fmt.Sprintf("line %d", l)
+	}
+	return fmt.Sprintf("%s:%d", o.sources[f].Name, l)
+}
+
+func (o *ordered) crossCheck(it *item) {
+	req := it.req
+	add := func(sev Severity, code, msg string) {
+		req.Problems = append(req.Problems, Problem{File: req.File, Line: req.Line, CustomID: req.CustomID,
+			Severity: sev, Code: code, Message: msg})
+	}
+	if it.idKind == idString && req.CustomID != "" {
+		h := maphash.String(o.seed, req.CustomID)
+		if first, dup := o.ids[h]; dup {
+			add(tokens.Error, "duplicate_custom_id", fmt.Sprintf("duplicate custom_id %s (first used on %s)",
+				quote(req.CustomID), o.where(first, it.file)))
+		} else {
+			here := o.pos(it.file, it.line)
+			o.ids[h] = here
+			n := strings.ToLower(strings.TrimSpace(req.CustomID))
+			nh := maphash.String(o.seed, n)
+			if e, ok := o.norm[nh]; ok && e.exact != h {
+				add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf(
+					"custom_id %s differs from the one on %s only in case or surrounding whitespace; ids are compared byte-exactly, so both are accepted, but results are easy to mix up",
+					quote(req.CustomID), o.where(e.pos, it.file)))
+			} else if !ok {
+				o.norm[nh] = normEntry{exact: h, pos: here}
+			}
+		}
+	}
+	want := o.opts.Endpoint
+	if want == "" {
+		want = o.endpoint
+	}
+	if it.endpoint != "" {
+		if want == "" {
+			o.endpoint = it.endpoint
+		} else if it.endpoint != want {
+			add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
+				"url %s differs from the batch endpoint %s — one endpoint per batch", quote(it.endpoint), quote(want)))
+		}
+	}
+	if o.models == nil {
+		o.models = map[string]int{}
+	}
+	if req.Model != "" {
+		if _, seen := o.models[req.Model]; seen || len(o.models) < maxModelsTracked {
+			if !seen {
+				o.modelOrd = append(o.modelOrd, req.Model)
+			}
+			o.models[req.Model]++
+		}
+	}
+	if it.envelope {
+		o.envelopes++
+	}
+	sortProblems(req.Problems)
+}
+
+func (o *ordered) endFile(st *fileStats) []Problem {
+	var out []Problem
+	add := func(line int, sev Severity, code, msg string) {
+		out = append(out, Problem{File: st.name, Line: line, Severity: sev, Code: code, Message: msg})
+	}
+	if st.skipped != nil {
+		out = append(out, *st.skipped)
+	}
+	if st.requests == 0 && st.skipped == nil {
+		add(0, tokens.Error, "no_requests", "file has no requests (it is empty or holds only blank lines); the Batch API rejects an empty file")
+	}
+	if st.bom {
+		add(1, tokens.Warning, "bom", "file starts with a UTF-8 byte-order mark (ignored; some tools and older API versions reject it — save as UTF-8 without BOM)")
+	}
+	if st.crlfLine > 0 {
+		add(st.crlfLine, tokens.Warning, "crlf", "lines end with CRLF (Windows line endings); accepted, but LF is safer for upload")
+	}
+	if st.blankN > 0 {
+		add(st.blank[0], tokens.Warning, "blank_lines", blankMessage(st.blank, st.blankN))
+	}
+	if len(o.modelOrd) > 1 {
+		parts := make([]string, 0, len(o.modelOrd))
+		for i, m := range o.modelOrd {
+			if i == 5 {
+				parts = append(parts, fmt.Sprintf("and %d more", len(o.modelOrd)-5))
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s ×%s", m, Thousands(int64(o.models[m]))))
+		}
+		add(0, tokens.Warning, "several_models", fmt.Sprintf(
+			"file uses %d models (%s); the Batch API wants one model per batch — oairl batch submit splits by model",
+			len(o.modelOrd), strings.Join(parts, ", ")))
+	}
+	if o.envelopes > 0 {
+		if st.requests > BatchMaxRequests {
+			add(st.over, tokens.Warning, "over_batch_requests", fmt.Sprintf(
+				"file has %s requests, over the Batch API's %s per batch (Batch will need splitting; oairl batch submit splits it)",
+				Thousands(int64(st.requests)), Thousands(BatchMaxRequests)))
+		}
+		if st.bytes > batchMaxBytes {
+			add(0, tokens.Warning, "over_batch_bytes", fmt.Sprintf(
+				"file is %s bytes, over the Batch API's %s-byte (200 MB) input file limit (Batch will need splitting; oairl batch submit splits it)",
+				Thousands(st.bytes), Thousands(batchMaxBytes)))
+		}
+	}
+	o.endpoint, o.models, o.modelOrd, o.envelopes = "", nil, nil, 0
+	return out
+}
+
+func blankMessage(lines []int, n int) string {
+	s := make([]string, len(lines))
+	for i, l := range lines {
+		s[i] = fmt.Sprint(l)
+	}
+	list := strings.Join(s, ", ")
+	if n > len(lines) {
+		list += fmt.Sprintf(" and %d more", n-len(lines))
+	}
+	if n == 1 {
+		return "line " + list + ": blank, ignored"
+	}
+	return "lines " + list + ": blank, ignored"
+}
+
+var sevRank = map[Severity]int{tokens.Error: 0, tokens.Warning: 1, tokens.Note: 2}
+
+// sortProblems orders a request's problems errors first, keeping the order
+// they were found in within a severity.
+func sortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool { return sevRank[ps[i].Severity] < sevRank[ps[j].Severity] })
+}
+
+// Thousands formats n with comma separators: 32017 → "32,017".
+func Thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,402 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/oairl/oairl/diagnose"
+)
+
+// Result is one line of the results file, in the Batch API output format
+// (platform.openai.com/docs/api-reference/batch/request-output):
+//
+//	{"id":"batch_req_…","custom_id":"…","response":{"status_code":200,"request_id":"req_…","body":{…}},"error":null}
+//
+// Response is null when no HTTP answer was received (a network error after
+// the retries, or a request refused before sending: request_too_large).
+// Error is null on success; for a failure it carries the last error's code
+// (the API error envelope's code, else the diagnose verdict such as
+// "network_error" or "request_too_large") and message, whether or not an
+// HTTP answer came (Batch output files set it only for the former).
+type Result struct {
+	ID       string          `json:"id"`
+	CustomID string          `json:"custom_id"`
+	Response *ResultResponse `json:"response"`
+	Error    *ResultError    `json:"error"`
+}
+
+// ResultResponse is the HTTP answer of a Result.
+type ResultResponse struct {
+	StatusCode int             `json:"status_code"`
+	RequestID  string          `json:"request_id"`
+	Body       json.RawMessage `json:"body"`
+}
+
+// ResultError is the error of a failed Result.
+type ResultError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// recState is what the results file says about a custom_id.
+type recState uint8
+
+const (
+	recSucceeded recState = iota + 1
+	recFailed             // a final failure: not sent again
+	recRetryable          // a failure that --retry-failed sends again
+)
+
+// resultsFile is the append-only results file. Every line is written with
+// one write(2) of the whole line and its "\n" on an O_APPEND descriptor, so
+// a crash leaves either the whole line or, at worst, a torn last line that
+// the next open truncates away.
+type resultsFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	rng  *rand.Rand
+	buf  bytes.Buffer
+}
+
+// loadReport is what openResults found in an existing file.
+type loadReport struct {
+	Lines     int   // complete result lines read
+	TornBytes int64 // bytes of a torn last line that were truncated away
+	BadLines  []int // line numbers that are not a result (kept, ignored)
+	Done      map[string]recState
+	Dropped   int // retryable failures removed for --retry-failed
+}
+
+// openResults opens (creating) path for appending, after reading what an
+// earlier run left there: the custom_ids already answered, a torn last line
+// (truncated), and with retryFailed the retryable failures (removed, via a
+// temporary file and a rename, so that each custom_id keeps one line).
+func openResults(path string, retryFailed bool, seed uint64) (*resultsFile, loadReport, error) {
+	rep := loadReport{Done: map[string]recState{}}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, rep, fmt.Errorf("opening results file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, rep, err
+	}
+	if size := st.Size(); size > 0 {
+		// A torn last line: everything after the last "\n".
+		end, err := lastNewline(f, size)
+		if err != nil {
+			f.Close()
+			return nil, rep, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if end < size {
+			if err := f.Truncate(end); err != nil {
+				f.Close()
+				return nil, rep, fmt.Errorf("truncating the torn last line of %s: %w", path, err)
+			}
+			rep.TornBytes = size - end
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, rep, err
+		}
+		if err := readDone(f, &rep); err != nil {
+			f.Close()
+			return nil, rep, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	f.Close()
+	if retryFailed {
+		n := 0
+		for _, s := range rep.Done {
+			if s == recRetryable {
+				n++
+			}
+		}
+		if n > 0 {
+			if err := rewriteWithout(path, rep.Done); err != nil {
+				return nil, rep, err
+			}
+			for id, s := range rep.Done {
+				if s == recRetryable {
+					delete(rep.Done, id)
+				}
+			}
+			rep.Dropped = n
+		}
+	}
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, rep, fmt.Errorf("opening results file: %w", err)
+	}
+	return &resultsFile{path: path, f: f, rng: rand.New(rand.NewPCG(seed, seed+1))}, rep, nil
+}
+
+// lastNewline returns the offset just after the last "\n" of f (0 if none).
+func lastNewline(f *os.File, size int64) (int64, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		start := max(0, end-chunk)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+// readDone reads every result line into rep.
+func readDone(r io.Reader, rep *loadReport) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	line := 0
+	for {
+		b, err := br.ReadBytes('\n')
+		if len(b) > 0 {
+			line++
+			b = bytes.TrimSpace(b)
+			if len(b) > 0 {
+				id, st, ok := parseResultState(b)
+				if !ok {
+					rep.BadLines = append(rep.BadLines, line)
+				} else {
+					rep.Lines++
+					// A later line wins (a --retry-failed rerun appends).
+					rep.Done[id] = st
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// parseResultState reads a result line's custom_id and state. A failure is
+// retryable when the diagnose classifier says its recorded answer was
+// (5xx, rate limits, network errors), never for quota or 4xx.
+func parseResultState(b []byte) (string, recState, bool) {
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil || r.CustomID == "" {
+		return "", 0, false
+	}
+	if r.Error == nil && r.Response != nil && r.Response.StatusCode/100 == 2 {
+		return r.CustomID, recSucceeded, true
+	}
+	if r.Response != nil && r.Response.StatusCode != 0 {
+		f := diagnose.Classify(r.Response.StatusCode, nil, r.Response.Body, timeZero)
+		if f.Retryable {
+			return r.CustomID, recRetryable, true
+		}
+		return r.CustomID, recFailed, true
+	}
+	if r.Error != nil && r.Error.Code == string(diagnose.NetworkError) {
+		return r.CustomID, recRetryable, true
+	}
+	return r.CustomID, recFailed, true
+}
+
+// rewriteWithout rewrites path without the lines whose custom_id is
+// retryable in done (a temporary file in the same directory, then a rename:
+// never a partial file).
+func rewriteWithout(path string, done map[string]recState) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return writeAtomic(path, func(w io.Writer) error {
+		br := bufio.NewReaderSize(in, 1<<20)
+		for {
+			b, err := br.ReadBytes('\n')
+			if len(b) > 0 {
+				id, _, ok := parseResultState(bytes.TrimSpace(b))
+				if !ok || done[id] != recRetryable {
+					if _, err := w.Write(b); err != nil {
+						return err
+					}
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// writeAtomic writes path through fill into a temporary file beside it,
+// syncs it and renames it over path.
+func writeAtomic(path string, fill func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := fill(bw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if st, err := os.Stat(path); err == nil {
+		_ = tmp.Chmod(st.Mode().Perm())
+	} else {
+		_ = tmp.Chmod(0o644)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// newID returns a Batch-style result id, "batch_req_" + 32 hex digits.
+func (rf *resultsFile) newID() string {
+	return fmt.Sprintf("batch_req_%016x%016x", rf.rng.Uint64(), rf.rng.Uint64())
+}
+
+// write appends one result: the whole line and its "\n" in one write call.
+func (rf *resultsFile) write(r *Result) error {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if r.ID == "" {
+		r.ID = rf.newID()
+	}
+	rf.buf.Reset()
+	enc := json.NewEncoder(&rf.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil { // Encode ends the line with "\n"
+		return fmt.Errorf("encoding the result of custom_id %q: %w", r.CustomID, err)
+	}
+	if _, err := rf.f.Write(rf.buf.Bytes()); err != nil {
+		return fmt.Errorf("writing the result of custom_id %q to %s: %w", r.CustomID, rf.path, err)
+	}
+	return nil
+}
+
+func (rf *resultsFile) close() error {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.f == nil {
+		return nil
+	}
+	err := rf.f.Sync()
+	if cerr := rf.f.Close(); err == nil {
+		err = cerr
+	}
+	rf.f = nil
+	return err
+}
+
+// compactBody returns body as a JSON value fit for one line: compacted when
+// it is JSON, else a JSON string of it (an HTML error page from a proxy).
+func compactBody(body []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if len(bytes.TrimSpace(body)) > 0 && json.Valid(body) {
+		if err := json.Compact(&buf, body); err == nil {
+			return buf.Bytes()
+		}
+	}
+	s, _ := json.Marshal(string(body))
+	return s
+}
+
+// rewriteOrdered rewrites path so that its lines follow order (custom_ids
+// in input order); lines whose custom_id is not in order keep their
+// relative order at the end. Atomic (temporary file + rename).
+func rewriteOrdered(path string, order []string) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	index := map[string]span{}
+	var extra []span
+	br := bufio.NewReaderSize(in, 1<<20)
+	var off int64
+	for {
+		b, err := br.ReadBytes('\n')
+		if len(b) > 0 {
+			sp := span{off, int64(len(b))}
+			id, _, ok := parseResultState(bytes.TrimSpace(b))
+			if _, dup := index[id]; ok && !dup {
+				index[id] = sp
+			} else if ok {
+				// a later line for the same id wins; keep the earlier at the end
+				extra = append(extra, index[id])
+				index[id] = sp
+			} else {
+				extra = append(extra, sp)
+			}
+			off += int64(len(b))
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	used := map[string]bool{}
+	return writeAtomic(path, func(w io.Writer) error {
+		copySpan := func(sp span) error {
+			_, err := io.Copy(w, io.NewSectionReader(in, sp.off, sp.n))
+			return err
+		}
+		for _, id := range order {
+			if sp, ok := index[id]; ok && !used[id] {
+				used[id] = true
+				if err := copySpan(sp); err != nil {
+					return err
+				}
+			}
+		}
+		// lines of custom_ids not in this input, in file order
+		var rest []span
+		for id, sp := range index {
+			if !used[id] {
+				rest = append(rest, sp)
+			}
+		}
+		rest = append(rest, extra...)
+		sortSpans(rest)
+		for _, sp := range rest {
+			if err := copySpan(sp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// span is a line's place in a file.
+type span struct{ off, n int64 }
+
+func sortSpans(s []span) { sort.Slice(s, func(i, j int) bool { return s[i].off < s[j].off }) }

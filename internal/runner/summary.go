@@ -1,0 +1,182 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Summary is what a run did. Its JSON form is `oairl run --format json`
+// (stable; pinned by TestSummaryJSONFields):
+//
+//	{"requests","invalid","skipped","to_send","sent","succeeded","failed",
+//	 "failed_by_kind":{code:n},"unsent","attempts","retries",
+//	 "rate_limited":{"RPM"|"TPM"|"RPD"|"TPD"|"concurrency"|"other":n},
+//	 "prompt_tokens","completion_tokens","cost_usd","elapsed_seconds",
+//	 "active_seconds","torn_bytes","stop_reason","exit_code",
+//	 "models":[{"model","rpm_limit","tpm_limit","succeeded","failed",
+//	   "attempts","retries","rate_limited","tpm_charged","prompt_tokens",
+//	   "completion_tokens","achieved_rpm","achieved_tpm","rpm_percent",
+//	   "tpm_percent","cost_usd"}]}
+//
+// Times are in the run's clock (scaled under --time-scale); achieved RPM
+// and TPM are per minute of that clock, from the first send to the last
+// success, counting successful requests and their TPM charges (prompt +
+// output budget × n, what the limiter charges); percentages are of the
+// limits (not of the headroom). cost_usd is at standard (not Batch) prices
+// from the model registry (USD per 1M tokens), on usage tokens.
+type Summary struct {
+	Requests         int            `json:"requests"`
+	Invalid          int            `json:"invalid"`
+	Skipped          int            `json:"skipped"`
+	ToSend           int            `json:"to_send"`
+	Sent             int            `json:"sent"`
+	Succeeded        int            `json:"succeeded"`
+	Failed           int            `json:"failed"`
+	FailedByKind     map[string]int `json:"failed_by_kind"`
+	Unsent           int            `json:"unsent"`
+	Attempts         int            `json:"attempts"`
+	Retries          int            `json:"retries"`
+	RateLimited      map[string]int `json:"rate_limited"`
+	PromptTokens     int64          `json:"prompt_tokens"`
+	CompletionTokens int64          `json:"completion_tokens"`
+	CostUSD          float64        `json:"cost_usd"`
+	Elapsed          time.Duration  `json:"-"`
+	Active           time.Duration  `json:"-"`
+	TornBytes        int64          `json:"torn_bytes"`
+	StopReason       string         `json:"stop_reason"`
+	ExitCode         int            `json:"exit_code"`
+	Models           []ModelSummary `json:"models"`
+}
+
+// ModelSummary is the per-model part of a Summary.
+type ModelSummary struct {
+	Model            string         `json:"model"`
+	RPMLimit         int64          `json:"rpm_limit"`
+	TPMLimit         int64          `json:"tpm_limit"`
+	Succeeded        int            `json:"succeeded"`
+	Failed           int            `json:"failed"`
+	Attempts         int            `json:"attempts"`
+	Retries          int            `json:"retries"`
+	RateLimited      map[string]int `json:"rate_limited"`
+	Charged          int64          `json:"tpm_charged"`
+	PromptTokens     int64          `json:"prompt_tokens"`
+	CompletionTokens int64          `json:"completion_tokens"`
+	AchievedRPM      float64        `json:"achieved_rpm"`
+	AchievedTPM      float64        `json:"achieved_tpm"`
+	RPMPercent       float64        `json:"rpm_percent"`
+	TPMPercent       float64        `json:"tpm_percent"`
+	CostUSD          float64        `json:"cost_usd"`
+}
+
+// MarshalJSON adds elapsed_seconds and active_seconds.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary
+	p := plain(s)
+	if p.FailedByKind == nil {
+		p.FailedByKind = map[string]int{}
+	}
+	if p.RateLimited == nil {
+		p.RateLimited = map[string]int{}
+	}
+	if p.Models == nil {
+		p.Models = []ModelSummary{}
+	}
+	for i := range p.Models {
+		if p.Models[i].RateLimited == nil {
+			p.Models[i].RateLimited = map[string]int{}
+		}
+	}
+	return json.Marshal(struct {
+		plain
+		ElapsedSeconds float64 `json:"elapsed_seconds"`
+		ActiveSeconds  float64 `json:"active_seconds"`
+	}{p, round3(s.Elapsed.Seconds()), round3(s.Active.Seconds())})
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// WriteJSON writes the summary as one JSON document and a newline.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteTable writes the summary for people (tty) or as tab-separated
+// "key\tvalue" rows with raw numbers for scripts (!tty).
+func (s *Summary) WriteTable(w io.Writer, tty bool) error {
+	type row struct{ k, v string }
+	var rows []row
+	add := func(k, format string, a ...any) { rows = append(rows, row{k, fmt.Sprintf(format, a...)}) }
+	add("requests", "%d", s.Requests)
+	if s.Invalid > 0 {
+		add("invalid (skipped)", "%d", s.Invalid)
+	}
+	if s.Skipped > 0 {
+		add("already done (skipped)", "%d", s.Skipped)
+	}
+	add("sent", "%d", s.Sent)
+	add("succeeded", "%d", s.Succeeded)
+	add("failed", "%d", s.Failed)
+	for _, k := range sortedKeys(s.FailedByKind) {
+		add("  failed: "+k, "%d", s.FailedByKind[k])
+	}
+	if s.Unsent > 0 {
+		add("not sent (resumable)", "%d", s.Unsent)
+	}
+	add("retries", "%d", s.Retries)
+	total429 := 0
+	for _, v := range s.RateLimited {
+		total429 += v
+	}
+	add("429s", "%d", total429)
+	for _, k := range sortedKeys(s.RateLimited) {
+		add("  429s: "+k, "%d", s.RateLimited[k])
+	}
+	for _, m := range s.Models {
+		if m.RPMLimit > 0 {
+			add(m.Model+" RPM", "%.0f of %d (%.1f%%)", m.AchievedRPM, m.RPMLimit, m.RPMPercent)
+		} else {
+			add(m.Model+" RPM", "%.0f", m.AchievedRPM)
+		}
+		if m.TPMLimit > 0 {
+			add(m.Model+" TPM", "%.0f of %d (%.1f%%)", m.AchievedTPM, m.TPMLimit, m.TPMPercent)
+		} else {
+			add(m.Model+" TPM", "%.0f", m.AchievedTPM)
+		}
+	}
+	add("tokens used", "%d prompt + %d completion", s.PromptTokens, s.CompletionTokens)
+	add("cost (USD)", "%.4f", s.CostUSD)
+	add("time", "%s", s.Elapsed.Round(time.Millisecond))
+	if s.StopReason != "" {
+		add("stopped", "%s", s.StopReason)
+	}
+	if !tty {
+		for _, r := range rows {
+			k := strings.TrimSpace(strings.ReplaceAll(r.k, ":", ""))
+			if _, err := fmt.Fprintf(w, "%s\t%s\n", strings.ReplaceAll(k, " ", "_"), r.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r.k, r.v)
+	}
+	return tw.Flush()
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

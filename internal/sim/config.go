@@ -1,0 +1,179 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/tokens"
+)
+
+// DefaultOrganization is the organization id the simulator reports.
+const DefaultOrganization = "org-simulated0000"
+
+// Retry-After modes (Config.RetryAfter).
+const (
+	RetryAfterSeconds = "seconds" // retry-after: integer seconds (default)
+	RetryAfterNone    = "none"    // no retry-after header
+	RetryAfterMS      = "ms"      // retry-after plus retry-after-ms (Azure style)
+)
+
+// QuotaCodes are the error codes --quota-exhausted accepts (wire-formats.md
+// §1.4, help.openai.com/en/articles/6614457).
+var QuotaCodes = []string{
+	"insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
+	"project_spend_limit_exceeded", "organization_usage_limit_exceeded",
+	"billing_hard_limit_reached", "billing_not_active",
+}
+
+// Config configures a Server. The zero value is a tier-1 simulator on the
+// wall clock with no faults; see the package documentation for every field.
+type Config struct {
+	// Tier is the usage tier whose published limits apply: "free", "1".."5",
+	// or "none" for no limits. "" means "1", unless one of RPM/TPM/RPD/TPD is
+	// set, in which case only those apply.
+	Tier string
+	// RPM, TPM, RPD, TPD override the tier's limits for every model
+	// (requests or tokens per minute / per day). 0 = keep the tier's value.
+	RPM, TPM, RPD, TPD int64
+	// MaxConcurrent is the number of requests allowed in flight at once
+	// (0 = unlimited).
+	MaxConcurrent int
+
+	// Registry resolves models and their limits (default models.Default()).
+	Registry *models.Registry
+	// Counter counts prompt tokens (default tokens.NewCounter on Registry).
+	Counter *tokens.Counter
+	// AssumeOutput is the output budget in tokens charged when a request
+	// sets none (default 0).
+	AssumeOutput int64
+	// OutputTokens is how many completion tokens a choice produces, capped
+	// by the request's output budget (default 16).
+	OutputTokens int64
+
+	// TimeScale runs the simulator's clock K times faster (0 or 1 = wall).
+	TimeScale float64
+	// Clock overrides the clock (default clock.Scaled(TimeScale)).
+	Clock clock.Clock
+
+	// RetryAfter is "seconds" (default), "none" or "ms".
+	RetryAfter string
+	// QuotaExhausted, when set, is the code of a 429 insufficient_quota
+	// answered to every inference request (one of QuotaCodes).
+	QuotaExhausted string
+	// FaultRate is the fraction of admitted requests that fail with 500,
+	// 503 or a dropped connection (0..1).
+	FaultRate float64
+	// Seed seeds the RNG behind faults, jitter, ids and shuffles.
+	Seed int64
+	// InvalidKey answers 401 invalid_api_key to every request.
+	InvalidKey bool
+	// SlowDown enables 429 slow_down when traffic ramps too fast.
+	SlowDown bool
+	// SlowDownWindow is the window of the ramp check (default 1m).
+	SlowDownWindow time.Duration
+
+	// Latency is the base response time; LatencyPerToken is added per
+	// completion token; LatencyJitter is a ± fraction (default 0.1;
+	// negative = none).
+	Latency, LatencyPerToken time.Duration
+	LatencyJitter            float64
+
+	// BatchDuration is how long a batch takes from creation to completed
+	// (default 2m, sim time).
+	BatchDuration time.Duration
+	// BatchCompletionWindow is when an unfinished batch expires (default 24h).
+	BatchCompletionWindow time.Duration
+	// BatchCancelDelay is how long a batch stays cancelling (default
+	// BatchDuration/10).
+	BatchCancelDelay time.Duration
+	// BatchFailRate is the fraction of batch lines that fail (0..1).
+	BatchFailRate float64
+	// EnqueuedLimit overrides the per-model enqueued-token limit (tokens;
+	// default the tier's BatchQueueTokens; 0 there = no limit).
+	EnqueuedLimit int64
+
+	// Organization is reported in headers and messages (default
+	// DefaultOrganization).
+	Organization string
+	// Log receives one JSON line per request (nil = no log).
+	Log io.Writer
+	// RecordRequests keeps every request (method, path, header, body) for
+	// Server.Requests.
+	RecordRequests bool
+	// OnRequest, when set, is called with each request's path and raw body
+	// before it is handled.
+	OnRequest func(method, path string, body []byte)
+}
+
+// withDefaults validates c and fills the defaults.
+func (c Config) withDefaults() (Config, error) {
+	c.Tier = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(c.Tier)), "tier")
+	if c.Tier == "" && c.RPM == 0 && c.TPM == 0 && c.RPD == 0 && c.TPD == 0 {
+		c.Tier = "1"
+	}
+	switch c.Tier {
+	case "", "none", "free", "1", "2", "3", "4", "5":
+	default:
+		return c, fmt.Errorf("unknown tier %q: want free, 1-5 or none", c.Tier)
+	}
+	if c.RPM < 0 || c.TPM < 0 || c.RPD < 0 || c.TPD < 0 || c.MaxConcurrent < 0 || c.EnqueuedLimit < 0 {
+		return c, fmt.Errorf("limits must not be negative")
+	}
+	switch c.RetryAfter {
+	case "":
+		c.RetryAfter = RetryAfterSeconds
+	case RetryAfterSeconds, RetryAfterNone, RetryAfterMS:
+	default:
+		return c, fmt.Errorf("unknown retry-after mode %q: want seconds, none or ms", c.RetryAfter)
+	}
+	if c.QuotaExhausted != "" {
+		ok := false
+		for _, q := range QuotaCodes {
+			ok = ok || q == c.QuotaExhausted
+		}
+		if !ok {
+			return c, fmt.Errorf("unknown quota code %q: want one of %s", c.QuotaExhausted, strings.Join(QuotaCodes, ", "))
+		}
+	}
+	if c.FaultRate < 0 || c.FaultRate > 1 || c.BatchFailRate < 0 || c.BatchFailRate > 1 {
+		return c, fmt.Errorf("fault rates must be between 0 and 1")
+	}
+	if c.Registry == nil {
+		c.Registry = models.Default()
+	}
+	if c.Counter == nil {
+		c.Counter = tokens.NewCounter(tokens.Options{Registry: c.Registry, AssumeOutput: c.AssumeOutput})
+	}
+	if c.OutputTokens <= 0 {
+		c.OutputTokens = 16
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Scaled(c.TimeScale)
+	}
+	if c.SlowDownWindow <= 0 {
+		c.SlowDownWindow = time.Minute
+	}
+	switch {
+	case c.LatencyJitter == 0:
+		c.LatencyJitter = 0.1
+	case c.LatencyJitter < 0:
+		c.LatencyJitter = 0 // explicitly none
+	}
+	if c.BatchDuration <= 0 {
+		c.BatchDuration = 2 * time.Minute
+	}
+	if c.BatchCompletionWindow <= 0 {
+		c.BatchCompletionWindow = 24 * time.Hour
+	}
+	if c.BatchCancelDelay <= 0 {
+		c.BatchCancelDelay = c.BatchDuration / 10
+	}
+	if c.Organization == "" {
+		c.Organization = DefaultOrganization
+	}
+	return c, nil
+}

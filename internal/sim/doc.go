@@ -1,0 +1,91 @@
+// Package sim is a local OpenAI-compatible API server that enforces a usage
+// tier's rate limits: the engine of `oairl sim` and the fake API behind every
+// test of run, batch and diagnose. Tests start it in-process with
+// simtest.New(tb, sim.Config{...}); the command serves the same handler.
+//
+// Facts about the wire come from shared/research/wire-formats.md (headers
+// §1.1, reset format §1.2, error envelope §1.3, 429 catalogue §1.4, other
+// errors §1.5, Batch §1.6, what counts §1.7) and the official OpenAPI spec
+// (openai/openai-openapi commit f85dbe2, vendored in testdata/).
+//
+// # Configuration (Config)
+//
+//   - Tier: "free", "1".."5" (published per-model limits from the registry),
+//     or "none" (no limits). "" means "1" unless an override is set, in which
+//     case only the overrides apply.
+//   - RPM, TPM, RPD, TPD: overrides applied to every model (requests or
+//     tokens per minute / per day); they replace the tier's value.
+//   - MaxConcurrent: in-flight requests allowed at once (0 = no limit); over
+//     it a 429 "Too many concurrent requests for this model." (type requests).
+//   - Registry (default models.Default()), Counter (default a tokens.Counter
+//     on Registry with AssumeOutput).
+//   - AssumeOutput: output budget (tokens) charged for a request that sets
+//     no max_tokens / max_completion_tokens / max_output_tokens (default 0).
+//   - OutputTokens: completion tokens a response produces per choice, capped
+//     by the request's budget (default 16).
+//   - TimeScale K and Clock: the whole clock (refill, resets, latency, batch
+//     progress) runs K× faster; Clock defaults to clock.Scaled(TimeScale);
+//     tests inject clock.NewFake. All times in headers and messages are in
+//     sim time.
+//   - RetryAfter: "seconds" (default; integer seconds, rounded up, ≥ 1),
+//     "none" (no retry-after header), "ms" (retry-after plus retry-after-ms).
+//   - QuotaExhausted: "" or a code (insufficient_quota,
+//     credit_balance_exhausted, organization_spend_limit_exceeded,
+//     project_spend_limit_exceeded, organization_usage_limit_exceeded,
+//     billing_hard_limit_reached, billing_not_active): every inference
+//     request gets 429 type insufficient_quota with that code, no retry-after.
+//   - FaultRate F in [0,1] and Seed: after admission, a fraction F of
+//     requests fail with 500 server_error, 503 overloaded or a dropped
+//     connection, chosen by a RNG seeded with Seed (deterministic).
+//   - InvalidKey: every request gets 401 invalid_api_key. A missing
+//     Authorization header always gets 401.
+//   - SlowDown: 429 slow_down (type rate_limit_error) when the requests in
+//     the current SlowDownWindow (default 1m) exceed 1.5× the previous
+//     window's count (with a floor of max(1, RPM/10) per window).
+//   - Latency, LatencyPerToken, LatencyJitter: a response waits Latency +
+//     LatencyPerToken × completion tokens, ± LatencyJitter (fraction, default
+//     0.1), on the clock. Zero by default.
+//   - BatchDuration (default 2m): created → completed; 10% validating, 80%
+//     in_progress (requests complete linearly), 10% finalizing.
+//     BatchCompletionWindow (default 24h): expiry after creation.
+//     BatchCancelDelay (default BatchDuration/10): cancelling → cancelled.
+//     BatchFailRate: fraction of lines that fail with a 500 in the error
+//     file. EnqueuedLimit: enqueued-token limit per model (default the
+//     registry tier's BatchQueueTokens).
+//   - Organization (default "org-simulated0000"), sent as
+//     openai-organization and named in messages.
+//   - Log: one JSON line per request (time, method, path, model, status,
+//     tokens charged, in_flight, limit that rejected it, request_id).
+//   - RecordRequests / OnRequest: keep or observe raw request bodies.
+//
+// # Behaviour
+//
+// Limits are per model (registry id), shared by every API key. RPM and TPM
+// are continuously refilling buckets of capacity = the per-minute limit
+// (golang.org/x/time/rate semantics, on the injected clock); RPD and TPD the
+// same over 24h. A request's TPM charge is prompt tokens (tokens.Counter;
+// a len/4 estimate while the counter reports 0) + output budget × n, taken
+// at admission. Checks, in order: 401 auth, 400 bad JSON / missing fields,
+// 404 model_not_found, 429 insufficient_quota, 400 context_length_exceeded,
+// 429 request too large (charge > TPM capacity), then RPD, TPD, RPM, TPM,
+// slow_down, concurrency. Every rejected 429 still takes one request from the
+// RPM and RPD buckets when one is left (OpenAI: failed requests count).
+// Every response of an inference endpoint carries x-ratelimit-limit-,
+// -remaining- and -reset-{requests,tokens} (the request headers report the
+// daily window when it has less room left), plus x-request-id,
+// openai-processing-ms, openai-organization and openai-version on all
+// responses.
+//
+// Endpoints: POST /v1/chat/completions (stream:true as SSE ending in
+// "data: [DONE]"), /v1/completions, /v1/embeddings, /v1/responses; GET
+// /v1/models[/{id}]; /v1/files (POST multipart, GET list), GET/DELETE
+// /v1/files/{id}, GET /v1/files/{id}/content; POST/GET /v1/batches, GET
+// /v1/batches/{id}, POST /v1/batches/{id}/cancel.
+//
+// Batches are evaluated lazily on the clock (no goroutines): validating →
+// in_progress → finalizing → completed, or failed (input file errors with
+// line numbers, or token_limit_exceeded when the model's enqueued tokens of
+// in_progress batches plus this one exceed EnqueuedLimit), cancelling →
+// cancelled, expired (after BatchCompletionWindow or ExpireBatch). Output and
+// error files are in the Batch output format, lines shuffled.
+package sim

@@ -1,0 +1,270 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/oairl/oairl/internal/models"
+)
+
+// bucket is a continuously refilling token bucket of capacity limit that
+// refills limit per period: golang.org/x/time/rate's semantics with
+// rate = limit/period and burst = limit, computed on the simulator's clock.
+type bucket struct {
+	limit  float64
+	period time.Duration
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(limit int64, period time.Duration, now time.Time) *bucket {
+	if limit <= 0 {
+		return nil
+	}
+	return &bucket{limit: float64(limit), period: period, tokens: float64(limit), last: now}
+}
+
+// eps is the bucket's tolerance in tokens: a client pacing at exactly the
+// limit must not be rejected for floating-point noise in the refill.
+const eps = 1e-6
+
+// has reports whether n tokens are available (within eps).
+func (b *bucket) has(n float64) bool { return b.tokens+eps >= n }
+
+// rate is tokens per second.
+func (b *bucket) rate() float64 { return b.limit / b.period.Seconds() }
+
+func (b *bucket) advance(now time.Time) {
+	if now.After(b.last) {
+		b.tokens = math.Min(b.limit, b.tokens+b.rate()*now.Sub(b.last).Seconds())
+		b.last = now
+	}
+}
+
+// wait is how long until n tokens are available (0 if they are).
+func (b *bucket) wait(n float64) time.Duration {
+	if b.has(n) {
+		return 0
+	}
+	return secs((n - b.tokens) / b.rate())
+}
+
+// resetIn is how long until the bucket is full again.
+func (b *bucket) resetIn() time.Duration {
+	return secs((b.limit - b.tokens) / b.rate())
+}
+
+// remaining is the whole tokens left.
+func (b *bucket) remaining() int64 { return int64(math.Floor(b.tokens + eps)) }
+
+// used is limit minus remaining, as OpenAI's "Used U" figure.
+func (b *bucket) used() int64 { return int64(b.limit) - b.remaining() }
+
+func secs(s float64) time.Duration { return time.Duration(math.Ceil(s * float64(time.Second))) }
+
+// limiter holds one model's buckets. Any bucket may be nil (no limit).
+type limiter struct {
+	model              string
+	rpm, tpm, rpd, tpd *bucket
+}
+
+func (l *limiter) advance(now time.Time) {
+	for _, b := range []*bucket{l.rpm, l.tpm, l.rpd, l.tpd} {
+		if b != nil {
+			b.advance(now)
+		}
+	}
+}
+
+// limitsFor returns the limits that apply to model m under c.
+func limitsFor(c Config, m *models.Model) models.Limits {
+	var l models.Limits
+	if c.Tier != "" && c.Tier != "none" && m != nil {
+		l, _ = m.TierLimits(c.Tier)
+	}
+	if c.RPM > 0 {
+		l.RPM = c.RPM
+	}
+	if c.TPM > 0 {
+		l.TPM = c.TPM
+	}
+	if c.RPD > 0 {
+		l.RPD = c.RPD
+	}
+	if c.TPD > 0 {
+		l.TPD = c.TPD
+	}
+	if c.EnqueuedLimit > 0 {
+		l.BatchQueueTokens = c.EnqueuedLimit
+	}
+	return l
+}
+
+// Limit types a 429 is attributed to (Stats.RateLimited keys, log "limit").
+const (
+	LimitRPM         = "rpm"
+	LimitTPM         = "tpm"
+	LimitRPD         = "rpd"
+	LimitTPD         = "tpd"
+	LimitTooLarge    = "request_too_large"
+	LimitConcurrency = "concurrency"
+	LimitSlowDown    = "slow_down"
+	LimitQuota       = "quota"
+)
+
+// rejection is a 429 decided by the limiter.
+type rejection struct {
+	limit   string
+	errType string
+	code    string
+	message string
+	wait    time.Duration // 0: no retry-after
+}
+
+// admit decides whether a request of charge tokens for model is admitted,
+// and takes its cost. Called with s.mu held.
+func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *rejection {
+	l.advance(now)
+	org := s.cfg.Organization
+	free := ""
+	if s.cfg.Tier == "free" {
+		free = " You can increase your rate limit by adding a payment method to your account at https://platform.openai.com/account/billing."
+	}
+	reject := func(limit, typ, dim, abbr string, b *bucket, req int64) *rejection {
+		w := b.wait(float64(req))
+		// Failed requests count (openai-cookbook How_to_handle_rate_limits):
+		// a rejected request still takes a request from RPM and RPD.
+		for _, rb := range []*bucket{l.rpm, l.rpd} {
+			if rb != nil && rb.has(1) {
+				rb.tokens--
+			}
+		}
+		return &rejection{limit: limit, errType: typ, code: "rate_limit_exceeded", wait: w, message: fmt.Sprintf(
+			"Rate limit reached for %s in organization %s on %s (%s): Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.%s",
+			model, org, dim, abbr, int64(b.limit), b.used(), req, fmtDur(w), free)}
+	}
+	if l.tpm != nil && float64(charge) > l.tpm.limit {
+		r := &rejection{limit: LimitTooLarge, errType: "tokens", code: "rate_limit_exceeded", message: fmt.Sprintf(
+			"Request too large for %s in organization %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
+			model, org, int64(l.tpm.limit), charge)}
+		for _, rb := range []*bucket{l.rpm, l.rpd} {
+			if rb != nil && rb.has(1) {
+				rb.tokens--
+			}
+		}
+		return r
+	}
+	if l.rpd != nil && !l.rpd.has(1) {
+		return reject(LimitRPD, "requests", "requests per day", "RPD", l.rpd, 1)
+	}
+	if l.tpd != nil && !l.tpd.has(float64(charge)) {
+		return reject(LimitTPD, "tokens", "tokens per day", "TPD", l.tpd, charge)
+	}
+	if l.rpm != nil && !l.rpm.has(1) {
+		return reject(LimitRPM, "requests", "requests per min", "RPM", l.rpm, 1)
+	}
+	if l.tpm != nil && !l.tpm.has(float64(charge)) {
+		return reject(LimitTPM, "tokens", "tokens per min", "TPM", l.tpm, charge)
+	}
+	if r := s.slowDownCheck(l, now); r != nil {
+		return r
+	}
+	if s.cfg.MaxConcurrent > 0 && s.inflight >= s.cfg.MaxConcurrent {
+		for _, rb := range []*bucket{l.rpm, l.rpd} {
+			if rb != nil && rb.has(1) {
+				rb.tokens--
+			}
+		}
+		return &rejection{limit: LimitConcurrency, errType: "requests", code: "rate_limit_exceeded",
+			message: "Too many concurrent requests for this model.", wait: time.Second}
+	}
+	for _, b := range []*bucket{l.rpm, l.rpd} {
+		if b != nil {
+			b.tokens--
+		}
+	}
+	for _, b := range []*bucket{l.tpm, l.tpd} {
+		if b != nil {
+			b.tokens -= float64(charge)
+		}
+	}
+	return nil
+}
+
+// slowDownCheck implements the ramp-rate limit: requests in the current
+// window may not exceed 1.5× the previous window's (floor max(1, RPM/10)).
+// OpenAI's guide describes slow_down as "traffic increased too quickly"
+// without numbers; the 50% growth follows the ramp guidance quoted in
+// wire-formats.md §1.4.
+func (s *Server) slowDownCheck(l *limiter, now time.Time) *rejection {
+	if !s.cfg.SlowDown {
+		return nil
+	}
+	st := &s.slow
+	win := s.cfg.SlowDownWindow
+	if st.start.IsZero() {
+		st.start = now
+	}
+	for now.Sub(st.start) >= win {
+		st.start = st.start.Add(win)
+		st.prev, st.cur = st.cur, 0
+	}
+	floor := 1.0
+	if l.rpm != nil {
+		floor = math.Max(1, l.rpm.limit/10*win.Minutes())
+	}
+	allowed := math.Max(floor, 1.5*float64(st.prev))
+	if float64(st.cur+1) > allowed {
+		return &rejection{limit: LimitSlowDown, errType: "rate_limit_error", code: "slow_down",
+			wait: st.start.Add(win).Sub(now),
+			message: "A sudden increase in your request rate is impacting service reliability. Please reduce your request rate to its original level, maintain a consistent rate for at least 15 minutes, and then gradually increase it."}
+	}
+	st.cur++
+	return nil
+}
+
+type slowState struct {
+	start     time.Time
+	prev, cur int64
+}
+
+// fmtDur formats a duration as OpenAI does in reset headers and messages
+// (wire-formats.md §1.2: "6m0s", "1.5s", "20ms", "0s"): Go's
+// time.Duration.String at millisecond precision.
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// setRateHeaders writes the six x-ratelimit-* headers for l. The request
+// headers report the daily window when it has less room left than the
+// per-minute one (as the free tier's RPD 200 capture shows, §1.1).
+func setRateHeaders(h http.Header, l *limiter) {
+	if l == nil {
+		return
+	}
+	pick := func(min, day *bucket) *bucket {
+		if min == nil {
+			return day
+		}
+		if day != nil && day.tokens < min.tokens {
+			return day
+		}
+		return min
+	}
+	if b := pick(l.rpm, l.rpd); b != nil {
+		h.Set("x-ratelimit-limit-requests", strconv.FormatInt(int64(b.limit), 10))
+		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(max(0, b.remaining()), 10))
+		h.Set("x-ratelimit-reset-requests", fmtDur(b.resetIn()))
+	}
+	if b := pick(l.tpm, l.tpd); b != nil {
+		h.Set("x-ratelimit-limit-tokens", strconv.FormatInt(int64(b.limit), 10))
+		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(max(0, b.remaining()), 10))
+		h.Set("x-ratelimit-reset-tokens", fmtDur(b.resetIn()))
+	}
+}

@@ -1,0 +1,311 @@
+package tokens
+
+// The fast encoder: the same vocabularies as pkoukk/tiktoken-go (the
+// .tiktoken files embedded by pkoukk/tiktoken-go-loader), a hand-written
+// pre-tokeniser per encoding (pretok.go) instead of regexp2, and the
+// tiktoken byte-pair merge. Pieces longer than heapMergeMin bytes use a
+// heap-based merge, which gives the identical result (lowest rank first,
+// leftmost on ties) in O(n log n) instead of O(n²): openai/tiktoken#195 and
+// case B27 (1,000,000 × "a" must not hang).
+//
+// Exactness is checked against pkoukk's own Encode in encoding_test.go
+// (fixed id vectors, a varied corpus and a fuzz test).
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/pkoukk/tiktoken-go-loader/assets"
+)
+
+// heapMergeMin is the piece length (bytes) from which the heap merge is
+// used. Below it the simple quadratic scan is faster.
+const heapMergeMin = 256
+
+// encoder is one loaded encoding. Immutable after load; safe for
+// concurrent use.
+type encoder struct {
+	name  string
+	ranks *rankTable // token bytes → rank (= token id)
+	split func(s string, fn func(piece string))
+}
+
+// encodingSpec says which vocabulary file and pre-tokeniser an encoding uses.
+type encodingSpec struct {
+	file  string
+	split func(s string, fn func(piece string))
+}
+
+// encodingSpecs are the encodings oairl can count with. p50k_edit shares
+// p50k_base's vocabulary and pattern (its special tokens never apply:
+// special-token literals are ordinary text here).
+var encodingSpecs = map[string]encodingSpec{
+	"o200k_base":  {"o200k_base.tiktoken", splitO200k},
+	"cl100k_base": {"cl100k_base.tiktoken", splitCl100k},
+	"p50k_base":   {"p50k_base.tiktoken", splitP50k},
+	"p50k_edit":   {"p50k_base.tiktoken", splitP50k},
+	"r50k_base":   {"r50k_base.tiktoken", splitP50k},
+}
+
+// loadEncoder parses an embedded .tiktoken file ("base64-token rank" per
+// line), streaming it (no copy of the 3.6 MB file) into one string of
+// token bytes and a rankTable.
+func loadEncoder(name string) (*encoder, error) {
+	spec, ok := encodingSpecs[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown encoding %q (known: o200k_base, cl100k_base, p50k_base, p50k_edit, r50k_base)", name)
+	}
+	f, err := assets.Assets.Open(spec.file)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", name, err)
+	}
+	// token bytes are at most 3/4 of the base64 text; capacity that is
+	// never written is never touched, so over-allocating costs nothing
+	buf := make([]byte, 0, st.Size()*3/4)
+	offs := make([]uint32, 1, st.Size()/16)
+	ranks := make([]uint32, 0, st.Size()/16)
+	r := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			line = line[:len(line)-1]
+		}
+		if len(line) > 0 {
+			sp := bytes.IndexByte(line, ' ')
+			if sp < 0 {
+				return nil, fmt.Errorf("encoding %s: malformed line %q", name, line)
+			}
+			off := len(buf)
+			buf = buf[:off+base64.StdEncoding.DecodedLen(sp)]
+			n, err := base64.StdEncoding.Decode(buf[off:], line[:sp])
+			if err != nil {
+				return nil, fmt.Errorf("encoding %s: %w", name, err)
+			}
+			buf = buf[:off+n]
+			rank := uint32(0)
+			for _, c := range line[sp+1:] {
+				if c < '0' || c > '9' {
+					return nil, fmt.Errorf("encoding %s: malformed rank in %q", name, line)
+				}
+				rank = rank*10 + uint32(c-'0')
+			}
+			offs = append(offs, uint32(len(buf)))
+			ranks = append(ranks, rank)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", name, err)
+		}
+	}
+	if len(ranks) > maxTableSize {
+		return nil, fmt.Errorf("encoding %s: %d tokens, more than the table holds", name, len(ranks))
+	}
+	all := ""
+	if len(buf) > 0 {
+		// buf is never written again: share it instead of copying
+		all = unsafe.String(&buf[0], len(buf))
+	}
+	return &encoder{name: name, ranks: newRankTable(all, offs, ranks), split: spec.split}, nil
+}
+
+// sanitize makes text valid UTF-8 the way pkoukk/regexp2 see it: each
+// invalid byte becomes U+FFFD.
+func sanitize(text string) string {
+	if utf8.ValidString(text) {
+		return text
+	}
+	return string([]rune(text))
+}
+
+// count returns the number of tokens of text, special-token literals
+// counted as ordinary text (tiktoken encode_ordinary).
+func (e *encoder) count(text string) int {
+	text = sanitize(text)
+	n := 0
+	var scratch []int
+	e.split(text, func(piece string) {
+		if _, ok := e.ranks.get(piece); ok {
+			n++
+			return
+		}
+		scratch = e.bpe(piece, scratch[:0])
+		n += len(scratch)
+	})
+	return n
+}
+
+// encode returns the token ids of text (encode_ordinary).
+func (e *encoder) encode(text string) []int {
+	text = sanitize(text)
+	var out []int
+	e.split(text, func(piece string) {
+		if r, ok := e.ranks.get(piece); ok {
+			out = append(out, int(r))
+			return
+		}
+		out = e.bpe(piece, out)
+	})
+	return out
+}
+
+// bpe appends the token ids of one pre-tokenised piece to out.
+func (e *encoder) bpe(piece string, out []int) []int {
+	if len(piece) == 1 {
+		r, _ := e.ranks.get(piece)
+		return append(out, int(r))
+	}
+	if len(piece) >= heapMergeMin {
+		return e.bpeHeap(piece, out)
+	}
+	return e.bpeSmall(piece, out)
+}
+
+const noRank = math.MaxUint32
+
+// bpeSmall is tiktoken's _byte_pair_merge: parts[i] = (start offset, rank
+// of merging part i with part i+1); repeatedly merge the lowest rank,
+// leftmost first.
+func (e *encoder) bpeSmall(piece string, out []int) []int {
+	type part struct {
+		start int
+		rank  uint32
+	}
+	var stack [heapMergeMin + 1]part
+	parts := stack[:0]
+	rankOf := func(a, b int) uint32 {
+		if r, ok := e.ranks.get(piece[a:b]); ok {
+			return r
+		}
+		return noRank
+	}
+	for i := 0; i < len(piece)-1; i++ {
+		parts = append(parts, part{i, rankOf(i, i+2)})
+	}
+	parts = append(parts, part{len(piece) - 1, noRank}, part{len(piece), noRank})
+	getRank := func(i int) uint32 {
+		if i+3 < len(parts) {
+			return rankOf(parts[i].start, parts[i+3].start)
+		}
+		return noRank
+	}
+	for {
+		minR, minI := uint32(noRank), -1
+		for i := 0; i < len(parts)-1; i++ {
+			if parts[i].rank < minR {
+				minR, minI = parts[i].rank, i
+			}
+		}
+		if minI < 0 {
+			break
+		}
+		i := minI
+		if i > 0 {
+			parts[i-1].rank = getRank(i - 1)
+		}
+		parts[i].rank = getRank(i)
+		parts = append(parts[:i+1], parts[i+2:]...)
+	}
+	for i := 0; i < len(parts)-1; i++ {
+		r, _ := e.ranks.get(piece[parts[i].start:parts[i+1].start])
+		out = append(out, int(r))
+	}
+	return out
+}
+
+// mergeItem is a candidate merge of the part starting at start with its
+// successor.
+type mergeItem struct {
+	rank  uint32
+	start int32
+	ver   int32 // version of the part when pushed; stale items are skipped
+}
+
+type mergeHeap []mergeItem
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	if h[i].rank != h[j].rank {
+		return h[i].rank < h[j].rank
+	}
+	return h[i].start < h[j].start
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeItem)) }
+func (h *mergeHeap) Pop() (x any) { x, *h = (*h)[len(*h)-1], (*h)[:len(*h)-1]; return x }
+
+// bpeHeap gives the same merges as bpeSmall: the lowest rank is merged
+// first and, among equal ranks, the leftmost (smallest start offset, which
+// is the leftmost position in the current part list). Parts are a linked
+// list indexed by their start byte; heap items carry the part's version so
+// that items made stale by a neighbouring merge are skipped.
+func (e *encoder) bpeHeap(piece string, out []int) []int {
+	n := len(piece)
+	next := make([]int32, n+1) // next part start, n = end
+	prev := make([]int32, n+1)
+	ver := make([]int32, n+1)
+	alive := make([]bool, n+1)
+	for i := 0; i <= n; i++ {
+		next[i], prev[i], alive[i] = int32(i+1), int32(i-1), true
+	}
+	rankAt := func(i int32) uint32 { // rank of merging part i with next(i)
+		j := next[i]
+		if int(j) >= n {
+			return noRank
+		}
+		k := next[j]
+		if r, ok := e.ranks.get(piece[i:k]); ok {
+			return r
+		}
+		return noRank
+	}
+	h := make(mergeHeap, 0, n)
+	for i := int32(0); int(i) < n-1; i++ {
+		if r := rankAt(i); r != noRank {
+			h = append(h, mergeItem{r, i, 0})
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		it := heap.Pop(&h).(mergeItem)
+		i := it.start
+		if !alive[i] || ver[i] != it.ver {
+			continue
+		}
+		// merge i with next(i)
+		j := next[i]
+		alive[j] = false
+		next[i] = next[j]
+		if int(next[j]) <= n {
+			prev[next[j]] = i
+		}
+		ver[i]++
+		if r := rankAt(i); r != noRank {
+			heap.Push(&h, mergeItem{r, i, ver[i]})
+		}
+		if p := prev[i]; p >= 0 {
+			ver[p]++
+			if r := rankAt(p); r != noRank {
+				heap.Push(&h, mergeItem{r, p, ver[p]})
+			}
+		}
+	}
+	for i := int32(0); int(i) < n; i = next[i] {
+		r, _ := e.ranks.get(piece[i:next[i]])
+		out = append(out, int(r))
+	}
+	return out
+}
