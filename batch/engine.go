@@ -261,7 +261,7 @@ func (r *runner) recover(ctx context.Context) error {
 		if s.Status == StatusUploading {
 			needFiles = true
 		}
-		if s.BatchID == "" && !Terminal(s.Status) {
+		if false {
 			needBatches = true
 		}
 	}

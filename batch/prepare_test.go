@@ -210,18 +210,29 @@ func writeLines(t testing.TB, path string, n int, modelOf func(i int) string) {
 	}
 }
 
-// A 120,000-line file becomes 3 shards under the 50,000-request limit, and
-// the job input iterates every request once, in input order.
-func TestPrepare_120kLines(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big.jsonl")
-	writeLines(t, path, 120_000, func(int) string { return "gpt-4o-mini" })
-	pr := prepare(t, path, nil)
-	if pr.err != nil {
-		t.Fatal(pr.err)
+// A 120,000-line input becomes 3 shards under the 50,000-request limit,
+// and the job input iterates every request once, in input order. (The
+// end-to-end version through input.Scan and the sim is in cmd.)
+func TestSplit_120kLines(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "job.shards")
+	sp, err := NewSplitter(SplitOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
 	}
-	j := pr.res.Job
-	if len(j.Shards) < 3 {
-		t.Fatalf("%d shards, want ≥ 3", len(j.Shards))
+	for i := 0; i < 120_000; i++ {
+		id := fmt.Sprintf("r%d", i)
+		raw := `{"custom_id":"` + id + `","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}`
+		if err := sp.Add(Line{CustomID: id, URL: "/v1/chat/completions", Model: "gpt-4o-mini", Tokens: 10, Raw: []byte(raw)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shards, n, _, err := sp.Close()
+	if err != nil || n != 120_000 {
+		t.Fatalf("%d requests, %v", n, err)
+	}
+	j := &Job{Shards: shards, path: strings.TrimSuffix(dir, ".shards") + ".json"}
+	if len(j.Shards) != 3 {
+		t.Fatalf("%d shards, want 3", len(j.Shards))
 	}
 	total := 0
 	for _, s := range j.Shards {
@@ -249,6 +260,73 @@ func TestPrepare_120kLines(t *testing.T) {
 		if want := fmt.Sprintf("r%d", i); l.CustomID != want {
 			t.Fatalf("request %d is %q, want %q", i, l.CustomID, want)
 		}
+	}
+}
+
+// Shards split on bytes, on model (one model per shard, input order kept
+// across models) and on the enqueued-token limit; a request too large for
+// any shard is an error naming it.
+func TestSplit_Limits(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "job.shards")
+	sp, err := NewSplitter(SplitOptions{Dir: dir, MaxBytes: 1000, QueueLimit: func(m string) int64 {
+		if m == "b" {
+			return 250
+		}
+		return 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		m := "a"
+		if i%3 == 0 {
+			m = "b"
+		}
+		raw := fmt.Sprintf(`{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":%q,"x":"%s"}}`, i, m, strings.Repeat("y", 60))
+		if err := sp.Add(Line{CustomID: fmt.Sprintf("r%d", i), URL: "/v1/chat/completions", Model: m, Tokens: 100, Raw: []byte(raw)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.Add(Line{File: "in.jsonl", Line: 31, CustomID: "huge", URL: "/v1/chat/completions", Model: "b", Tokens: 300, Raw: []byte("{}")}); err == nil || !strings.Contains(err.Error(), `in.jsonl:31: custom_id "huge"`) {
+		t.Errorf("oversized request: %v", err)
+	}
+	shards, _, _, err := sp.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shards {
+		if s.Bytes > 1000 || (s.Model == "b" && s.Tokens > 250) {
+			t.Errorf("shard %d (%s): %d bytes, %d tokens", s.Index, s.Model, s.Bytes, s.Tokens)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, s.File))
+		if bytes.Count(b, []byte(`"model":"`+s.Model+`"`)) != s.Requests {
+			t.Errorf("shard %d mixes models", s.Index)
+		}
+	}
+	j := &Job{Shards: shards, path: strings.TrimSuffix(dir, ".shards") + ".json"}
+	in, _ := OpenJobInput(j)
+	defer in.Close()
+	for i := 0; i < 30; i++ {
+		l, err := in.Next()
+		if err != nil || l.CustomID != fmt.Sprintf("r%d", i) {
+			t.Fatalf("request %d: %q %v", i, l.CustomID, err)
+		}
+	}
+}
+
+// A bare body is wrapped in the Batch envelope with its line-N custom_id.
+func TestSplit_WrapsBareBodies(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "job.shards")
+	sp, _ := NewSplitter(SplitOptions{Dir: dir})
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	if err := sp.Add(Line{CustomID: "line-1", URL: "/v1/chat/completions", Model: "gpt-4o-mini", Raw: []byte(body), Bare: true}); err != nil {
+		t.Fatal(err)
+	}
+	shards, _, _, _ := sp.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, shards[0].File))
+	want := `{"custom_id":"line-1","method":"POST","url":"/v1/chat/completions","body":` + body + "}\n"
+	if string(b) != want {
+		t.Errorf("got %s want %s", b, want)
 	}
 }
 

@@ -100,7 +100,7 @@ func writeRequests(t *testing.T, path string, n int, model string, maxTokens int
 
 // checkResults asserts the results file has exactly the ids r0..r(n-1),
 // once each, in input order, and returns the lines.
-func checkResults(t *testing.T, path string, n int) []map[string]any {
+func checkResults(t *testing.T, path string, n int) []resultLine {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -109,14 +109,14 @@ func checkResults(t *testing.T, path string, n int) []map[string]any {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
-	var lines []map[string]any
+	var lines []resultLine
 	for sc.Scan() {
-		var m map[string]any
+		var m resultLine
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("%s line %d: %v", path, len(lines)+1, err)
 		}
-		if want := fmt.Sprintf("r%d", len(lines)); m["custom_id"] != want {
-			t.Fatalf("%s line %d: custom_id %v, want %s", path, len(lines)+1, m["custom_id"], want)
+		if want := fmt.Sprintf("r%d", len(lines)); m.CustomID != want {
+			t.Fatalf("%s line %d: custom_id %v, want %s", path, len(lines)+1, m.CustomID, want)
 		}
 		lines = append(lines, m)
 	}
@@ -124,6 +124,17 @@ func checkResults(t *testing.T, path string, n int) []map[string]any {
 		t.Fatalf("%s: %d lines, want %d", path, len(lines), n)
 	}
 	return lines
+}
+
+// resultLine is the part of a Batch output line the tests check.
+type resultLine struct {
+	CustomID string `json:"custom_id"`
+	Response *struct {
+		StatusCode int `json:"status_code"`
+	} `json:"response"`
+	Error *struct {
+		Code string `json:"code"`
+	} `json:"error"`
 }
 
 // batchesOfJob returns the sim's batches for job, by shard.
@@ -335,7 +346,7 @@ func TestBatchE2E_ExpiredShard(t *testing.T) {
 	lines := checkResults(t, res, 40)
 	expiredN := 0
 	for _, l := range lines {
-		if e, ok := l["error"].(map[string]any); ok && e["code"] == "batch_expired" {
+		if l.Error != nil && l.Error.Code == "batch_expired" {
 			expiredN++
 		}
 	}

@@ -1,14 +1,38 @@
 // Package diagnose turns an OpenAI-compatible HTTP response (status, headers,
 // body) or a transport error into a Finding: a verdict such as rpm_limited or
 // quota_exhausted, whether retrying can help, how long the response says to
-// wait, the parsed x-ratelimit-* windows, and the fixes most likely to help.
+// wait, the parsed rate-limit windows, the figures in the message, and the
+// fixes most likely to help. It is the one classifier behind `oairl
+// diagnose`, the retry decisions of `oairl run` (internal/runner) and the
+// API error handling of `oairl batch`.
 //
-// It understands OpenAI, Azure OpenAI, Anthropic (anthropic-ratelimit-*),
-// Groq (per-day request windows), vLLM and OpenRouter error shapes; see
-// /work/shared/research/wire-formats.md for the captures this is tested on.
+// Callers with a response:
 //
-// ParseSaved reads saved responses (curl -i output, raw JSON bodies, Python
-// SDK, go-openai and Node SDK log lines) for `oairl diagnose --from`.
+//	f := diagnose.Classify(resp.StatusCode, resp.Header, body, clk.Now())
+//	switch {
+//	case f.Verdict == diagnose.OK:
+//	case !f.Retryable: // quota, auth, model, request too large, bad request
+//	case f.Wait > maxWait: // e.g. a daily limit: stop, resumable
+//	default: // sleep max(f.Wait, floor) plus backoff and jitter, retry
+//	}
+//
+// and without one (connection refused/reset, EOF, timeout):
+// diagnose.ClassifyTransportError(err).
+//
+// Classification reads the status, error.type and error.code, and the
+// rate-limit headers together; the message text comes last
+// (wire-formats.md §7.1). It understands OpenAI (current and 2023 message
+// grammars), Azure OpenAI (retry-after-ms, bare-second resets, code "429"),
+// Anthropic (anthropic-ratelimit-* with RFC 3339 resets, rate_limit_error,
+// overloaded_error 529), Groq (per-day request headers), OpenRouter and vLLM
+// (integer code), Mistral, DeepSeek and CDN throttling pages. The formats
+// and the captures the tests use are in /work/shared/research/wire-formats.md
+// and /work/shared/cases/CASES.md (B10, B16, B17, B19, B21).
+//
+// ParseSaved reads saved responses (curl -i output, raw JSON bodies, Python,
+// go-openai and Node SDK log lines) for `oairl diagnose --from`; Probe and
+// ProbeConcurrency run the live check; Report renders findings as text,
+// tab-separated rows or the stable JSON document (JSONSchemaHelp).
 package diagnose
 
 import (

@@ -292,7 +292,12 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 	if h == nil {
 		h = http.Header{}
 	}
-	pb := parseBody(body)
+	var pb parsedBody
+	if !(status >= 200 && status < 300) || bytes.Contains(body, []byte(`"error"`)) {
+		// A success body is only decoded when it may hide an error (a
+		// Responses API failure inside a 200): the hot path of oairl run.
+		pb = parseBody(body)
+	}
 	rl := parseRateLimits(h, now)
 	f := Finding{
 		Status:     status,

@@ -401,6 +401,10 @@ func (r *run) budget(keys ...string) (int64, string) {
 		if n, ok := r.intField(k, CodeInvalidOutputBudget); ok {
 			if n < 1 {
 				r.problem(Error, CodeInvalidOutputBudget, "%q must be at least 1, not %d", k, n)
+				continue
+			}
+			if n > maxSaneBudget { // no model outputs this much; avoid overflow in TPMCharge
+				n = maxSaneBudget
 			}
 			got = append(got, k)
 			vals[k] = n
@@ -422,6 +426,8 @@ func (r *run) budget(keys ...string) (int64, string) {
 		got[0], vals[got[0]], got[1], vals[got[1]], vals[best])
 	return vals[best], best
 }
+
+const maxSaneBudget = 1 << 40
 
 func (r *run) setBudget(n int64, key string, def int64, defWhy string) {
 	cnt := &r.a.Count

@@ -643,6 +643,8 @@ func FuzzAnalyze(f *testing.F) {
 		`{"model":"text-embedding-3-small","input":[[1,2],[3]]}`,
 		`{"model":"gpt-4o","input":[{"type":"function_call","name":"f","arguments":"{}"},{"role":"user","content":[{"type":"input_image","image_url":"https://x"}]}],"tools":[{"type":"function","name":"f","parameters":{"properties":{"a":{"type":["string","null"],"enum":[1,null]}}}}]}`,
 		`{"model":"o3","messages":[{"role":"assistant","tool_calls":[{"function":{}}]}],"n":-1,"max_tokens":1e99}`,
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":-5,"n":128}`,
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":9223372036854775807,"n":128}`,
 		`[]`, `null`, `{"model":null}`, `{"prompt":[[1],["x"]]}`, "\xff",
 	}
 	for _, s := range seeds {
@@ -661,7 +663,7 @@ func FuzzAnalyze(f *testing.F) {
 				t.Fatalf("code %s with severity %s", p.Code, p.Severity)
 			}
 		}
-		if a.Count.PromptTokens < 0 || a.Count.N < 1 {
+		if a.Count.PromptTokens < 0 || a.Count.N < 1 || a.Count.OutputBudget < 0 || a.Count.TPMCharge < a.Count.PromptTokens {
 			t.Fatalf("count %+v", a.Count)
 		}
 	})

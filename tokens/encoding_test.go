@@ -1,6 +1,9 @@
 package tokens
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -120,10 +123,16 @@ func TestTrickyMatchesPkoukk(t *testing.T) {
 func corpus(t testing.TB, max int) []string {
 	t.Helper()
 	var files []string
-	for _, root := range []string{"/usr/share/doc", "/usr/local/go/src/unicode", "/usr/local/go/src/strings", "/usr/local/go/doc", "/usr/local/go/src/net/http"} {
+	roots := []string{"/usr/share/doc", "/usr/local/go/src/unicode", "/usr/local/go/src/strings", "/usr/local/go/doc", "/usr/local/go/src/net/http"}
+	for _, lang := range []string{"ja", "ru", "zh_CN", "ko", "de", "uk", "pl", "tr"} {
+		roots = append(roots, "/usr/share/man/"+lang+"/man1") // man pages in other scripts (gzip)
+	}
+	for _, root := range roots {
+		n := 0
 		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".gz") && len(files) < 400 {
+			if err == nil && !d.IsDir() && n < 60 {
 				files = append(files, p)
+				n++
 			}
 			return nil
 		})
@@ -133,6 +142,12 @@ func corpus(t testing.TB, max int) []string {
 	total := 0
 	for _, p := range files {
 		b, err := os.ReadFile(p)
+		if strings.HasSuffix(p, ".gz") && err == nil {
+			var z *gzip.Reader
+			if z, err = gzip.NewReader(bytes.NewReader(b)); err == nil {
+				b, err = io.ReadAll(z)
+			}
+		}
 		if err != nil || !utf8.Valid(b) {
 			continue
 		}

@@ -68,20 +68,29 @@ func (r *Request) Valid() bool {
 	return true
 }
 
-// Source is one input: a path, "-" for stdin, ".gz" decompressed.
+// Source is one input: a path, or "-" for Options.Stdin. Gzip data is
+// decompressed whatever the name (detected by its magic bytes); a name
+// ending in ".gz" that is not gzip is an error.
 type Source struct {
 	Name string
 }
 
 // Options configure Scan.
 type Options struct {
+	// Registry resolves each line's model (Request.Resolution); nil leaves
+	// Resolution empty unless the Counter fills it.
 	Registry *models.Registry
-	Counter  *tokens.Counter
+	// Counter counts each body and adds its problems (package tokens);
+	// nil validates the lines without counting them (Count stays zero).
+	Counter *tokens.Counter
 	// Model is used for lines whose body names no model (--model).
 	Model string
 	// Endpoint, when set, is the endpoint every line must use (batch
-	// --endpoint); when "", the first valid line's url sets it and later
-	// lines are checked against it (one endpoint per file).
+	// --endpoint); when "", the first line with a valid Batch url sets it
+	// for its file and later lines of that file are checked against it
+	// (one endpoint per file: each file is one batch). Bare bodies are
+	// not checked: each is sent to its own inferred url (run); a caller
+	// that batches them compares Request.URL itself.
 	Endpoint string
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
@@ -108,7 +117,8 @@ type Options struct {
 	MaxLineBytes int
 }
 
-// Summary is what Scan found across all sources.
+// Summary is what Scan found across all sources. Bytes counts the
+// uncompressed bytes of every source.
 type Summary struct {
 	Requests int   // non-blank lines that became a Request (valid or not)
 	Valid    int   // requests without errors

@@ -68,54 +68,55 @@ type resultsFile struct {
 	buf  bytes.Buffer
 }
 
-// loadReport is what openResults found in an existing file.
+// loadReport is what loadResults found in an existing file.
 type loadReport struct {
 	Lines     int   // complete result lines read
-	TornBytes int64 // bytes of a torn last line that were truncated away
+	Size      int64 // bytes of complete lines (where a torn line starts)
+	TornBytes int64 // bytes of a torn last line, to be truncated away
 	BadLines  []int // line numbers that are not a result (kept, ignored)
 	Done      map[string]recState
 	Dropped   int // retryable failures removed for --retry-failed
 }
 
-// openResults opens (creating) path for appending, after reading what an
-// earlier run left there: the custom_ids already answered, a torn last line
-// (truncated), and with retryFailed the retryable failures (removed, via a
-// temporary file and a rename, so that each custom_id keeps one line).
-func openResults(path string, retryFailed bool, seed uint64) (*resultsFile, loadReport, error) {
+// loadResults reads what an earlier run left in path, without changing
+// it: the custom_ids already answered and a torn last line (no "\n"),
+// which openResults later truncates away. A missing file is empty.
+func loadResults(path string) (loadReport, error) {
 	rep := loadReport{Done: map[string]recState{}}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, rep, fmt.Errorf("opening results file: %w", err)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return rep, nil
 	}
+	if err != nil {
+		return rep, fmt.Errorf("opening results file: %w", err)
+	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, rep, err
+		return rep, err
 	}
-	if size := st.Size(); size > 0 {
-		// A torn last line: everything after the last "\n".
-		end, err := lastNewline(f, size)
-		if err != nil {
-			f.Close()
-			return nil, rep, fmt.Errorf("reading %s: %w", path, err)
-		}
-		if end < size {
-			if err := f.Truncate(end); err != nil {
-				f.Close()
-				return nil, rep, fmt.Errorf("truncating the torn last line of %s: %w", path, err)
-			}
-			rep.TornBytes = size - end
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return nil, rep, err
-		}
-		if err := readDone(f, &rep); err != nil {
-			f.Close()
-			return nil, rep, fmt.Errorf("reading %s: %w", path, err)
+	size := st.Size()
+	end, err := lastNewline(f, size)
+	if err != nil {
+		return rep, fmt.Errorf("reading %s: %w", path, err)
+	}
+	rep.Size, rep.TornBytes = end, size-end
+	if err := readDone(io.LimitReader(f, end), &rep); err != nil {
+		return rep, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// openResults opens (creating) path for appending: a torn last line found
+// by loadResults is truncated away first, and with retryFailed the
+// retryable failures are removed (via a temporary file and a rename, so
+// that each custom_id keeps one line) and dropped from rep.Done.
+func openResults(path string, rep *loadReport, retryFailed bool, seed uint64) (*resultsFile, error) {
+	if rep.TornBytes > 0 {
+		if err := os.Truncate(path, rep.Size); err != nil {
+			return nil, fmt.Errorf("truncating the torn last line of %s: %w", path, err)
 		}
 	}
-	f.Close()
 	if retryFailed {
 		n := 0
 		for _, s := range rep.Done {
@@ -125,7 +126,7 @@ func openResults(path string, retryFailed bool, seed uint64) (*resultsFile, load
 		}
 		if n > 0 {
 			if err := rewriteWithout(path, rep.Done); err != nil {
-				return nil, rep, err
+				return nil, err
 			}
 			for id, s := range rep.Done {
 				if s == recRetryable {
@@ -135,11 +136,11 @@ func openResults(path string, retryFailed bool, seed uint64) (*resultsFile, load
 			rep.Dropped = n
 		}
 	}
-	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, rep, fmt.Errorf("opening results file: %w", err)
+		return nil, fmt.Errorf("opening results file: %w", err)
 	}
-	return &resultsFile{path: path, f: f, rng: rand.New(rand.NewPCG(seed, seed+1))}, rep, nil
+	return &resultsFile{path: path, f: f, rng: rand.New(rand.NewPCG(seed, seed+1))}, nil
 }
 
 // lastNewline returns the offset just after the last "\n" of f (0 if none).

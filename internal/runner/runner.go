@@ -301,32 +301,24 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	sum := r.sum
 	r.started = r.clk.Now()
 
-	// 1. What an earlier run already answered.
-	var rep loadReport
-	rep.Done = map[string]recState{}
-	if !o.DryRun {
-		rf, lr, err := openResults(o.Output, o.RetryFailed, o.Seed)
-		if err != nil {
-			sum.ExitCode = exitcode.Failure
-			return sum, err
-		}
-		r.results = rf
-		rep = lr
-		defer rf.close()
-		if rep.TornBytes > 0 {
-			r.problemf("%s: removed a torn last line (%d bytes) left by an interrupted run; its request will be sent again", o.Output, rep.TornBytes)
-		}
-		for i, l := range rep.BadLines {
-			if i == 3 {
-				r.problemf("%s: %d more lines that are not results", o.Output, len(rep.BadLines)-3)
-				break
+	// 1. What an earlier run already answered (read only: nothing is
+	// created or changed before we know we will send).
+	rep, err := loadResults(o.Output)
+	if o.DryRun && err != nil {
+		rep, err = loadReport{Done: map[string]recState{}}, nil
+	}
+	if err != nil {
+		sum.ExitCode = exitcode.Failure
+		return sum, err
+	}
+	if o.RetryFailed {
+		// --retry-failed: recorded retryable failures count as not done.
+		for id, s := range rep.Done {
+			if s == recRetryable {
+				delete(rep.Done, id)
+				rep.Dropped++
 			}
-			r.problemf("%s:%d: not a result line (ignored)", o.Output, l)
 		}
-		if rep.Dropped > 0 {
-			r.logf("--retry-failed: %d retryable failures removed from %s and sent again", rep.Dropped, o.Output)
-		}
-		sum.TornBytes = rep.TornBytes
 	}
 
 	// 2. Read and validate the input.
@@ -373,7 +365,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			sum.ExitCode = exitcode.Interrupted
-			return sum, exitcode.New(exitcode.Interrupted, errors.New("interrupted while reading the input"))
+			sum.StopReason = "interrupted while reading the input"
+			return r.finish(nil)
 		}
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.New(exitcode.Input, err)
@@ -430,6 +423,11 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	if sum.Invalid > 0 {
 		r.addCode(exitcode.Partial)
 	}
+	if err := r.openOutput(&rep); err != nil {
+		sum.ExitCode = exitcode.Failure
+		return sum, err
+	}
+	defer r.results.close()
 	for _, j := range tooLarge {
 		ms := r.model(j.model)
 		r.mu.Lock()
@@ -1005,4 +1003,37 @@ func (r *run) printSchedule(jobs, tooLarge []*job) {
 	if r.o.AssumeOutput > 0 {
 		fmt.Fprintf(w, "  lines without max_tokens/max_completion_tokens are charged an assumed %d output tokens (--assume-output)\n", r.o.AssumeOutput)
 	}
+}
+
+// openOutput opens the results file for appending, reporting what an
+// earlier run left there (a torn line truncated, lines that are not
+// results, failures removed for --retry-failed).
+func (r *run) openOutput(rep *loadReport) error {
+	o := r.o
+	// loadResults already counted --retry-failed drops; openResults
+	// rewrites the file for them, so give it the original states back.
+	full, err := loadResults(o.Output)
+	if err != nil {
+		return err
+	}
+	rf, err := openResults(o.Output, &full, o.RetryFailed, o.Seed)
+	if err != nil {
+		return err
+	}
+	r.results = rf
+	if full.TornBytes > 0 {
+		r.problemf("%s: removed a torn last line (%d bytes) left by an interrupted run; its request will be sent again", o.Output, full.TornBytes)
+	}
+	for i, l := range full.BadLines {
+		if i == 3 {
+			r.problemf("%s: %d more lines that are not results (ignored)", o.Output, len(full.BadLines)-3)
+			break
+		}
+		r.problemf("%s:%d: not a result line (ignored; its request will be sent again)", o.Output, l)
+	}
+	if full.Dropped > 0 {
+		r.logf("--retry-failed: %d retryable failures removed from %s and sent again", full.Dropped, o.Output)
+	}
+	r.sum.TornBytes = full.TornBytes
+	return nil
 }

@@ -452,3 +452,21 @@ func TestFilesEndpoints(t *testing.T) {
 		t.Errorf("deleted file: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestTimeScale: with --time-scale K the batch clock runs K× faster. Not a
+// timing assertion: it polls until the batch completes (a 1-minute batch
+// at 3000× takes 20 ms of wall time) and fails only after 10 s.
+func TestTimeScale(t *testing.T) {
+	srv := simtest.New(t, sim.Config{TimeScale: 3000, BatchDuration: time.Minute})
+	b := createBatch(t, srv, upload(t, srv, "in.jsonl", batchLines(3, "gpt-4o-mini", 5)), "")
+	deadline := time.Now().Add(10 * time.Second)
+	for getBatch(t, srv, b.ID).Status != "completed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("batch not completed: %+v", getBatch(t, srv, b.ID))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := srv.Sim.Clock().Wall(time.Minute); got != 20*time.Millisecond {
+		t.Errorf("clock.Wall(1m) = %v, want 20ms", got)
+	}
+}

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -107,6 +108,13 @@ type Config struct {
 	// OnRequest, when set, is called with each request's path and raw body
 	// before it is handled.
 	OnRequest func(method, path string, body []byte)
+	// Intercept, when set, sees every request (after it is recorded, before
+	// anything else) and may answer it itself: when ok is true the
+	// simulator writes status, header and body verbatim and does nothing
+	// else (no limits charged, no common headers beyond x-request-id etc.).
+	// For tests of answers the simulator does not model (a retry-after
+	// HTTP-date, a CDN's text/plain 429, a garbage header).
+	Intercept func(r *http.Request, body []byte) (status int, header http.Header, respBody []byte, ok bool)
 }
 
 // withDefaults validates c and fills the defaults.

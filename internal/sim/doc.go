@@ -56,7 +56,26 @@
 //     openai-organization and named in messages.
 //   - Log: one JSON line per request (time, method, path, model, status,
 //     tokens charged, in_flight, limit that rejected it, request_id).
-//   - RecordRequests / OnRequest: keep or observe raw request bodies.
+//   - RecordRequests / OnRequest: keep or observe raw request bodies
+//     (simtest forces RecordRequests; read them with Server.Requests).
+//   - Intercept: answer chosen requests with a canned status/header/body
+//     (retry-after variants, CDN 429s) while the sim serves the rest.
+//
+// # Test API
+//
+//	srv := simtest.New(t, sim.Config{Tier: "1", Clock: clock.NewFake(t0)})
+//	srv.URL  // "http://127.0.0.1:PORT/v1" — give it to api.New as BaseURL
+//	srv.Sim  // *sim.Server: Stats(), Requests(), Batches(), FileContent(id),
+//	         // ExpireBatch(id), Limits(model), Clock(), SetQuotaExhausted(code),
+//	         // SetInvalidKey(on), SetFaultRate(f)
+//
+// simtest.New fails the test through tb.Fatalf on a bad Config and closes
+// the server in tb.Cleanup. With a Fake clock, a handler waiting out
+// Latency blocks until the test calls Advance (Fake.Sleepers tells how many
+// wait); batches advance whenever the API or Batches() is called.
+//
+// The command's flags are bound by BindFlags (and ParseArgs for the
+// testscript `sim` command); Flags.Config converts them.
 //
 // # Behaviour
 //
@@ -65,16 +84,19 @@
 // (golang.org/x/time/rate semantics, on the injected clock); RPD and TPD the
 // same over 24h. A request's TPM charge is prompt tokens (tokens.Counter;
 // a len/4 estimate while the counter reports 0) + output budget × n, taken
-// at admission. Checks, in order: 401 auth, 400 bad JSON / missing fields,
-// 404 model_not_found, 429 insufficient_quota, 400 context_length_exceeded,
+// at admission. Checks, in order: 401 auth, 400 bad JSON / no model, 404
+// model_not_found, 429 insufficient_quota, 400 missing or invalid fields,
+// 400 context_length_exceeded, 400 max_tokens over the model's maximum,
 // 429 request too large (charge > TPM capacity), then RPD, TPD, RPM, TPM,
 // slow_down, concurrency. Every rejected 429 still takes one request from the
 // RPM and RPD buckets when one is left (OpenAI: failed requests count).
-// Every response of an inference endpoint carries x-ratelimit-limit-,
+// Every response of an inference endpoint (once its model is known, errors
+// and 429s included) carries x-ratelimit-limit-,
 // -remaining- and -reset-{requests,tokens} (the request headers report the
 // daily window when it has less room left), plus x-request-id,
-// openai-processing-ms, openai-organization and openai-version on all
-// responses.
+// openai-processing-ms (sim milliseconds), openai-organization and
+// openai-version on all responses. Header names are sent in lowercase, as
+// api.openai.com does over HTTP/2.
 //
 // Endpoints: POST /v1/chat/completions (stream:true as SSE ending in
 // "data: [DONE]"), /v1/completions, /v1/embeddings, /v1/responses; GET

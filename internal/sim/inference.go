@@ -95,8 +95,13 @@ func (s *Server) account(endpoint string, raw []byte, body map[string]json.RawMe
 			}
 		}
 		c.total = c.prompt + c.budget*c.n
-		if a.Count.TPMCharge > 0 {
+		if a.Count.TPMCharge > 0 && !(endpoint == "/v1/completions" && a.Count.BudgetAssumed) {
 			c.total = a.Count.TPMCharge
+		}
+		if endpoint == "/v1/completions" && a.Count.BudgetAssumed {
+			// The legacy Completions API defaults max_tokens to 16.
+			c.budget, c.set = 16, true
+			c.total = c.prompt + c.budget*c.n
 		}
 		return c
 	}
@@ -220,7 +225,10 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", x.model))
 		return
 	}
-	if q := s.cfg.QuotaExhausted; q != "" {
+	s.mu.Lock()
+	q := s.mode.quota
+	s.mu.Unlock()
+	if q != "" {
 		x.limit = LimitQuota
 		x.error(429, "insufficient_quota", "", q, quotaMessage(q))
 		return
@@ -246,7 +254,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	if rej == nil {
 		s.inflight++
 		x.charged = c.total
-		if s.cfg.FaultRate > 0 && s.rng.Float64() < s.cfg.FaultRate {
+		if s.mode.faultRate > 0 && s.rng.Float64() < s.mode.faultRate {
 			fault = 1 + s.rng.Intn(3)
 		}
 	}
@@ -281,7 +289,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 		return
 	case 2:
 		_ = s.sleep(x, s.cfg.Latency)
-		w.Header().Set("retry-after", "1")
+		hset(w.Header(), "retry-after", "1")
 		x.error(503, "service_unavailable_error", "", "server_is_overloaded",
 			fmt.Sprintf("That model is currently overloaded with other requests. You can retry your request, or contact us through our help center at help.openai.com if the error persists. (Please include the request ID %s in your message.)", x.requestID))
 		return
@@ -340,9 +348,9 @@ func (s *Server) setRetryAfter(h http.Header, rej *rejection) {
 	if sec < 1 {
 		sec = 1
 	}
-	h.Set("retry-after", strconv.FormatInt(sec, 10))
+	hset(h, "retry-after", strconv.FormatInt(sec, 10))
 	if s.cfg.RetryAfter == RetryAfterMS {
-		h.Set("retry-after-ms", strconv.FormatInt(int64(math.Ceil(float64(rej.wait)/float64(time.Millisecond))), 10))
+		hset(h, "retry-after-ms", strconv.FormatInt(int64(math.Ceil(float64(rej.wait)/float64(time.Millisecond))), 10))
 	}
 }
 
@@ -457,6 +465,11 @@ func validateBody(endpoint, model string, m *models.Model, body map[string]json.
 		if embedding {
 			return herr(400, "invalid_request_error", "model", "", fmt.Sprintf("The model `%s` is not supported with the Responses API.", model))
 		}
+		// The spec's CreateResponse: max_output_tokens has minimum 16.
+		if v, ok := intField(body, "max_output_tokens"); ok && v < 16 {
+			return herr(400, "invalid_request_error", "max_output_tokens", "integer_below_min_value", fmt.Sprintf(
+				"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got %d instead.", v))
+		}
 	}
 	return nil
 }
@@ -550,13 +563,12 @@ func (s *Server) responsesBody(model string, body map[string]json.RawMessage, c 
 		"truncation":           echo("truncation", "disabled"),
 		"reasoning":            map[string]any{"effort": nil, "summary": nil},
 		"store":                echo("store", true),
-		"user":                 echo("user", nil),
 		"output": []any{map[string]any{
 			"type": "message", "id": "msg_" + id[5:], "status": "completed", "role": "assistant",
-			"content": []any{map[string]any{"type": "output_text", "text": text(perChoice), "annotations": []any{}}},
+			"content": []any{map[string]any{"type": "output_text", "text": text(perChoice), "annotations": []any{}, "logprobs": []any{}}},
 		}},
 		"usage": map[string]any{
-			"input_tokens": c.prompt, "input_tokens_details": map[string]any{"cached_tokens": 0},
+			"input_tokens": c.prompt, "input_tokens_details": map[string]any{"cached_tokens": 0, "cache_write_tokens": 0},
 			"output_tokens": perChoice, "output_tokens_details": map[string]any{"reasoning_tokens": 0},
 			"total_tokens": c.prompt + perChoice,
 		},
@@ -649,7 +661,8 @@ func (s *Server) stream(x *exchange, endpoint string, body map[string]json.RawMe
 	if endpoint == "/v1/responses" {
 		full := s.responsesBody(x.model, body, c, perChoice, finish, "resp_"+strings.ToLower(id), now)
 		start := copyMap(full)
-		start["status"], start["output"], start["usage"] = "in_progress", []any{}, nil
+		start["status"], start["output"] = "in_progress", []any{}
+		delete(start, "usage")
 		seq := 0
 		ev := func(typ string, kv ...any) {
 			m := map[string]any{"type": typ, "sequence_number": seq}
@@ -666,7 +679,7 @@ func (s *Server) stream(x *exchange, endpoint string, body map[string]json.RawMe
 		ev("response.created", "response", start)
 		for i := int64(0); i < perChoice; i++ {
 			_ = s.sleep(x, s.cfg.LatencyPerToken)
-			ev("response.output_text.delta", "item_id", "msg_"+strings.ToLower(id), "output_index", 0, "content_index", 0, "delta", words[i%int64(len(words))])
+			ev("response.output_text.delta", "item_id", "msg_"+strings.ToLower(id), "output_index", 0, "content_index", 0, "delta", words[i%int64(len(words))], "logprobs", []any{})
 		}
 		ev("response.completed", "response", full)
 		return

@@ -219,7 +219,7 @@ func (s *Server) slowDownCheck(l *limiter, now time.Time) *rejection {
 	allowed := math.Max(floor, 1.5*float64(st.prev))
 	if float64(st.cur+1) > allowed {
 		return &rejection{limit: LimitSlowDown, errType: "rate_limit_error", code: "slow_down",
-			wait: st.start.Add(win).Sub(now),
+			wait:    st.start.Add(win).Sub(now),
 			message: "A sudden increase in your request rate is impacting service reliability. Please reduce your request rate to its original level, maintain a consistent rate for at least 15 minutes, and then gradually increase it."}
 	}
 	st.cur++
@@ -258,13 +258,13 @@ func setRateHeaders(h http.Header, l *limiter) {
 		return min
 	}
 	if b := pick(l.rpm, l.rpd); b != nil {
-		h.Set("x-ratelimit-limit-requests", strconv.FormatInt(int64(b.limit), 10))
-		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(max(0, b.remaining()), 10))
-		h.Set("x-ratelimit-reset-requests", fmtDur(b.resetIn()))
+		hset(h, "x-ratelimit-limit-requests", strconv.FormatInt(int64(b.limit), 10))
+		hset(h, "x-ratelimit-remaining-requests", strconv.FormatInt(max(0, b.remaining()), 10))
+		hset(h, "x-ratelimit-reset-requests", fmtDur(b.resetIn()))
 	}
 	if b := pick(l.tpm, l.tpd); b != nil {
-		h.Set("x-ratelimit-limit-tokens", strconv.FormatInt(int64(b.limit), 10))
-		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(max(0, b.remaining()), 10))
-		h.Set("x-ratelimit-reset-tokens", fmtDur(b.resetIn()))
+		hset(h, "x-ratelimit-limit-tokens", strconv.FormatInt(int64(b.limit), 10))
+		hset(h, "x-ratelimit-remaining-tokens", strconv.FormatInt(max(0, b.remaining()), 10))
+		hset(h, "x-ratelimit-reset-tokens", fmtDur(b.resetIn()))
 	}
 }

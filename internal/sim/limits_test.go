@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -615,5 +616,60 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := sim.New(c); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
+	}
+}
+
+func TestRuntimeModesAndIntercept(t *testing.T) {
+	srv, _ := newSim(t, sim.Config{Tier: "none", Intercept: func(r *http.Request, body []byte) (int, http.Header, []byte, bool) {
+		if strings.Contains(string(body), "cdn") {
+			return 429, http.Header{"Content-Type": {"text/plain"}, "Retry-After": {"Wed, 21 Oct 2026 07:28:00 GMT"}}, []byte("error code: 1015"), true
+		}
+		return 0, nil, nil, false
+	}})
+	body := chat("gpt-4o", 5, "hi")
+	if r := post(t, srv, "/chat/completions", body); r.Status != 200 {
+		t.Fatalf("%d", r.Status)
+	}
+	if err := srv.Sim.SetQuotaExhausted("credit_balance_exhausted"); err != nil {
+		t.Fatal(err)
+	}
+	if r := post(t, srv, "/chat/completions", body); r.Status != 429 || r.code(t) != "credit_balance_exhausted" {
+		t.Errorf("after SetQuotaExhausted: %d %s", r.Status, r.Body)
+	}
+	_ = srv.Sim.SetQuotaExhausted("")
+	srv.Sim.SetInvalidKey(true)
+	if r := post(t, srv, "/chat/completions", body); r.Status != 401 || r.code(t) != "invalid_api_key" {
+		t.Errorf("after SetInvalidKey: %d", r.Status)
+	}
+	srv.Sim.SetInvalidKey(false)
+	if err := srv.Sim.SetQuotaExhausted("nope"); err == nil {
+		t.Error("bad code accepted")
+	}
+	r := post(t, srv, "/chat/completions", chat("gpt-4o", 5, "cdn"))
+	if r.Status != 429 || string(r.Body) != "error code: 1015" || r.Header.Get("Retry-After") != "Wed, 21 Oct 2026 07:28:00 GMT" {
+		t.Errorf("intercepted: %d %q %v", r.Status, r.Body, r.Header)
+	}
+	if post(t, srv, "/chat/completions", body).Status != 200 {
+		t.Error("not back to normal")
+	}
+}
+
+func TestCompletionsAndEmbeddings(t *testing.T) {
+	srv, _ := newSim(t, sim.Config{Tier: "none"})
+	r := post(t, srv, "/completions", `{"model":"gpt-3.5-turbo","prompt":"Say this is a test"}`)
+	u := decode[struct{ Usage usage }](t, r.Body).Usage
+	if r.Status != 200 || u.CompletionTokens != 16 {
+		t.Errorf("completions default max_tokens 16: %d %+v", r.Status, u)
+	}
+	r = post(t, srv, "/embeddings", `{"model":"text-embedding-3-small","input":["a","b","c"],"encoding_format":"base64","dimensions":4}`)
+	e := decode[struct {
+		Data []struct{ Embedding string }
+	}](t, r.Body)
+	if r.Status != 200 || len(e.Data) != 3 || len(e.Data[0].Embedding) != 24 { // 16 bytes → 24 base64 chars
+		t.Errorf("base64 embeddings: %d %s", r.Status, r.Body)
+	}
+	r = post(t, srv, "/responses", `{"model":"gpt-4o-mini","input":"x","max_output_tokens":5}`)
+	if r.Status != 400 || r.code(t) != "integer_below_min_value" {
+		t.Errorf("max_output_tokens 5: %d %s", r.Status, r.Body)
 	}
 }

@@ -39,6 +39,7 @@ type Server struct {
 	batchIDs []string // creation order
 	stats    Stats
 	requests []Request
+	mode     mode // fault modes that tests may switch at run time
 
 	logMu sync.Mutex
 }
@@ -66,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 		files:    map[string]*file{},
 		batches:  map[string]*batch{},
 	}
+	s.mode = mode{quota: c.QuotaExhausted, invalidKey: c.InvalidKey, faultRate: c.FaultRate}
 	s.stats.Start = s.clk.Now()
 	s.stats.Limits = map[string]models.Limits{}
 	s.stats.RateLimited = map[string]int64{}
@@ -112,12 +114,18 @@ type exchange struct {
 	limit     string
 	status    int
 	body      []byte
+	// intercepted: Config.Intercept answered; the handler does nothing.
+	intercepted bool
 }
 
 // ServeHTTP serves the OpenAI API under /v1.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		x := s.begin(w, r)
+		if x.intercepted {
+			s.finish(x)
+			return
+		}
 		x.error(http.StatusNotFound, "invalid_request_error", "", "", fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
 		s.finish(x)
 		return
@@ -141,18 +149,32 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	if s.cfg.OnRequest != nil {
 		s.cfg.OnRequest(r.Method, r.URL.Path, x.body)
 	}
+	if s.cfg.Intercept != nil {
+		if status, hdr, body, ok := s.cfg.Intercept(r, x.body); ok {
+			for k, v := range hdr {
+				w.Header()[k] = v
+			}
+			x.intercepted = true
+			x.status = status
+			w.WriteHeader(status)
+			_, _ = w.Write(body)
+		}
+	}
 	h := w.Header()
-	h.Set("x-request-id", x.requestID)
-	h.Set("openai-organization", s.cfg.Organization)
-	h.Set("openai-version", "2020-10-01")
+	hset(h, "x-request-id", x.requestID)
+	hset(h, "openai-organization", s.cfg.Organization)
+	hset(h, "openai-version", "2020-10-01")
 	if p := r.Header.Get("OpenAI-Project"); p != "" {
-		h.Set("openai-project", p)
+		hset(h, "openai-project", p)
 	}
 	return x
 }
 
 // auth checks the Authorization header; false means a 401 was written.
 func (s *Server) auth(x *exchange) bool {
+	if x.intercepted {
+		return false
+	}
 	a := x.r.Header.Get("Authorization")
 	key, ok := strings.CutPrefix(a, "Bearer ")
 	key = strings.TrimSpace(key)
@@ -161,7 +183,10 @@ func (s *Server) auth(x *exchange) bool {
 			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username. You can obtain an API key from https://platform.openai.com/account/api-keys.")
 		return false
 	}
-	if s.cfg.InvalidKey {
+	s.mu.Lock()
+	invalid := s.mode.invalidKey
+	s.mu.Unlock()
+	if invalid {
 		x.error(http.StatusUnauthorized, "invalid_request_error", "", "invalid_api_key",
 			fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", maskKey(key)))
 		return false
@@ -219,7 +244,7 @@ func (x *exchange) json(status int, v any) {
 // setProcessingMS sets openai-processing-ms: sim milliseconds since the
 // request arrived.
 func (x *exchange) setProcessingMS() {
-	x.w.Header().Set("openai-processing-ms", strconv.FormatInt(x.clk.Now().Sub(x.start).Milliseconds(), 10))
+	hset(x.w.Header(), "openai-processing-ms", strconv.FormatInt(x.clk.Now().Sub(x.start).Milliseconds(), 10))
 }
 
 // finish updates the stats and writes the log line.
@@ -381,4 +406,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return err
 	}
+}
+
+// hset sets an OpenAI header under its lowercase name, as api.openai.com
+// sends them (HTTP/2 captures, wire-formats.md §1.1). Header.Get still
+// finds it on the client side, which canonicalizes names when parsing.
+func hset(h http.Header, k, v string) { h[k] = []string{v} }
+
+type mode struct {
+	quota      string
+	invalidKey bool
+	faultRate  float64
+}
+
+// SetQuotaExhausted switches the quota fault mode at run time: code "" ends
+// it, otherwise every later inference request gets 429 with that code (one
+// of QuotaCodes; others are an error). Lets a test exhaust the quota in the
+// middle of a run.
+func (s *Server) SetQuotaExhausted(code string) error {
+	if code != "" {
+		if _, err := (Config{QuotaExhausted: code}).withDefaults(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.mode.quota = code
+	s.mu.Unlock()
+	return nil
+}
+
+// SetInvalidKey switches the 401 invalid_api_key mode at run time.
+func (s *Server) SetInvalidKey(on bool) {
+	s.mu.Lock()
+	s.mode.invalidKey = on
+	s.mu.Unlock()
+}
+
+// SetFaultRate changes the fraction (0..1) of admitted requests that fail
+// with 500, 503 or a dropped connection.
+func (s *Server) SetFaultRate(f float64) {
+	s.mu.Lock()
+	s.mode.faultRate = min(1, max(0, f))
+	s.mu.Unlock()
 }
