@@ -75,7 +75,7 @@ echo "|---|---|---|---|---|" | tee -a "$OUT/results.md"
 RATIOS=""
 if [ $HAVE_OAIRL = 1 ]; then
 	OAIRL_COUNTS="$OUT/oairl.jsonl"
-	run_oairl() { measure "oairl count" sh -c "\"$OUT/oairl\" count --no-progress --format jsonl \"$FILE\" >\"$OUT/oairl.jsonl\"; test \$? -le 3"; }
+	run_oairl() { measure "oairl count" sh -c "\"$OUT/oairl\" count --no-progress --format jsonl \"$FILE\" >\"$OUT/oairl.jsonl\" 2>\"$OUT/oairl.stderr\"; test \$? -le 3"; }
 else
 	OAIRL_COUNTS="$OUT/fast.tsv"
 	run_oairl() { measure "tokens ($(nproc) workers)" "$OUT/baseline" count -impl fast -workers "$(nproc)" -o "$OUT/fast.tsv" "$FILE"; }

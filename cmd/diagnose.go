@@ -56,9 +56,11 @@ Saved (--from FILE, or - for stdin, or FILE as the argument): no network call.
 Reads, in any mix and any number: curl -i / curl -v output (HTTP/1.1 or HTTP/2
 status lines, headers, body), raw JSON error bodies (OpenAI, Azure, Anthropic,
 Groq, OpenRouter, vLLM), Batch objects and Batch output lines, Python SDK lines
-("Error code: 429 - {'error': {...}}"), go-openai errors ("error, status code:
-429, status: ..., message: ...") and Node SDK errors ("429 Rate limit reached
-..."). One finding per response, plus a summary line when there are several.
+("Error code: 429 - {'error': {...}}", and the pre-1.0 "openai.error.
+RateLimitError: ..." also quoted by LangChain), go-openai errors ("error, status
+code: 429, status: ..., message: ...") and Node SDK errors ("429 Rate limit
+reached ..."). One finding per response, plus a summary line when there are
+several (on stderr when piped).
 
 Verdicts: ok, rpm_limited, tpm_limited, rpd_limited, tpd_limited,
 request_too_large, ramp_limited, concurrency_limited, quota_exhausted,

@@ -77,6 +77,7 @@ const (
 // "6m0s"/"20ms", Azure bare seconds, Anthropic an RFC 3339 time). Known is
 // false when the response carried no usable header for this dimension.
 // Daily is true when the window is a per-day one: a reset of an hour or
+// more, or an implied window length (reset × limit / used) of an hour or
 // more (OpenAI reports whichever request window binds, e.g. the free tier's
 // 200 RPD with "23h55m16.126s") or Groq's request headers, which are always
 // per day (console.groq.com/docs/rate-limits).

@@ -130,6 +130,13 @@ func TestJSONFields(t *testing.T) {
 			}
 		}
 	}
+	// An Entry marshals to the same fields as a report's finding.
+	eb, _ := json.Marshal(rep.Findings[0])
+	var ent map[string]any
+	_ = json.Unmarshal(eb, &ent)
+	if got := keys(ent); got != keys(f0) {
+		t.Errorf("Entry JSON fields = %s, want %s", got, keys(f0))
+	}
 	// A single Finding marshals to the same field set (minus the entry's).
 	b, _ := json.Marshal(rep.Findings[0].Finding)
 	var one map[string]any

@@ -89,9 +89,10 @@ func Probe(ctx context.Context, p Poster, o ProbeOptions) Entry {
 }
 
 // MatchTier returns the usage tier ("free", "1".."5") whose published
-// limits for m equal the header limits in rl: RPM and TPM for a per-minute
-// request window (models.Model.MatchTier), RPD and TPM for a daily one
-// (the free tier's request header reports its 200 RPD). It returns
+// limits for m equal the header limits in rl: RPM and TPM
+// (models.Model.MatchTier) unless the request window is daily, then RPD
+// and TPM (OpenAI's request header reports whichever request window binds:
+// the free tier's shows its 200 RPD). It returns
 // "custom" when none matches, and "" when m is nil or rl has no limits.
 // The tier tables come from the registry (developers.openai.com model
 // pages; wire-formats.md §6).
@@ -113,8 +114,9 @@ func MatchTier(m *models.Model, rl RateLimits) string {
 		if t := m.MatchTier(req, tok); t != "" {
 			return t
 		}
-		return "custom"
 	}
+	// OpenAI's request header reports whichever request window binds, so a
+	// window not recognised as daily may still be the RPD one.
 	names := make([]string, 0, len(m.Tiers))
 	for k := range m.Tiers {
 		names = append(names, k)
@@ -122,7 +124,7 @@ func MatchTier(m *models.Model, rl RateLimits) string {
 	sort.Strings(names)
 	for _, k := range names {
 		l := m.Tiers[k]
-		if (req == 0 || l.RPD == req) && (tok == 0 || l.TPM == tok) {
+		if l.RPD > 0 && (req == 0 || l.RPD == req) && (tok == 0 || l.TPM == tok) {
 			return k
 		}
 	}

@@ -38,6 +38,7 @@ func TestProbeSim(t *testing.T) {
 	}{
 		{"ok tier 1", sim.Config{Tier: "1"}, "gpt-4o-mini", OK, "1"},
 		{"ok tier 3", sim.Config{Tier: "3"}, "gpt-4o", OK, "3"},
+		{"ok free tier", sim.Config{Tier: "free"}, "gpt-4o-mini", OK, "free"},
 		{"custom limits", sim.Config{RPM: 123, TPM: 4567}, "gpt-4o-mini", OK, "custom"},
 		{"quota exhausted", sim.Config{QuotaExhausted: "insufficient_quota"}, "gpt-4o-mini", QuotaExhausted, ""},
 		{"billing code", sim.Config{QuotaExhausted: "project_spend_limit_exceeded"}, "gpt-4o-mini", QuotaExhausted, ""},
@@ -90,6 +91,29 @@ func TestProbeSimRPM(t *testing.T) {
 	}
 	if e.Verdict != RPMLimited || e.Wait <= 0 || e.Limit != 2 {
 		t.Fatalf("got %s wait=%v limit=%d (%s)", e.Verdict, e.Wait, e.Limit, e.Summary)
+	}
+}
+
+// TestProbeSimFaults: with every admitted request failing, the probe sees
+// a 500, a 503 overload or a dropped connection, all retryable, none a
+// rate limit.
+func TestProbeSimFaults(t *testing.T) {
+	seen := map[Verdict]bool{}
+	for seed := int64(1); seed <= 12; seed++ {
+		c := simClient(t, sim.Config{Tier: "5", FaultRate: 1, Seed: seed})
+		e := Probe(context.Background(), c, ProbeOptions{Model: "gpt-4o-mini"})
+		switch e.Verdict {
+		case ServerError, ServerOverloaded, NetworkError:
+		default:
+			t.Fatalf("seed %d: %s (%s)", seed, e.Verdict, e.Summary)
+		}
+		if !e.Retryable || e.IsRateLimit() || e.ExitCode() != 1 {
+			t.Errorf("seed %d: %s retryable=%v exit=%d", seed, e.Verdict, e.Retryable, e.ExitCode())
+		}
+		seen[e.Verdict] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("only %v seen over 12 seeds", seen)
 	}
 }
 

@@ -22,8 +22,9 @@ import (
 //     when only the input/output token buckets are sent, the one with the
 //     smaller remaining share is reported (docs.anthropic.com/en/api/rate-limits).
 //
-// A request window that resets in an hour or more is marked Daily, and so
-// is every Groq request window (Groq's request headers count per day).
+// A window is marked Daily when it resets in an hour or more, or when its
+// implied length (reset × limit / used) is an hour or more; every Groq
+// request window is daily too (Groq's request headers count per day).
 func ParseRateLimits(h http.Header) RateLimits {
 	return parseRateLimits(h, time.Now())
 }
@@ -44,7 +45,11 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 		if reset == "" {
 			reset = get("x-rate-limit-reset-" + dim) // Azure 2023 spelling
 		}
-		return window(get("x-ratelimit-limit-"+dim), get("x-ratelimit-remaining-"+dim), reset, ref)
+		w := window(get("x-ratelimit-limit-"+dim), get("x-ratelimit-remaining-"+dim), reset, ref)
+		// Only here: Anthropic rounds remaining to thousands, which would
+		// skew the estimate.
+		w.Daily = w.Daily || windowSpan(w) >= time.Hour
+		return w
 	}
 	rl.Requests, rl.Tokens = oa("requests"), oa("tokens")
 	if rl.Requests.Known || rl.Tokens.Known || get("x-ratelimit-reset-tokens") != "" || get("x-rate-limit-reset-tokens") != "" {
@@ -131,6 +136,19 @@ func window(limit, remaining, reset string, ref time.Time) Window {
 	}
 	w.Daily = w.Reset >= time.Hour
 	return w
+}
+
+// windowSpan estimates the length of the window a header reports: the
+// reset is the time to refill what was used, so span = reset × limit /
+// used. A per-minute window gives about 60 s, a per-day one about 24 h
+// (the free tier's 200 RPD after one request: 7m12s × 200 / 1 = 24 h), so
+// the estimate tells them apart even when little is used. 0 when unknown.
+func windowSpan(w Window) time.Duration {
+	if w.Limit <= 0 || w.Remaining < 0 || w.Remaining >= w.Limit || w.Reset <= 0 {
+		return 0
+	}
+	used := w.Limit - w.Remaining
+	return time.Duration(float64(w.Reset) * float64(w.Limit) / float64(used))
 }
 
 // ParseDuration parses a reset or wait duration in the forms OpenAI and

@@ -233,6 +233,13 @@ type jsonEntry struct {
 	jsonFinding
 }
 
+// MarshalJSON encodes an Entry as one element of the report's "findings"
+// (without it, Entry would inherit Finding.MarshalJSON and lose origin,
+// format and usage_tier).
+func (e Entry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(jsonEntry{Origin: e.Origin, Format: e.Format, UsageTier: e.UsageTier, jsonFinding: toJSONFinding(e.Finding)})
+}
+
 type jsonProbe struct {
 	Requests int             `json:"requests"`
 	OK       int             `json:"ok"`

@@ -177,7 +177,9 @@ func (p *savedParser) curl(i int) int {
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
 	}
-	if status >= 100 && status < 200 {
+	if status >= 100 && status < 200 || status == 200 && strings.Contains(strings.ToLower(first), "connection established") {
+		// Interim responses, and an HTTPS proxy's CONNECT answer that
+		// curl -i prints before the real response.
 		return j
 	}
 	// Body: one JSON value, else text up to the next status line.

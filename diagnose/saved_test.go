@@ -30,6 +30,8 @@ func TestParseSavedFormats(t *testing.T) {
 			`{"error":{"message":"Rate limit reached for gpt-4o in organization org-X on tokens per min (TPM): Limit 30000, Used 29937, Requested 385. Please try again in 644ms.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}` +
 			"\r\n\r\nHTTP/2 200\r\nx-ratelimit-limit-requests: 500\r\n\r\n{\"id\":\"x\",\n \"object\":\"chat.completion\"}\nHTTP/1.1 429 Too Many Requests\ncontent-type: text/plain\nretry-after: 60\n\nerror code: 1015\n",
 			[]want{{429, SourceCurl, 3, TPMLimited}, {200, SourceCurl, 9, OK}, {429, SourceCurl, 14, EdgeThrottled}}},
+		{"curl through a proxy", "HTTP/1.1 200 Connection established\r\n\r\nHTTP/2 429\r\nretry-after: 3\r\n\r\n" + `{"error":{"message":"m","type":"tokens","param":null,"code":"rate_limit_exceeded"}}` + "\r\n",
+			[]want{{429, SourceCurl, 3, TPMLimited}}},
 		{"curl -v", "* Connected\n> POST /v1/chat/completions HTTP/1.1\n> Host: api.openai.com\n>\n< HTTP/2 401\n< content-type: application/json\n<\n" +
 			`{"error":{"message":"Incorrect API key provided: sk-XXXX.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}` + "\n",
 			[]want{{401, SourceCurl, 5, AuthFailed}}},
@@ -142,6 +144,17 @@ func TestParseRateLimits(t *testing.T) {
 	}
 	if !rl.Tokens.Known || rl.Tokens.Limit != 40000 || rl.Tokens.Remaining != -1 || rl.Tokens.Reset != 34*time.Millisecond || rl.Tokens.Daily {
 		t.Errorf("tokens = %+v", rl.Tokens)
+	}
+	// Free tier after one request: 199 of 200 left, reset 7m12s: the
+	// implied window is a day; a tier-1 RPM window is not.
+	rl = ParseRateLimits(hdr("x-ratelimit-limit-requests: 200", "x-ratelimit-remaining-requests: 199", "x-ratelimit-reset-requests: 7m12s",
+		"x-ratelimit-limit-tokens: 40000", "x-ratelimit-remaining-tokens: 39991", "x-ratelimit-reset-tokens: 13ms"))
+	if !rl.Requests.Daily || rl.Tokens.Daily {
+		t.Errorf("free tier after one request: requests daily %v, tokens daily %v", rl.Requests.Daily, rl.Tokens.Daily)
+	}
+	rl = ParseRateLimits(hdr("x-ratelimit-limit-requests: 500", "x-ratelimit-remaining-requests: 499", "x-ratelimit-reset-requests: 120ms"))
+	if rl.Requests.Daily {
+		t.Error("tier-1 RPM window marked daily")
 	}
 	// Azure: bare seconds, misspelled header, -1 sentinels.
 	rl = ParseRateLimits(hdr("x-rate-limit-reset-tokens: 55", "x-ratelimit-remaining-requests: 79", "apim-request-id: x",

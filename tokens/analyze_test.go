@@ -695,3 +695,16 @@ func TestBuiltinToolsAreEstimatesNotErrors(t *testing.T) {
 		t.Fatalf("function tool adds %d tokens", d)
 	}
 }
+
+func TestEncodingsList(t *testing.T) {
+	got := strings.Join(Encodings(), ",")
+	if got != "cl100k_base,o200k_base,p50k_base,p50k_edit,r50k_base" {
+		t.Fatalf("Encodings() = %s", got)
+	}
+	c := newTestCounter(t)
+	for _, e := range Encodings() {
+		if n, err := c.CountText(e, "hello world"); err != nil || n != 2 {
+			t.Errorf("%s: %d %v", e, n, err)
+		}
+	}
+}

@@ -14,7 +14,6 @@ package tokens
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -55,8 +54,9 @@ var encodingSpecs = map[string]encodingSpec{
 }
 
 // loadEncoder parses an embedded .tiktoken file ("base64-token rank" per
-// line), streaming it (no copy of the 3.6 MB file) into one string of
-// token bytes and a rankTable.
+// line), streaming it (no copy of the 3.6 MB file) into one buffer of
+// token bytes, and builds the rankTable in a second goroutine while the
+// parse goes on (loading is what a one-line `oairl count` waits for).
 func loadEncoder(name string) (*encoder, error) {
 	spec, ok := encodingSpecs[name]
 	if !ok {
@@ -71,55 +71,90 @@ func loadEncoder(name string) (*encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", name, err)
 	}
-	// token bytes are at most 3/4 of the base64 text; capacity that is
-	// never written is never touched, so over-allocating costs nothing
-	buf := make([]byte, 0, st.Size()*3/4)
-	offs := make([]uint32, 1, st.Size()/16)
-	ranks := make([]uint32, 0, st.Size()/16)
-	r := bufio.NewReaderSize(f, 64<<10)
-	for {
-		line, err := r.ReadSlice('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			line = line[:len(line)-1]
+	// Token bytes are at most 3/4 of the file, and a line has at least 7
+	// bytes ("AA== 0\n"), so these never grow: the table builder reads
+	// what the parser has published while the parser appends. Capacity
+	// that is never written is never touched (no page faults).
+	buf := make([]byte, st.Size()*3/4+4)
+	maxLines := int(st.Size()/7) + 1
+	offs := make([]uint32, 1, maxLines+1)
+	ranks := make([]uint32, 0, maxLines)
+	all := unsafe.String(&buf[0], len(buf))
+	expect := int(st.Size() / 18) // ~18 bytes per line in these files
+	if expect > maxTableSize {
+		expect = maxTableSize
+	}
+	table := allocRankTable(all, expect)
+	published := make(chan int, 64) // number of tokens parsed so far
+	built := make(chan struct{})
+	offsAll, ranksAll := offs[:cap(offs)], ranks[:cap(ranks)]
+	go func() {
+		defer close(built)
+		lo := 0
+		for hi := range published {
+			if hi > len(table.slots)/2 {
+				continue // more tokens than expected: rebuilt below
+			}
+			table.insert(lo, hi, offsAll, ranksAll)
+			lo = hi
 		}
-		if len(line) > 0 {
-			sp := bytes.IndexByte(line, ' ')
-			if sp < 0 {
-				return nil, fmt.Errorf("encoding %s: malformed line %q", name, line)
+	}()
+	parseErr := func() error {
+		defer close(published)
+		r := bufio.NewReaderSize(f, 64<<10)
+		used := 0
+		for {
+			line, err := r.ReadSlice('\n')
+			if len(line) > 0 && line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
 			}
-			off := len(buf)
-			buf = buf[:off+base64.StdEncoding.DecodedLen(sp)]
-			n, err := base64.StdEncoding.Decode(buf[off:], line[:sp])
-			if err != nil {
-				return nil, fmt.Errorf("encoding %s: %w", name, err)
-			}
-			buf = buf[:off+n]
-			rank := uint32(0)
-			for _, c := range line[sp+1:] {
-				if c < '0' || c > '9' {
-					return nil, fmt.Errorf("encoding %s: malformed rank in %q", name, line)
+			if len(line) > 0 {
+				sp := bytes.IndexByte(line, ' ')
+				if sp < 0 {
+					return fmt.Errorf("encoding %s: malformed line %q", name, line)
 				}
-				rank = rank*10 + uint32(c-'0')
+				if used+base64.StdEncoding.DecodedLen(sp) > len(buf) || len(ranks) == cap(ranks) {
+					return fmt.Errorf("encoding %s: file larger than expected", name)
+				}
+				n, err := base64.StdEncoding.Decode(buf[used:], line[:sp])
+				if err != nil {
+					return fmt.Errorf("encoding %s: %w", name, err)
+				}
+				used += n
+				rank := uint32(0)
+				for _, c := range line[sp+1:] {
+					if c < '0' || c > '9' {
+						return fmt.Errorf("encoding %s: malformed rank in %q", name, line)
+					}
+					rank = rank*10 + uint32(c-'0')
+				}
+				offs = append(offs, uint32(used))
+				ranks = append(ranks, rank)
+				if len(ranks)%4096 == 0 {
+					published <- len(ranks)
+				}
 			}
-			offs = append(offs, uint32(len(buf)))
-			ranks = append(ranks, rank)
+			if err == io.EOF {
+				published <- len(ranks)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("encoding %s: %w", name, err)
+			}
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("encoding %s: %w", name, err)
-		}
+	}()
+	<-built
+	if parseErr != nil {
+		return nil, parseErr
 	}
 	if len(ranks) > maxTableSize {
 		return nil, fmt.Errorf("encoding %s: %d tokens, more than the table holds", name, len(ranks))
 	}
-	all := ""
-	if len(buf) > 0 {
-		// buf is never written again: share it instead of copying
-		all = unsafe.String(&buf[0], len(buf))
+	if len(ranks) > len(table.slots)/2 {
+		table = newRankTable(all, offs, ranks)
 	}
-	return &encoder{name: name, ranks: newRankTable(all, offs, ranks), split: spec.split}, nil
+	table.offs, table.ranks = offs, ranks
+	return &encoder{name: name, ranks: table, split: spec.split}, nil
 }
 
 // sanitize makes text valid UTF-8 the way pkoukk/regexp2 see it: each
@@ -227,47 +262,76 @@ func (e *encoder) bpeSmall(piece string, out []int) []int {
 }
 
 // mergeItem is a candidate merge of the part starting at start with its
-// successor.
+// successor, at rank.
 type mergeItem struct {
 	rank  uint32
 	start int32
-	ver   int32 // version of the part when pushed; stale items are skipped
 }
 
+func (a mergeItem) less(b mergeItem) bool {
+	return a.rank < b.rank || a.rank == b.rank && a.start < b.start
+}
+
+// mergeHeap is a binary min-heap of merge candidates (by rank, then start).
 type mergeHeap []mergeItem
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	if h[i].rank != h[j].rank {
-		return h[i].rank < h[j].rank
+func (h *mergeHeap) push(it mergeItem) {
+	*h = append(*h, it)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].less(q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
 	}
-	return h[i].start < h[j].start
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeItem)) }
-func (h *mergeHeap) Pop() (x any) { x, *h = (*h)[len(*h)-1], (*h)[:len(*h)-1]; return x }
+
+func (h *mergeHeap) pop() mergeItem {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < len(q) && q[l].less(q[m]) {
+			m = l
+		}
+		if r := l + 1; r < len(q) && q[r].less(q[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
+}
 
 // bpeHeap gives the same merges as bpeSmall: the lowest rank is merged
 // first and, among equal ranks, the leftmost (smallest start offset, which
 // is the leftmost position in the current part list). Parts are a linked
-// list indexed by their start byte; heap items carry the part's version so
-// that items made stale by a neighbouring merge are skipped.
+// list indexed by their start byte (next < 0: merged away). A popped
+// candidate is acted on only if it still describes the current pair at
+// its start (same rank); it is then the minimum of the current pairs, as
+// in the quadratic scan. 16 bytes per byte of piece.
 func (e *encoder) bpeHeap(piece string, out []int) []int {
 	n := len(piece)
-	next := make([]int32, n+1) // next part start, n = end
+	next := make([]int32, n+1)
 	prev := make([]int32, n+1)
-	ver := make([]int32, n+1)
-	alive := make([]bool, n+1)
 	for i := 0; i <= n; i++ {
-		next[i], prev[i], alive[i] = int32(i+1), int32(i-1), true
+		next[i], prev[i] = int32(i+1), int32(i-1)
 	}
 	rankAt := func(i int32) uint32 { // rank of merging part i with next(i)
 		j := next[i]
 		if int(j) >= n {
 			return noRank
 		}
-		k := next[j]
-		if r, ok := e.ranks.get(piece[i:k]); ok {
+		if r, ok := e.ranks.get(piece[i:next[j]]); ok {
 			return r
 		}
 		return noRank
@@ -275,31 +339,44 @@ func (e *encoder) bpeHeap(piece string, out []int) []int {
 	h := make(mergeHeap, 0, n)
 	for i := int32(0); int(i) < n-1; i++ {
 		if r := rankAt(i); r != noRank {
-			h = append(h, mergeItem{r, i, 0})
+			h = append(h, mergeItem{r, i})
 		}
 	}
-	heap.Init(&h)
-	for h.Len() > 0 {
-		it := heap.Pop(&h).(mergeItem)
+	// heapify
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		for j := i; ; {
+			l, m := 2*j+1, j
+			if l < len(h) && h[l].less(h[m]) {
+				m = l
+			}
+			if r := l + 1; r < len(h) && h[r].less(h[m]) {
+				m = r
+			}
+			if m == j {
+				break
+			}
+			h[j], h[m] = h[m], h[j]
+			j = m
+		}
+	}
+	for len(h) > 0 {
+		it := h.pop()
 		i := it.start
-		if !alive[i] || ver[i] != it.ver {
-			continue
+		if next[i] < 0 || rankAt(i) != it.rank {
+			continue // stale: the pair at i has changed
 		}
-		// merge i with next(i)
 		j := next[i]
-		alive[j] = false
 		next[i] = next[j]
-		if int(next[j]) <= n {
-			prev[next[j]] = i
+		next[j] = -1
+		if int(next[i]) <= n {
+			prev[next[i]] = i
 		}
-		ver[i]++
 		if r := rankAt(i); r != noRank {
-			heap.Push(&h, mergeItem{r, i, ver[i]})
+			h.push(mergeItem{r, i})
 		}
 		if p := prev[i]; p >= 0 {
-			ver[p]++
 			if r := rankAt(p); r != noRank {
-				heap.Push(&h, mergeItem{r, p, ver[p]})
+				h.push(mergeItem{r, p})
 			}
 		}
 	}

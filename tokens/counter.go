@@ -3,6 +3,7 @@ package tokens
 import (
 	"fmt"
 	"hash/maphash"
+	"sort"
 	"sync"
 
 	tiktoken "github.com/pkoukk/tiktoken-go"
@@ -113,7 +114,7 @@ func (c *textCache) put(h uint64, n int) {
 
 // Counter counts tokens and analyses request bodies. Safe for concurrent
 // use; encodings load lazily, once per process, when a request first needs
-// them (o200k_base ≈ 40 ms, cl100k_base ≈ 20 ms).
+// them (o200k_base ≈ 25–50 ms and ~7 MB, cl100k_base about half).
 type Counter struct {
 	opts  Options
 	reg   *models.Registry
@@ -198,4 +199,15 @@ func (c *Counter) Encode(encoding, text string) (ids []int, err error) {
 		return nil, err
 	}
 	return e.encode(text), nil
+}
+
+// Encodings returns the encoding names CountText and Options.Encoding
+// accept, sorted: cl100k_base, o200k_base, p50k_base, p50k_edit, r50k_base.
+func Encodings() []string {
+	out := make([]string, 0, len(encodingSpecs))
+	for name := range encodingSpecs {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }

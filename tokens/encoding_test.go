@@ -248,3 +248,63 @@ func FuzzFastEqualsPkoukk(f *testing.F) {
 }
 
 func sameIDs(a, b []int) bool { return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b)) }
+
+// Random strings over an alphabet chosen to hit every class boundary of the
+// patterns (upper/title/lower/modifier/other letters, marks, numbers of
+// each kind, Unicode and ASCII spaces, CR/LF, apostrophes and contraction
+// letters, slashes, punctuation, emoji, invalid bytes) must split and
+// merge exactly as pkoukk does.
+func TestRandomAlphabetMatchesPkoukk(t *testing.T) {
+	alphabet := []string{
+		"A", "Z", "a", "z", "s", "t", "S", "T", "r", "e", "R", "E", "v", "V", "m", "M", "l", "L", "d", "D",
+		"Ǆ", "ǅ", "ǆ", "ʰ", "ー", "中", "あ", "\u0301", "\u0903", "\u20dd", "É", "ß",
+		"0", "9", "٣", "Ⅻ", "½", "²",
+		" ", " ", " ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u3000", "\u2028", "\u0085", "\v", "\f",
+		"'", "'", "’", "/", "//", ".", ",", "!", "-", "_", "(", "\"", "<|endoftext|>",
+		"😀", "👍🏽", "\u200d", "\ufeff", "\x7f", "\xff", "\xc3",
+	}
+	rng := rand.New(rand.NewSource(3))
+	n := 6000
+	if os.Getenv("OAIRL_LONG_EXACTNESS") != "" {
+		n = 200_000
+	}
+	if testing.Short() {
+		n = 1500
+	}
+	for _, enc := range allEncodings {
+		ref, f := reference(t, enc), fast(t, enc)
+		for i := 0; i < n; i++ {
+			var b strings.Builder
+			for k := 1 + rng.Intn(24); k > 0; k-- {
+				b.WriteString(alphabet[rng.Intn(len(alphabet))])
+			}
+			s := b.String()
+			want := ref.EncodeOrdinary(s)
+			if got := f.encode(s); !sameIDs(got, want) {
+				t.Fatalf("%s %q:\n got %v\nwant %v", enc, s, got, want)
+			}
+		}
+	}
+}
+
+// Long single pieces (≥ heapMergeMin bytes) go through the heap merge;
+// their ids must equal pkoukk's quadratic merge.
+func TestLongPiecesMatchPkoukk(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	alphabet := []string{"a", "b", "ab", "the", "ing", "é", "ß", "x", "qu", "ion", "中", "ा", "\u0301"}
+	for _, enc := range []string{"o200k_base", "cl100k_base"} {
+		ref, f := reference(t, enc), fast(t, enc)
+		for i := 0; i < 20; i++ {
+			var b strings.Builder
+			n := heapMergeMin + rng.Intn(1500)
+			for b.Len() < n {
+				b.WriteString(alphabet[rng.Intn(len(alphabet))])
+			}
+			s := b.String()
+			want := ref.EncodeOrdinary(s)
+			if got := f.encode(s); !sameIDs(got, want) {
+				t.Fatalf("%s %q:\n got %v\nwant %v", enc, s, got, want)
+			}
+		}
+	}
+}

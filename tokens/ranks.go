@@ -27,13 +27,26 @@ const (
 // ranks. It panics if there are more than maxTableSize tokens (loadEncoder
 // checks first).
 func newRankTable(all string, offs, ranks []uint32) *rankTable {
+	t := allocRankTable(all, len(ranks))
+	t.insert(0, len(ranks), offs, ranks)
+	t.offs, t.ranks = offs, ranks
+	return t
+}
+
+// allocRankTable returns an empty table sized for n tokens.
+func allocRankTable(all string, n int) *rankTable {
 	size := uint64(1)
-	for size < uint64(len(ranks))*2 {
+	for size < uint64(n)*2 {
 		size <<= 1
 	}
-	t := &rankTable{all: all, offs: offs, ranks: ranks, slots: make([]uint32, size), mask: size - 1, seed: maphash.MakeSeed()}
-	for i := range ranks {
-		h := maphash.String(t.seed, all[offs[i]:offs[i+1]])
+	return &rankTable{all: all, slots: make([]uint32, size), mask: size - 1, seed: maphash.MakeSeed()}
+}
+
+// insert adds tokens lo..hi-1 (all[offs[i]:offs[i+1]] with rank
+// ranks[i]); the table must have room (at most half full).
+func (t *rankTable) insert(lo, hi int, offs, ranks []uint32) {
+	for i := lo; i < hi; i++ {
+		h := maphash.String(t.seed, t.all[offs[i]:offs[i+1]])
 		for j := h & t.mask; ; j = (j + 1) & t.mask {
 			if t.slots[j] == 0 {
 				t.slots[j] = uint32(h>>32)&^slotIndexMask | uint32(i+1)
@@ -41,7 +54,6 @@ func newRankTable(all string, offs, ranks []uint32) *rankTable {
 			}
 		}
 	}
-	return t
 }
 
 // get returns the rank of the token with bytes key.

@@ -4,11 +4,16 @@
 // in-flight cap that adapts to concurrency 429s (AIMD), global pauses when
 // the server says a limit is exhausted, and the retry backoff policy.
 //
-// The buckets mirror the server's (OpenAI help "rate limit advice"; the
-// rate-limits guide describes continuously refilling per-minute buckets):
-// each holds at most Headroom × limit and refills at Headroom × limit per
-// minute, so a sender that waits for its reservation never gets ahead of the
-// server. A request's TPM charge is its prompt tokens + output budget × n
+// The buckets mirror the server's (OpenAI's rate-limits guide describes
+// per-minute limits enforced as continuously refilling buckets; oairl sim
+// does the same): each holds at most Headroom × limit and refills at the
+// limit per minute. A sender whose traffic fits a bucket of capacity
+// Headroom × L and rate L never outruns a server bucket of capacity L and
+// rate L, whatever the interval, as long as network delays vary by less
+// than (1 - Headroom) minutes (6 s at 0.9); the headroom is that margin,
+// plus room for other processes and counting differences, which the
+// x-ratelimit-remaining-* corrections absorb. (Refilling at Headroom × L
+// as well would give up 10% of the throughput for good.) A request's TPM charge is its prompt tokens + output budget × n
 // (tokens.Count.TPMCharge); a charge above the TPM limit can never be
 // admitted (request_too_large) and is refused up front instead of waiting
 // forever.
@@ -82,9 +87,13 @@ type Window struct {
 }
 
 // Observation is what one response said about the limits of its model.
+// Sent, when set, is when the request was sent: the server measured its
+// remaining values at admission, after Sent, so the local bucket is
+// compared with them plus what it refilled since.
 type Observation struct {
 	Requests Window
 	Tokens   Window
+	Sent     time.Time
 }
 
 // Limits are per-minute limits of one model; 0 means unknown (learned
@@ -233,7 +242,7 @@ func (l *Local) setLimit(b *bucket, perMinute int64) {
 	if b.capacity < 1 {
 		b.capacity = 1
 	}
-	r := rate.Limit(float64(perMinute) * l.cfg.Headroom / 60)
+	r := rate.Limit(float64(perMinute) / 60)
 	if b.lim == nil {
 		b.lim = rate.NewLimiter(r, int(b.capacity))
 		return
@@ -358,16 +367,7 @@ func (l *Local) waitBuckets(ctx context.Context, model string, tokens int64) err
 		// A pause set while we slept (another worker's 429) holds us too.
 		l.mu.Lock()
 		now = clk.Now()
-		delay = 0
-		if ms.req.lim != nil {
-			delay = max(delay, ms.req.pausedUntil.Sub(now))
-		}
-		if ms.tok.lim != nil && tokens > 0 {
-			delay = max(delay, ms.tok.pausedUntil.Sub(now))
-		}
-		if ms.req.lim == nil && ms.tok.lim == nil {
-			delay = max(ms.req.pausedUntil.Sub(now), ms.tok.pausedUntil.Sub(now))
-		}
+		delay = max(ms.req.pausedUntil.Sub(now), ms.tok.pausedUntil.Sub(now))
 		l.mu.Unlock()
 		if delay <= 0 {
 			return nil
@@ -399,8 +399,13 @@ func (l *Local) Observe(model string, obs Observation, now time.Time) {
 			// Keep the slack the headroom leaves in the server's bucket:
 			// we may use remaining - (limit - capacity), never more.
 			target := float64(w.Remaining) - float64(d.b.limit-d.b.capacity)
+			if !obs.Sent.IsZero() && now.After(obs.Sent) {
+				target += float64(d.b.lim.Limit()) * now.Sub(obs.Sent).Seconds()
+			}
 			cur := d.b.lim.TokensAt(now)
-			if cur > 0 && target < cur {
+			// A dead band of 5% of the bucket keeps timing noise from
+			// draining it; what other processes use shows up larger.
+			if deadband := max(1, 0.05*float64(d.b.capacity)); cur > 0 && cur-target > deadband {
 				n := int(math.Ceil(cur - max(target, 0)))
 				d.b.lim.ReserveN(now, min(n, int(d.b.capacity)))
 			}

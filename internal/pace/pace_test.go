@@ -69,13 +69,14 @@ func drive(t *testing.T, fc *clock.Fake, done <-chan struct{}) {
 }
 
 // checkUnderBucket asserts that at every grant, the grants so far fit a
-// bucket of capacity c refilling at c per minute (the local bucket with
-// headroom applied), plus one step of slack for the 10 ms clock ticks.
-func checkUnderBucket(t *testing.T, grants []time.Duration, perGrant, capacity float64) {
+// bucket of capacity c refilling at perMinute (the local bucket: capacity
+// Headroom × limit, refill the limit), plus one grant of slack for the
+// 10 ms clock ticks.
+func checkUnderBucket(t *testing.T, grants []time.Duration, perGrant, capacity, perMinute float64) {
 	t.Helper()
 	for i, g := range grants {
 		used := float64(i+1) * perGrant
-		allowed := capacity + capacity*g.Minutes() + perGrant
+		allowed := capacity + perMinute*g.Minutes() + perGrant
 		if used > allowed {
 			t.Fatalf("grant %d at %s: %.0f used, bucket allows %.0f", i, g, used, allowed)
 		}
@@ -90,12 +91,12 @@ func TestRPMPacing(t *testing.T) {
 	if len(grants) != 90 {
 		t.Fatalf("got %d grants", len(grants))
 	}
-	// capacity 60 at once, then 1 per second: the 90th at ~30 s.
+	// capacity 60 at once, then 2 per second: the 90th at ~15 s.
 	last := grants[len(grants)-1]
-	if last < 29*time.Second || last > 31*time.Second {
-		t.Errorf("last grant at %s, want ~30s", last)
+	if last < 14*time.Second || last > 16*time.Second {
+		t.Errorf("last grant at %s, want ~15s", last)
 	}
-	checkUnderBucket(t, grants, 1, 60)
+	checkUnderBucket(t, grants, 1, 60, 120)
 }
 
 func TestTPMBinding(t *testing.T) {
@@ -103,13 +104,13 @@ func TestTPMBinding(t *testing.T) {
 	l := New(Config{Clock: fc, Headroom: 0.9, MaxConcurrent: 1000,
 		Limits: func(string) Limits { return Limits{RPM: 500, TPM: 30_000} }})
 	grants := reserveAll(t, l, fc, "gpt-4o", 80, 700, Success)
-	// 80 × 700 = 56,000 tokens; capacity 27,000 then 27,000/min:
-	// (56,000 - 27,000 - 700) / 27,000 min ≈ 62.9 s for the last one.
+	// 80 × 700 = 56,000 tokens; capacity 27,000 then 30,000/min:
+	// (56,000 - 27,000 - 700) / 30,000 min ≈ 56.6 s for the last one.
 	last := grants[len(grants)-1]
-	if last < 61*time.Second || last > 65*time.Second {
-		t.Errorf("last grant at %s, want ~63s (TPM binding)", last)
+	if last < 55*time.Second || last > 58*time.Second {
+		t.Errorf("last grant at %s, want ~56.6s (TPM binding)", last)
 	}
-	checkUnderBucket(t, grants, 700, 27_000)
+	checkUnderBucket(t, grants, 700, 27_000, 30_000)
 }
 
 func TestTooLargeRefusedNotDeadlocked(t *testing.T) {
@@ -125,8 +126,8 @@ func TestTooLargeRefusedNotDeadlocked(t *testing.T) {
 	if len(grants) != 2 || grants[0] != 0 {
 		t.Fatalf("grants = %v, want the first at once", grants)
 	}
-	if grants[1] < 59*time.Second || grants[1] > 61*time.Second {
-		t.Errorf("second 29k request at %s, want after a full refill (~60s)", grants[1])
+	if grants[1] < 53*time.Second || grants[1] > 55*time.Second {
+		t.Errorf("second 29k request at %s, want after the bucket refilled (27,000 at 30,000/min: 54s)", grants[1])
 	}
 }
 

@@ -122,6 +122,10 @@ type Options struct {
 	// needed at the limits, requests refused) and sends nothing.
 	DryRun bool
 
+	// AttemptTimeout bounds one HTTP attempt in wall time (default 10m,
+	// the SDKs' 600 s); a timed-out attempt is a network error, retried.
+	AttemptTimeout time.Duration
+
 	// HardContext is cancelled on a second Ctrl-C: in-flight requests are
 	// abandoned (their lines stay unanswered, to be resumed).
 	HardContext context.Context
@@ -190,6 +194,8 @@ type run struct {
 	rl429    atomic.Int64
 	bar      Bar
 	progress sync.Mutex
+	stop     *stopState
+	shown    atomic.Int64 // failure lines printed
 }
 
 func newRun(o Options) (*run, error) {
@@ -216,6 +222,9 @@ func newRun(o Options) (*run, error) {
 	}
 	if o.Grace < 0 {
 		o.Grace = 0
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 10 * time.Minute
 	}
 	if o.HardContext == nil {
 		o.HardContext = context.Background()
@@ -410,6 +419,14 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	if len(jobs) == 0 && len(tooLarge) == 0 {
 		if sum.Skipped > 0 {
+			if rep.TornBytes > 0 {
+				// Still remove a torn last line (its custom_id is not in this
+				// input, or it would be sent).
+				if err := r.openOutput(&rep); err != nil {
+					sum.ExitCode = exitcode.Failure
+					return sum, err
+				}
+			}
 			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 {
@@ -526,6 +543,7 @@ func (r *run) dispatch(ctx context.Context, jobs []*job) {
 	stopCtx, cancelStop := context.WithCancel(ctx)
 	defer cancelStop()
 	st := &stopState{cancel: cancelStop}
+	r.stop = st
 	// reqCtx carries the requests in flight: cancelled on the second
 	// Ctrl-C, or Grace after the first.
 	reqCtx, cancelReq := context.WithCancel(o.HardContext)
@@ -606,7 +624,10 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 			}
 			r.mu.Unlock()
 		}
-		resp, err := r.o.Client.Post(reqCtx, j.url, j.body)
+		sentAt := r.clk.Now()
+		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, o.AttemptTimeout)
+		resp, err := r.o.Client.Post(attemptCtx, j.url, j.body)
+		cancelAttempt()
 		now := r.clk.Now()
 		r.mu.Lock()
 		r.sum.Attempts++
@@ -622,7 +643,9 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 			f = diagnose.ClassifyTransportError(err)
 		} else {
 			f = diagnose.Classify(resp.StatusCode, resp.Header, resp.Body, now)
-			r.lim.Observe(j.model, observation(f.RateLimits), now)
+			obs := observation(f.RateLimits)
+			obs.Sent = sentAt
+			r.lim.Observe(j.model, obs, now)
 		}
 		outcome := pace.Failed
 		switch {
@@ -690,7 +713,8 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		ms.Retries++
 		r.mu.Unlock()
 		switch f.Verdict {
-		case diagnose.RPMLimited, diagnose.RPDLimited:
+		case diagnose.RPMLimited, diagnose.RPDLimited, diagnose.RampLimited:
+			// slow_down: every worker eases off, not just this one.
 			r.lim.Pause(j.model, pace.Requests, now.Add(wait))
 		case diagnose.TPMLimited, diagnose.TPDLimited:
 			r.lim.Pause(j.model, pace.Tokens, now.Add(wait))
@@ -787,8 +811,7 @@ func (r *run) success(j *job, ms *ModelSummary, resp *api.Response, now time.Tim
 	res := &Result{CustomID: j.customID, Response: &ResultResponse{StatusCode: resp.StatusCode,
 		RequestID: resp.Header.Get("x-request-id"), Body: compactBody(resp.Body)}}
 	if err := r.results.write(res); err != nil {
-		r.problemf("%v", err)
-		r.addCode(exitcode.Failure)
+		r.writeFailed(err)
 		return
 	}
 	var u usage
@@ -822,8 +845,7 @@ func (r *run) finalFailure(j *job, ms *ModelSummary, resp *api.Response, code, m
 		res.Response = &ResultResponse{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("x-request-id"), Body: compactBody(resp.Body)}
 	}
 	if err := r.results.write(res); err != nil {
-		r.problemf("%v", err)
-		r.addCode(exitcode.Failure)
+		r.writeFailed(err)
 		return
 	}
 	r.recordFailureKind(code)
@@ -831,8 +853,11 @@ func (r *run) finalFailure(j *job, ms *ModelSummary, resp *api.Response, code, m
 	ms.Failed++
 	r.mu.Unlock()
 	r.addCode(exitcode.Partial)
-	if !r.o.Quiet {
+	if n := r.shown.Add(1); !r.o.Quiet && n <= maxProblemsShown {
 		r.problemf("%s:%d: custom_id %s failed: %s: %s", j.file, j.line, j.customID, code, truncate(msg, 300))
+		if n == maxProblemsShown {
+			r.problemf("(further failures are not printed; every one is in %s)", r.o.Output)
+		}
 	}
 	r.tick()
 }
@@ -1036,4 +1061,15 @@ func (r *run) openOutput(rep *loadReport) error {
 	}
 	r.sum.TornBytes = full.TornBytes
 	return nil
+}
+
+// writeFailed stops the run when a result cannot be written (disk full):
+// sending more would only produce answers that are lost.
+func (r *run) writeFailed(err error) {
+	r.problemf("%v", err)
+	if r.stop != nil {
+		r.stop.stop(exitcode.Failure, fmt.Sprintf("cannot write results: %v", err))
+	} else {
+		r.addCode(exitcode.Failure)
+	}
 }

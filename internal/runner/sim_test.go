@@ -74,13 +74,14 @@ func TestPacingUnderEachLimit(t *testing.T) {
 			if rs := byID(t, readResults(t, dir+"/out.jsonl")); len(rs) != tt.n {
 				t.Errorf("%d results, want %d", len(rs), tt.n)
 			}
-			// The least time a 0.9-headroom bucket allows: (used - capacity) / rate.
+			// The least time the local bucket allows: (used - capacity) / rate,
+			// capacity 0.9 × limit, refill the limit.
 			m := sum.Models[0]
 			used, limit := float64(tt.n), float64(tt.rpm)
 			if tt.tpmBinds {
 				used, limit = float64(m.Charged), float64(tt.tpm)
 			}
-			need := time.Duration((used - 0.9*limit - used/float64(tt.n)) / (0.9 * limit) * float64(time.Minute))
+			need := time.Duration((used - 0.9*limit - used/float64(tt.n)) / limit * float64(time.Minute))
 			if elapsed < need {
 				t.Errorf("finished after %s; the limit needs at least %s", elapsed, need)
 			}
@@ -188,9 +189,14 @@ type killAfter struct {
 	k      int64
 	n      atomic.Int64
 	cancel func()
+	mu     sync.Mutex
+	sent   []string // custom_ids, in the order Post was called
 }
 
 func (ka *killAfter) Post(ctx context.Context, path string, body []byte) (*api.Response, error) {
+	ka.mu.Lock()
+	ka.sent = append(ka.sent, customIDOf(body))
+	ka.mu.Unlock()
 	resp, err := ka.p.Post(ctx, path, body)
 	if ka.n.Add(1) == ka.k {
 		ka.cancel()
@@ -226,7 +232,6 @@ func TestResumeAfterKill(t *testing.T) {
 						}
 					}
 				}
-				before := len(srv.Sim.Requests())
 				soft, cancelSoft := context.WithCancel(context.Background())
 				hard, cancelHard := context.WithCancel(context.Background())
 				ka := &killAfter{p: simClient(srv), k: int64(1 + rng.IntN(25)), cancel: func() { cancelSoft(); cancelHard() }}
@@ -238,8 +243,10 @@ func TestResumeAfterKill(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, r := range srv.Sim.Requests()[before:] {
-					if id := customIDOf(r.Body); written[id] {
+				// Checked where the runner calls Post (the simulator may record an
+				// abandoned request late, during the next run).
+				for _, id := range ka.sent {
+					if written[id] {
 						sentAfterWritten[id]++
 					}
 				}
@@ -660,6 +667,45 @@ func TestMetricsFile(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, b)
+		}
+	}
+}
+
+type fakeBar struct {
+	mu       sync.Mutex
+	total    int64
+	added    int64
+	desc     string
+	finished bool
+}
+
+func (b *fakeBar) Add(n int64) { b.mu.Lock(); b.added += n; b.mu.Unlock() }
+func (b *fakeBar) Describe(s string) {
+	b.mu.Lock()
+	b.desc = s
+	b.mu.Unlock()
+}
+func (b *fakeBar) Finish() { b.finished = true }
+
+// TestProgressBar: on a terminal the bar counts every finished request and
+// shows RPM/TPM against the limits and the 429s so far.
+func TestProgressBar(t *testing.T) {
+	srv := simtest.New(t, sim.Config{Tier: "none"})
+	dir := t.TempDir()
+	in := writeLines(t, dir, "in.jsonl", chatLines("p", "gpt-4o-mini", 12, 5))
+	bar := &fakeBar{}
+	o := baseOptions(dir+"/out.jsonl", in)
+	o.Client, o.RPM, o.TPM, o.MaxConcurrent = simClient(srv), 5000, 2_000_000, 4
+	o.NewBar = func(total int64) Bar { bar.total = total; return bar }
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if bar.total != 12 || bar.added != 12 || !bar.finished {
+		t.Errorf("bar total %d added %d finished %v", bar.total, bar.added, bar.finished)
+	}
+	for _, want := range []string{" RPM/5000", " TPM/2000000", "429s 0"} {
+		if !strings.Contains(bar.desc, want) {
+			t.Errorf("bar says %q, want %q in it", bar.desc, want)
 		}
 	}
 }

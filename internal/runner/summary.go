@@ -127,7 +127,7 @@ func (s *Summary) WriteTable(w io.Writer, tty bool) error {
 		add("  failed: "+k, "%d", s.FailedByKind[k])
 	}
 	if s.Unsent > 0 {
-		add("not sent (resumable)", "%d", s.Unsent)
+		add("no result yet (resumable)", "%d", s.Unsent)
 	}
 	add("retries", "%d", s.Retries)
 	total429 := 0

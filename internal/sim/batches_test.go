@@ -470,3 +470,26 @@ func TestTimeScale(t *testing.T) {
 		t.Errorf("clock.Wall(1m) = %v, want 20ms", got)
 	}
 }
+
+func TestBatchOtherEndpoints(t *testing.T) {
+	srv, fc := newSim(t, sim.Config{BatchDuration: time.Minute})
+	for _, c := range []struct{ endpoint, body, object string }{
+		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"hello","dimensions":4}`, "list"},
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hello","max_output_tokens":16}`, "response"},
+		{"/v1/completions", `{"model":"gpt-3.5-turbo","prompt":"hello","max_tokens":5}`, "text_completion"},
+	} {
+		line := fmt.Sprintf(`{"custom_id":"x","method":"POST","url":%q,"body":%s}`+"\n", c.endpoint, c.body)
+		fid := upload(t, srv, "in.jsonl", []byte(line))
+		r := post(t, srv, "/batches", fmt.Sprintf(`{"input_file_id":%q,"endpoint":%q,"completion_window":"24h"}`, fid, c.endpoint))
+		id := decode[struct{ ID string }](t, r.Body).ID
+		fc.Advance(2 * time.Minute)
+		b := getBatch(t, srv, id)
+		out := fileLines(t, srv, b.OutputFileID)
+		if b.Status != "completed" || len(out) != 1 {
+			t.Fatalf("%s: %+v", c.endpoint, b)
+		}
+		if o := decode[struct{ Object string }](t, out[0].Response.Body); o.Object != c.object {
+			t.Errorf("%s: object %q", c.endpoint, o.Object)
+		}
+	}
+}

@@ -84,7 +84,10 @@
 // (golang.org/x/time/rate semantics, on the injected clock); RPD and TPD the
 // same over 24h. A request's TPM charge is prompt tokens (tokens.Counter;
 // a len/4 estimate while the counter reports 0) + output budget × n, taken
-// at admission. Checks, in order: 401 auth, 400 bad JSON / no model, 404
+// at admission. Prompts above a model's long-context threshold (registry
+// LongContext, e.g. gpt-4.1 > 128K input tokens) use a second limiter with
+// the long-context tier limits, named "MODEL-long-context" in messages.
+// Checks, in order: 401 auth, 400 bad JSON / no model, 404
 // model_not_found, 429 insufficient_quota, 400 missing or invalid fields,
 // 400 context_length_exceeded, 400 max_tokens over the model's maximum,
 // 429 request too large (charge > TPM capacity), then RPD, TPD, RPM, TPM,

@@ -38,6 +38,56 @@ func (s *Server) limiterFor(m *models.Model) *limiter {
 	return l
 }
 
+// longLimiterFor returns model m's long-context limiter (nil when no limit
+// applies); its name in messages is "MODEL-long-context" (an assumption:
+// no capture of such a 429 was found). s.mu held.
+func (s *Server) longLimiterFor(m *models.Model) *limiter {
+	key := m.ID + "-long-context"
+	if l, ok := s.limiters[key]; ok {
+		return l
+	}
+	var lim models.Limits
+	if s.cfg.Tier != "" && s.cfg.Tier != "none" {
+		lim = m.LongContext.Tiers[s.cfg.Tier]
+	}
+	lc := limitsFor(Config{RPM: s.cfg.RPM, TPM: s.cfg.TPM, RPD: s.cfg.RPD, TPD: s.cfg.TPD}, nil)
+	if lc.RPM > 0 {
+		lim.RPM = lc.RPM
+	}
+	if lc.TPM > 0 {
+		lim.TPM = lc.TPM
+	}
+	if lc.RPD > 0 {
+		lim.RPD = lc.RPD
+	}
+	if lc.TPD > 0 {
+		lim.TPD = lc.TPD
+	}
+	now := s.clk.Now()
+	var l *limiter
+	if lim.RPM > 0 || lim.TPM > 0 || lim.RPD > 0 || lim.TPD > 0 {
+		l = &limiter{model: key, rpm: newBucket(lim.RPM, time.Minute, now), tpm: newBucket(lim.TPM, time.Minute, now),
+			rpd: newBucket(lim.RPD, 24*time.Hour, now), tpd: newBucket(lim.TPD, 24*time.Hour, now)}
+	}
+	s.limiters[key] = l
+	s.stats.Limits[key] = lim
+	return l
+}
+
+// longContextThreshold parses the registry's "> 128k input tokens" into
+// 128000 tokens (k and K are thousands); 0 when unreadable.
+func longContextThreshold(appliesWhen string) int64 {
+	var n int64
+	var unit string
+	if _, err := fmt.Sscanf(strings.TrimSpace(appliesWhen), "> %d%s", &n, &unit); err != nil && n == 0 {
+		return math.MaxInt64
+	}
+	if strings.HasPrefix(strings.ToLower(unit), "k") {
+		n *= 1000
+	}
+	return n
+}
+
 // Limits returns the limits the simulator applies to model (resolved through
 // the registry); ok is false for an unknown model.
 func (s *Server) Limits(model string) (l models.Limits, ok bool) {
@@ -243,8 +293,16 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.clk.Now()
 	var rej *rejection
+	limName := x.model
+	if m := res.Model; m.LongContext != nil && c.prompt > longContextThreshold(m.LongContext.AppliesWhen) {
+		// Prompts above the threshold use the model's separate long-context
+		// bucket (wire-formats.md §6.2, §7.10).
+		if l := s.longLimiterFor(m); l != nil {
+			lim, limName = l, l.model
+		}
+	}
 	if lim != nil {
-		rej = s.admit(lim, x.model, c.total, now)
+		rej = s.admit(lim, limName, c.total, now)
 		setRateHeaders(w.Header(), lim)
 	} else if s.cfg.MaxConcurrent > 0 && s.inflight >= s.cfg.MaxConcurrent {
 		rej = &rejection{limit: LimitConcurrency, errType: "requests", code: "rate_limit_exceeded",
@@ -402,6 +460,19 @@ func (s *Server) check(endpoint, model string, m *models.Model, raw []byte, body
 		return charge{}, e
 	}
 	c := s.account(endpoint, raw, body)
+	if endpoint == "/v1/embeddings" {
+		var in any
+		_ = json.Unmarshal(body["input"], &in)
+		if a, ok := in.([]any); ok && len(a) > 2048 {
+			return c, herr(400, "invalid_request_error", "input", "", fmt.Sprintf("'$.input' is invalid: at most 2048 inputs may be sent in one request, got %d.", len(a)))
+		}
+		if _, single := in.(string); single && m.ContextWindow > 0 && c.prompt > m.ContextWindow {
+			// The embeddings form of the message (2023 captures).
+			return c, herr(400, "invalid_request_error", "input", "context_length_exceeded", fmt.Sprintf(
+				"This model's maximum context length is %d tokens, however you requested %d tokens (%d in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
+				m.ContextWindow, c.prompt, c.prompt))
+		}
+	}
 	if m.ContextWindow > 0 && endpoint != "/v1/embeddings" && c.prompt+c.budget > m.ContextWindow {
 		return c, herr(400, "invalid_request_error", "messages", "context_length_exceeded", contextMessage(endpoint, m.ContextWindow, c))
 	}

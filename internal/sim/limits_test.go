@@ -673,3 +673,39 @@ func TestCompletionsAndEmbeddings(t *testing.T) {
 		t.Errorf("max_output_tokens 5: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestLongContextBucket: gpt-4.1 prompts over 128K input tokens use the
+// separate long-context limits (tier 1: 100 RPM, 200,000 TPM), so a
+// 150K-token prompt that is far over the standard 30,000 TPM still runs.
+func TestLongContextBucket(t *testing.T) {
+	srv, _ := newSim(t, sim.Config{Tier: "1"})
+	long := chat("gpt-4.1", 100, strings.Repeat("word ", 150000))
+	r := post(t, srv, "/chat/completions", long)
+	if r.Status != 200 {
+		t.Fatalf("long-context request: %d %.300s", r.Status, r.Body)
+	}
+	if got := hdrInt(t, r, "x-ratelimit-limit-tokens"); got != 200000 {
+		t.Errorf("limit-tokens = %d, want the long-context 200000", got)
+	}
+	if got := hdrInt(t, r, "x-ratelimit-limit-requests"); got != 100 {
+		t.Errorf("limit-requests = %d, want 100", got)
+	}
+	// 100K tokens: below the threshold, over the standard bucket.
+	mid := chat("gpt-4.1", 100, strings.Repeat("word ", 100000))
+	r = post(t, srv, "/chat/completions", mid)
+	if msg, _, _, _ := r.err(t); r.Status != 429 || !strings.HasPrefix(msg, "Request too large for gpt-4.1 in organization") {
+		t.Errorf("mid-size request: %d %s", r.Status, msg)
+	}
+}
+
+func TestEmbeddingsLimits(t *testing.T) {
+	srv, _ := newSim(t, sim.Config{Tier: "none"})
+	r := post(t, srv, "/embeddings", `{"model":"text-embedding-3-small","input":"`+strings.Repeat("word ", 9000)+`"}`)
+	if msg, _, _, _ := r.err(t); r.Status != 400 || r.code(t) != "context_length_exceeded" || !strings.HasPrefix(msg, "This model's maximum context length is 8192 tokens, however you requested ") {
+		t.Errorf("long input: %d %s", r.Status, msg)
+	}
+	many := `{"model":"text-embedding-3-small","input":[` + strings.TrimSuffix(strings.Repeat(`"a",`, 2049), ",") + `]}`
+	if r := post(t, srv, "/embeddings", many); r.Status != 400 {
+		t.Errorf("2049 inputs: %d", r.Status)
+	}
+}

@@ -6,11 +6,13 @@
 //
 // srv.URL is the base URL ending in "/v1"; srv.Sim is the *sim.Server for
 // assertions (Stats, Requests, ExpireBatch, ...). The server is closed by
-// t.Cleanup; a bad Config fails the test through t.Fatalf.
+// t.Cleanup; a bad Config fails the test through t.Fatalf. Set
+// OAIRL_SIM_LOG=1 to log every request to stderr.
 package simtest
 
 import (
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/oairl/oairl/internal/sim"
@@ -32,6 +34,11 @@ type Server struct {
 func New(tb testing.TB, cfg sim.Config) *Server {
 	tb.Helper()
 	cfg.RecordRequests = true
+	// OAIRL_SIM_LOG=1 logs every request of every test simulator to stderr
+	// (one JSON line each), for debugging a test against the sim.
+	if cfg.Log == nil && os.Getenv("OAIRL_SIM_LOG") != "" {
+		cfg.Log = os.Stderr
+	}
 	s, err := sim.New(cfg)
 	if err != nil {
 		tb.Fatalf("simtest: %v", err)
