@@ -361,7 +361,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			return nil
 		}
 		body := []byte(q.Body)
-		if q.Bare || !bytes.Contains(body, []byte(`"model"`)) {
+		if o.Model != "" {
+			// --model fills in a body that names no model; others are
+			// sent exactly as written.
 			body = withModel(body, q.Model)
 		}
 		jobs = append(jobs, &job{idx: len(order) - 1, customID: q.CustomID, file: q.File, line: q.Line, url: q.URL,
