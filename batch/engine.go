@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,13 +74,19 @@ type RunOptions struct {
 	Deadline time.Time
 	// Until is when Run returns (UntilSubmitted by default).
 	Until Until
-	Hooks Hooks
+	// OnSubmitted, when set, is called once, the first time every shard
+	// has a batch that has left validating (the moment to say "submitted").
+	OnSubmitted func()
+	Hooks       Hooks
 }
 
 type runner struct {
 	RunOptions
 	job       *Job
 	recovered bool
+	submitted bool
+	// waitLogged holds the shards whose queue wait was already reported.
+	waitLogged map[int]bool
 	// apiErrs counts consecutive transient API errors (for backoff).
 	apiErrs int
 }
@@ -145,6 +152,12 @@ func (r *runner) run(ctx context.Context) error {
 		if r.Progress != nil {
 			cnt := r.job.Counts()
 			r.Progress(cnt.Completed+cnt.Failed, cnt.Total)
+		}
+		if !r.submitted && r.reached(UntilSubmitted) {
+			r.submitted = true
+			if r.OnSubmitted != nil {
+				r.OnSubmitted()
+			}
 		}
 		if r.reached(r.Until) {
 			return nil
@@ -261,7 +274,7 @@ func (r *runner) recover(ctx context.Context) error {
 		if s.Status == StatusUploading {
 			needFiles = true
 		}
-		if false {
+		if s.BatchID == "" && !Terminal(s.Status) {
 			needBatches = true
 		}
 	}
@@ -408,7 +421,13 @@ func (r *runner) submitReady(ctx context.Context) (bool, error) {
 		limit := r.job.QueueLimits[s.Model]
 		if q := r.queued(s.Model); limit > 0 && q > 0 && q+s.Tokens > limit {
 			blocked[s.Model] = true
-			r.logf("shard %d: waiting for room in the %s batch queue (%d + %d > %d enqueued tokens)", s.Index, s.Model, q, s.Tokens, limit)
+			if !r.waitLogged[s.Index] {
+				if r.waitLogged == nil {
+					r.waitLogged = map[int]bool{}
+				}
+				r.waitLogged[s.Index] = true
+				r.logf("shard %d: waiting for room in the %s batch queue (%d + %d > %d enqueued tokens)", s.Index, s.Model, q, s.Tokens, limit)
+			}
 			continue
 		}
 		ok, err := r.submit(ctx, s)
@@ -467,8 +486,7 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 		s.Attempt--
 		f := Classify(err, r.Clock.Now())
 		if f.Verdict == diagnose.BatchQueueFull {
-			r.queueFull(s, "", f.Message)
-			return true, nil
+			return true, r.queueFull(s, "", f.Message)
 		}
 		return false, r.transient(fmt.Sprintf("shard %d: creating batch for %s", s.Index, s.FileID), err)
 	}
@@ -482,9 +500,43 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 	return true, r.save()
 }
 
+var queueLimitRE = regexp.MustCompile(`Limit: ([0-9,]+) enqueued tokens`)
+
+// serverQueueLimit parses the limit from a token_limit_exceeded message
+// ("... Limit: 90,000 enqueued tokens. ..."; openai/openai-python#2084);
+// 0 when absent.
+func serverQueueLimit(msg string) int64 {
+	m := queueLimitRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+	return n
+}
+
 // queueFull schedules shard s for resubmission after the enqueued-token
-// limit refused it (never reported as lost).
-func (r *runner) queueFull(s *Shard, batchID, msg string) {
+// limit refused it (never reported as lost). When the server's message
+// names its limit, the job learns it (later shards queue under it), and a
+// shard larger than the limit by itself stops the run with exit code 6: it
+// could never run, and the input must be split under that limit.
+func (r *runner) queueFull(s *Shard, batchID, msg string) error {
+	if lim := serverQueueLimit(msg); lim > 0 {
+		if r.job.QueueLimits == nil {
+			r.job.QueueLimits = map[string]int64{}
+		}
+		if cur := r.job.QueueLimits[s.Model]; cur == 0 || cur > lim {
+			r.job.QueueLimits[s.Model] = lim
+		}
+		if s.Tokens > lim {
+			if batchID != "" && !contains(s.FailedBatches, batchID) {
+				s.FailedBatches = append(s.FailedBatches, batchID)
+			}
+			s.BatchID, s.Status = "", StatusUploaded
+			_ = r.save()
+			return exitcode.Errorf(exitcode.RateLimited, "shard %d needs ~%d enqueued tokens but the %s queue holds at most %d (server: %s); resubmit with --enqueued-limit %d to split it smaller",
+				s.Index, s.Tokens, s.Model, lim, msg, lim)
+		}
+	}
 	if batchID != "" && !contains(s.FailedBatches, batchID) {
 		s.FailedBatches = append(s.FailedBatches, batchID)
 	}
@@ -513,12 +565,10 @@ func (r *runner) queueFull(s *Shard, batchID, msg string) {
 		line += " (server: " + msg + ")"
 	}
 	r.logf("%s", line)
+	return nil
 }
 
-func (r *runner) logStatus(s *Shard) {
-	c := s.RequestCounts
-	r.logf("%s %s %d/%d", s.BatchID, s.Status, c.Completed+c.Failed, c.Total)
-}
+func (r *runner) logStatus(s *Shard) { r.logf("%s", Describe(s)) }
 
 // poll retrieves every shard whose batch is not terminal.
 func (r *runner) poll(ctx context.Context) (bool, error) {
@@ -543,7 +593,9 @@ func (r *runner) poll(ctx context.Context) (bool, error) {
 					msg = e.Message
 				}
 			}
-			r.queueFull(s, b.ID, msg)
+			if err := r.queueFull(s, b.ID, msg); err != nil {
+				return changed, err
+			}
 			changed = true
 			continue
 		}

@@ -382,3 +382,19 @@ func TestCancel(t *testing.T) {
 		t.Errorf("after wait: %s, creates %d", j.Shards[0].Status, api.creates)
 	}
 }
+
+// A shard larger than the server's enqueued-token limit by itself can never
+// run: exit 6 with the limit to split under, not an endless resubmit loop.
+func TestRun_ShardOverServerQueueLimit(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	api.queueLimit = 500
+	j := newTestJob(t, 10, 10, "gpt-4o", 100, 0) // 1,000 tokens in one shard
+	err := Run(context.Background(), j, runOpts(api, clk, &syncBuf{}))
+	if exitcode.Of(err) != exitcode.RateLimited || !strings.Contains(err.Error(), "--enqueued-limit 500") {
+		t.Fatalf("exit %d: %v", exitcode.Of(err), err)
+	}
+	if api.creates != 1 || j.QueueLimits["gpt-4o"] != 500 {
+		t.Errorf("creates %d, learned limit %d", api.creates, j.QueueLimits["gpt-4o"])
+	}
+}

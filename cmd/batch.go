@@ -216,8 +216,8 @@ func jobOutcome(j *batch.Job) (code int, summary string) {
 
 // waitJob drives j until done (or submitted) with a progress bar on a TTY
 // and one line per status change otherwise.
-func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, until batch.Until, poll, timeout time.Duration, hooks batch.Hooks) error {
-	opts := batch.RunOptions{Client: c, Clock: d.Clock, PollInterval: poll, MaxPollInterval: 8 * poll, Until: until, Hooks: hooks}
+func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, until batch.Until, poll, timeout time.Duration, hooks batch.Hooks, onSubmitted func()) error {
+	opts := batch.RunOptions{Client: c, Clock: d.Clock, PollInterval: poll, MaxPollInterval: 8 * poll, Until: until, Hooks: hooks, OnSubmitted: onSubmitted}
 	if timeout > 0 {
 		opts.Deadline = d.Clock.Now().Add(timeout)
 	}

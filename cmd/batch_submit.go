@@ -207,13 +207,17 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	var errorsShown, warnsShown, problems int
 	po.Problem = func(p input.Problem) {
 		problems++
-		// Errors always; warnings and notes unless --quiet. At most 20 each.
+		// Errors always; warnings unless --quiet; notes (estimates) never:
+		// 'oairl count' shows them. At most 20 of each.
 		switch {
 		case p.Severity == tokens.Error && errorsShown < 20:
 			errorsShown++
-		case p.Severity != tokens.Error && !ios.Quiet && warnsShown < 20:
+		case p.Severity == tokens.Warning && !ios.Quiet && warnsShown < 20:
 			warnsShown++
 		default:
+			if p.Severity == tokens.Note {
+				problems--
+			}
 			return
 		}
 		fmt.Fprintln(ios.ErrOut, batchProblem(p))
@@ -270,18 +274,23 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	if opts.Wait {
 		until = batch.UntilDone
 	}
-	if err := opts.waitJob(ctx, job, client, until, opts.PollInterval, opts.Timeout, opts.Hooks); err != nil {
-		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
-			fmt.Fprintln(ios.Out, job.ID)
+	// "submitted OK" only once every batch has left validating: a batch
+	// can still fail there (token_limit_exceeded, invalid lines; B10).
+	onSubmitted := func() {
+		if log == nil {
+			return
 		}
-		return err
-	}
-	if log != nil {
 		var ids []string
 		for _, s := range job.Shards {
 			ids = append(ids, s.BatchID)
 		}
 		fmt.Fprintf(log, "submitted OK: %d batches (%s)\n", len(ids), strings.Join(ids, " "))
+	}
+	if err := opts.waitJob(ctx, job, client, until, opts.PollInterval, opts.Timeout, opts.Hooks, onSubmitted); err != nil {
+		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
+			fmt.Fprintln(ios.Out, job.ID)
+		}
+		return err
 	}
 	fmt.Fprintln(ios.Out, job.ID)
 	if !opts.Wait {

@@ -76,7 +76,7 @@ func batchWaitRun(c *cobra.Command, opts *BatchWaitOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := opts.waitJob(ctx, job, client, batch.UntilDone, opts.PollInterval, opts.Timeout, batch.Hooks{}); err != nil {
+	if err := opts.waitJob(ctx, job, client, batch.UntilDone, opts.PollInterval, opts.Timeout, batch.Hooks{}, nil); err != nil {
 		if exitcode.Of(err) == exitcode.Pending && !opts.IO.Quiet {
 			_, summary := jobOutcome(job)
 			fmt.Fprintln(opts.IO.ErrOut, summary)
