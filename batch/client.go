@@ -86,10 +86,11 @@ func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.Op
 // (CreateFileBytes would need a second copy).
 func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
 	// go-openai names the multipart part after the *os.File's Name(), so
-	// the file is opened through a link named name when possible.
+	// the file is opened through a hard link named name, made beside it
+	// (same file system); a rerun finds the upload by that name.
 	p := path
 	if filepath.Base(path) != name {
-		tmp, err := os.MkdirTemp("", "oairl-upload-")
+		tmp, err := os.MkdirTemp(filepath.Dir(path), ".upload-")
 		if err == nil {
 			defer os.RemoveAll(tmp)
 			q := filepath.Join(tmp, name)

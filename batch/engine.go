@@ -23,6 +23,10 @@ import (
 const (
 	DefaultPollInterval    = 15 * time.Second
 	DefaultMaxPollInterval = 2 * time.Minute
+	// maxTransientErrors is how many transient API errors in a row Run
+	// survives (with the poll backoff between them, about an hour at the
+	// defaults) before it gives up with exit 1; the state stays resumable.
+	maxTransientErrors = 30
 	// maxListPages caps the pages read from GET /batches when looking for
 	// a job's batches after a crash (100 per page): has_more is never
 	// followed blindly.
@@ -64,6 +68,9 @@ type RunOptions struct {
 	// Progress, when set, is called after each poll with the requests done
 	// (completed + failed) and the total across all shards.
 	Progress func(done, total int)
+	// NoStatusLines drops the per-status-change lines from Log (a progress
+	// bar shows them instead); notes (queue waits, retries) stay.
+	NoStatusLines bool
 	// PollInterval is the first (and minimum) wait between polls;
 	// MaxPollInterval the longest. Defaults: DefaultPollInterval,
 	// DefaultMaxPollInterval (never below PollInterval).
@@ -242,7 +249,7 @@ func (r *runner) transient(what string, err error) error {
 		return r.interrupted()
 	}
 	f := Classify(err, r.Clock.Now())
-	if f.Retryable && f.Verdict != diagnose.QuotaExhausted && f.Verdict != diagnose.AuthFailed {
+	if f.Retryable && f.Verdict != diagnose.QuotaExhausted && f.Verdict != diagnose.AuthFailed && r.apiErrs < maxTransientErrors {
 		r.apiErrs++
 		r.logf("%s: %s (%s); will retry", what, oneLine(err), f.Verdict)
 		return nil
@@ -299,7 +306,7 @@ func (r *runner) recover(ctx context.Context) error {
 					}
 					continue
 				}
-				r.logf("shard %d: found batch %s (%s) created before an interruption; reusing it", s.Index, b.ID, b.Status)
+				r.logf("shard %d: found batch %s (%s) already created for this shard (by an interrupted run or a lost state); reusing it", s.Index, b.ID, b.Status)
 				r.apply(s, b)
 			}
 			if s.BatchID == "" && s.Status == StatusCreating {
@@ -323,7 +330,7 @@ func (r *runner) recover(ctx context.Context) error {
 			for _, f := range files {
 				if f.Filename == name && (f.Bytes == 0 || f.Bytes == s.Bytes) {
 					s.FileID, s.Status = f.ID, StatusUploaded
-					r.logf("shard %d: found file %s uploaded before an interruption; reusing it", s.Index, f.ID)
+					r.logf("shard %d: found file %s already uploaded for this shard; reusing it", s.Index, f.ID)
 					break
 				}
 			}
@@ -486,7 +493,7 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 		s.Attempt--
 		f := Classify(err, r.Clock.Now())
 		if f.Verdict == diagnose.BatchQueueFull {
-			return true, r.queueFull(s, "", f.Message)
+			return true, r.queueFull(ctx, s, "", f.Message)
 		}
 		return false, r.transient(fmt.Sprintf("shard %d: creating batch for %s", s.Index, s.FileID), err)
 	}
@@ -519,7 +526,7 @@ func serverQueueLimit(msg string) int64 {
 // names its limit, the job learns it (later shards queue under it), and a
 // shard larger than the limit by itself stops the run with exit code 6: it
 // could never run, and the input must be split under that limit.
-func (r *runner) queueFull(s *Shard, batchID, msg string) error {
+func (r *runner) queueFull(ctx context.Context, s *Shard, batchID, msg string) error {
 	if lim := serverQueueLimit(msg); lim > 0 {
 		if r.job.QueueLimits == nil {
 			r.job.QueueLimits = map[string]int64{}
@@ -540,7 +547,7 @@ func (r *runner) queueFull(s *Shard, batchID, msg string) error {
 	if batchID != "" && !contains(s.FailedBatches, batchID) {
 		s.FailedBatches = append(s.FailedBatches, batchID)
 	}
-	wait := queueBackoff(len(s.FailedBatches) + 1)
+	wait := queueBackoff(len(s.FailedBatches))
 	s.RetryAt = r.Clock.Now().Add(wait)
 	s.BatchID = ""
 	s.Status = StatusUploaded
@@ -552,6 +559,17 @@ func (r *runner) queueFull(s *Shard, batchID, msg string) error {
 			others = append(others, fmt.Sprintf("%s (%s, %d/%d)", o.BatchID, o.Status, o.RequestCounts.Completed+o.RequestCounts.Failed, o.RequestCounts.Total))
 		}
 	}
+	// Batches of other jobs or tools hold the queue too (B10): name the
+	// unfinished ones of the first page (the Batch object has no model in
+	// go-openai's type, so they are not filtered by model).
+	if p, err := r.Client.ListBatches(ctx, "", 20); err == nil {
+		for _, b := range p.Data {
+			if b.Metadata[MetaJob] == r.job.ID || !Queued(b.Status) || b.ID == batchID {
+				continue
+			}
+			others = append(others, fmt.Sprintf("%s (%s, %d/%d)", b.ID, b.Status, b.RequestCounts.Completed+b.RequestCounts.Failed, b.RequestCounts.Total))
+		}
+	}
 	id := batchID
 	if id == "" {
 		id = "create"
@@ -559,7 +577,7 @@ func (r *runner) queueFull(s *Shard, batchID, msg string) error {
 	line := fmt.Sprintf("%s token_limit_exceeded: enqueued-token limit for %s reached; shard %d (~%d tokens, file %s) will be resubmitted in %s",
 		id, s.Model, s.Index, s.Tokens, s.FileID, wait)
 	if len(others) > 0 {
-		line += "; still queued: " + strings.Join(others, ", ")
+		line += "; batches still queued: " + strings.Join(others, ", ")
 	}
 	if msg != "" {
 		line += " (server: " + msg + ")"
@@ -568,7 +586,11 @@ func (r *runner) queueFull(s *Shard, batchID, msg string) error {
 	return nil
 }
 
-func (r *runner) logStatus(s *Shard) { r.logf("%s", Describe(s)) }
+func (r *runner) logStatus(s *Shard) {
+	if !r.NoStatusLines {
+		r.logf("%s", Describe(s))
+	}
+}
 
 // poll retrieves every shard whose batch is not terminal.
 func (r *runner) poll(ctx context.Context) (bool, error) {
@@ -593,7 +615,7 @@ func (r *runner) poll(ctx context.Context) (bool, error) {
 					msg = e.Message
 				}
 			}
-			if err := r.queueFull(s, b.ID, msg); err != nil {
+			if err := r.queueFull(ctx, s, b.ID, msg); err != nil {
 				return changed, err
 			}
 			changed = true

@@ -49,4 +49,4 @@ while [ "$i" -le "$ROUNDS" ]; do
 	i=$((i + 1))
 done
 echo "== shards (last run)"
-TMPDIR="$PWD/$OUT/tmp" "$OUT/oairl" batch submit "$FILE" --dry-run --tier 5 | awk -F'\t' '{printf "shard %s %s %s requests %s bytes %s tokens\n", $1, $3, $4, $5, $6}'
+TMPDIR="$PWD/$OUT/tmp" "$OUT/oairl" batch submit "$FILE" --dry-run --tier 5 2>"$OUT/batch_split.stderr" | awk -F'\t' '{printf "shard %s %s %s requests %s bytes %s tokens\n", $1, $3, $4, $5, $6}'

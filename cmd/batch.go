@@ -25,12 +25,12 @@ import (
 const batchLong = `Run request files through the OpenAI Batch API (half the price, separate
 limits), safely: validate, split, queue, wait, merge.
 
-  oairl batch submit requests.jsonl --tier 1 --wait     # prints a job id
-  oairl batch status [JOB]                                # shards and their batches
-  oairl batch wait JOB                                    # until every batch is done
+  oairl batch submit requests.jsonl --tier 1 --wait   # prints a job id
+  oairl batch status [JOB]                            # shards and their batches
+  oairl batch wait JOB                                # until every batch is done
   oairl batch results JOB -o results.jsonl --failed retry.jsonl
   oairl batch cancel JOB
-  oairl batch list                                        # recent batches, with their jobs
+  oairl batch list                                    # recent batches, with their jobs
 
 A job is one submitted input. It is split into shards that each fit one
 batch (at most 50,000 requests and 200 MB, one endpoint and one model, no
@@ -232,11 +232,10 @@ func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, u
 			}
 		}
 		defer bar.Finish()
-		// Status lines would tear the bar; keep only the notes that
-		// matter (queue waits, retries) by writing them above it.
-		opts.Log = d.logWriter()
-	} else {
-		opts.Log = d.logWriter()
+		// The bar replaces the status lines; notes (queue waits, retries)
+		// are still printed.
+		opts.NoStatusLines = true
 	}
+	opts.Log = d.logWriter()
 	return batch.Run(ctx, j, opts)
 }

@@ -64,9 +64,11 @@ developers.openai.com/api/docs/guides/batch.
 
 Queueing: a shard is created only when this job's queued tokens for its
 model plus its own fit the limit; otherwise it waits for earlier shards to
-finish. A batch that fails with token_limit_exceeded (other batches hold
-the queue) is resubmitted after a backoff of 1 min, doubling up to 30 min;
-it is never reported as lost.
+finish, and submit keeps running until it could create it (Ctrl-C saves
+the state; 'oairl batch wait JOB' goes on submitting). A batch that fails
+with token_limit_exceeded (other batches hold the queue) is resubmitted
+after a backoff of 1 min, doubling up to 30 min; it is never reported as
+lost.
 
 Idempotent: the job id comes from the input's SHA-256. Running the same
 submit again resumes the job; after a crash, files and batches already
@@ -280,9 +282,16 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		if log == nil {
 			return
 		}
-		var ids []string
+		var ids, failed []string
 		for _, s := range job.Shards {
 			ids = append(ids, s.BatchID)
+			if s.Status == batch.StatusFailed {
+				failed = append(failed, s.BatchID)
+			}
+		}
+		if len(failed) > 0 {
+			fmt.Fprintf(log, "submitted %d batches, but %d failed validation: %s\n", len(ids), len(failed), strings.Join(failed, " "))
+			return
 		}
 		fmt.Fprintf(log, "submitted OK: %d batches (%s)\n", len(ids), strings.Join(ids, " "))
 	}
@@ -294,6 +303,17 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	}
 	fmt.Fprintln(ios.Out, job.ID)
 	if !opts.Wait {
+		for _, s := range job.Shards {
+			if s.Status == batch.StatusFailed {
+				// A batch the server rejected in validation: say why, and
+				// exit 7 like wait would.
+				_, summary := jobOutcome(job)
+				if log != nil {
+					fmt.Fprintln(log, summary)
+				}
+				return exitcode.New(exitcode.Partial, nil)
+			}
+		}
 		if log != nil {
 			fmt.Fprintf(log, "next: oairl batch wait %s && oairl batch results %s -o results.jsonl --failed retry.jsonl\n", job.ID, job.ID)
 		}

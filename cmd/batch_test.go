@@ -590,3 +590,79 @@ func TestBatchStateDir(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// On a terminal: wait draws a bar instead of status lines; status prints a
+// table with a header.
+func TestBatchE2E_TTY(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 10, "gpt-4o-mini", 5)
+	out, errOut, code := e.submit(perShard(5), in, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	f, o, eo := newTestFactory(e.env)
+	f.IOStreams.SetStderrTTY(true)
+	f.IOStreams.SetStdoutTTY(true)
+	if code := run(f, context.Background(), []string{"batch", "wait", job, "--time-scale", e.scale, "--poll-interval", "2s"}); code != 0 {
+		t.Fatalf("wait %d: %s", code, eo)
+	}
+	if strings.Contains(eo.String(), " in_progress ") || !strings.Contains(eo.String(), "2/2 batches terminal (2 completed)") {
+		t.Errorf("tty stderr:\n%s", eo)
+	}
+	if code := run(f, context.Background(), []string{"batch", "status", job, "--offline"}); code != 0 {
+		t.Fatal(code)
+	}
+	if !strings.Contains(o.String(), "SHARD") || !strings.Contains(o.String(), "STATUS") || !strings.Contains(o.String(), "completed") {
+		t.Errorf("tty status:\n%s", o)
+	}
+}
+
+// B06 for real: the file that reaches the server is the normalised copy
+// (no BOM, no CR, no blank lines) with exactly the 3 requests.
+func TestBatchE2E_B06_UploadsNormalisedCopy(t *testing.T) {
+	path := "/work/shared/cases/inputs/B06.jsonl"
+	if _, err := os.Stat(path); err != nil {
+		t.Skip("case input missing")
+	}
+	e := newBatchEnv(t, sim.Config{})
+	out, errOut, code := e.run("batch", "submit", path, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	out, _, _ = e.run("batch", "status", strings.TrimSpace(out), "--json", "--offline")
+	var doc batchStatusJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Shards) != 1 {
+		t.Fatalf("%v %s", err, out)
+	}
+	b, ok := e.srv.Sim.FileContent(doc.Shards[0].FileID)
+	if !ok {
+		t.Fatalf("file %s not on the server", doc.Shards[0].FileID)
+	}
+	if bytes.HasPrefix(b, []byte("\xEF\xBB\xBF")) || bytes.ContainsAny(b, "\r") || bytes.Contains(b, []byte("\n\n")) || bytes.Count(b, []byte("\n")) != 3 {
+		t.Errorf("uploaded file is not the normalised copy: %q", b)
+	}
+}
+
+// --skip-invalid: the invalid lines go to the file, the rest is submitted.
+func TestBatchE2E_SkipInvalid(t *testing.T) {
+	path := "/work/shared/cases/inputs/B01.jsonl"
+	if _, err := os.Stat(path); err != nil {
+		t.Skip("case input missing")
+	}
+	e := newBatchEnv(t, sim.Config{})
+	rej := e.path("rejected.jsonl")
+	out, errOut, code := e.run("batch", "submit", path, "--skip-invalid", rej, "--wait", "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	b, _ := os.ReadFile(rej)
+	if bytes.Count(b, []byte("\n")) != 3 || !strings.Contains(errOut, "skipped 3 invalid lines") {
+		t.Errorf("rejected %q\n%s", b, errOut)
+	}
+	by := batchesOfJob(e.srv.Sim, strings.TrimSpace(out))
+	if len(by) != 1 || by["0"][0].Total != 2 {
+		t.Errorf("batches %+v", by)
+	}
+}

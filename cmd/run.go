@@ -171,7 +171,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.Ordered, "ordered", false, "rewrite the results file in input order at the end")
 	fl.BoolVar(&opts.RetryFailed, "retry-failed", false, "also resend lines whose recorded result is a retryable failure (5xx, rate limit, network)")
 	fl.DurationVar(&opts.Grace, "grace", 30*time.Second, "after Ctrl-C, how long in-flight requests may take to finish")
-	fl.StringVar(&opts.Metrics, "metrics", "", "write counters to FILE in Prometheus text format (node_exporter textfile collector)")
+	fl.StringVar(&opts.Metrics, "metrics", "", "write the counters to `FILE` in Prometheus text format (node_exporter textfile collector), atomically")
 	fl.StringVar(&opts.Format, "format", "table", "summary format: table or json")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the schedule (per model: charge, minutes needed, requests refused) and send nothing")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the client's clock runs K times faster so both agree")

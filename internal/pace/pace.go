@@ -21,7 +21,8 @@
 // Limits come from the caller (flags, a usage tier) or, for a model with
 // none, are learned from the x-ratelimit-limit-* headers of its first
 // response (Observe); until then only one request of that model is in
-// flight. x-ratelimit-remaining-* correct the local buckets downwards (the
+// flight. A header limit lower than the one given replaces it (a wrong
+// tier); a higher one does not (the caller may want to stay below). x-ratelimit-remaining-* correct the local buckets downwards (the
 // server is the truth: other processes may share the organization's
 // budget).
 //
@@ -32,7 +33,6 @@ package pace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -394,6 +394,11 @@ func (l *Local) Observe(model string, obs Observation, now time.Time) {
 			l.setLimit(d.b, w.Limit)
 			learned = true
 			events = append(events, fmt.Sprintf("learned %s limit %d from the response headers", d.k, w.Limit))
+		} else if w.Limit > 0 && w.Limit < d.b.limit && perMinute {
+			// The server is the truth: a wrong --tier or --rpm/--tpm that
+			// promises more than the organization has is corrected.
+			events = append(events, fmt.Sprintf("the server reports %s limit %d, lower than the %d given; using %d", d.k, w.Limit, d.b.limit, w.Limit))
+			l.setLimit(d.b, w.Limit)
 		}
 		if d.b.lim != nil && w.Remaining >= 0 && perMinute {
 			// Keep the slack the headroom leaves in the server's bucket:
@@ -556,6 +561,3 @@ func (g *gate) wake() {
 		free--
 	}
 }
-
-// ErrStopped is returned by waits that ended because the run stopped.
-var ErrStopped = errors.New("stopped")

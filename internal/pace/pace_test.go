@@ -3,6 +3,7 @@ package pace
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,19 @@ func reserveAll(t *testing.T, l *Local, fc *clock.Fake, model string, n int, tok
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
+	// Move the clock only once every goroutine has reserved (granted at
+	// once, or asleep until its turn), so a late-starting goroutine does
+	// not reserve at a later fake time.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		g := len(grants)
+		mu.Unlock()
+		if g+fc.Sleepers() >= n || l.waitingProbe() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 	drive(t, fc, finished)
 	close(errs)
 	for err := range errs {
@@ -339,4 +353,32 @@ func TestBackoff(t *testing.T) {
 			t.Fatal("same seed, different delays")
 		}
 	}
+}
+
+func TestLowerServerLimitWins(t *testing.T) {
+	fc := clock.NewFake(t0)
+	var events []string
+	l := New(Config{Clock: fc, Limits: func(string) Limits { return Limits{RPM: 5000, TPM: 800_000} },
+		Events: func(e Event) { events = append(events, e.Message) }})
+	l.Observe("m", Observation{Requests: Window{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond},
+		Tokens: Window{Limit: 1_000_000, Remaining: 999_000, Reset: time.Second}}, fc.Now())
+	if lim := l.Limits("m"); lim.RPM != 500 || lim.TPM != 800_000 {
+		t.Errorf("limits %+v, want RPM lowered to the server's 500 and TPM kept at the given 800000", lim)
+	}
+	if len(events) != 1 || !strings.Contains(events[0], "RPM limit 500, lower than the 5000 given") {
+		t.Errorf("events %q", events)
+	}
+}
+
+// waitingProbe reports whether some model waits for its probe (no clock
+// sleep involved), for reserveAll.
+func (l *Local) waitingProbe() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ms := range l.models {
+		if ms.probing {
+			return true
+		}
+	}
+	return false
 }

@@ -150,6 +150,15 @@ func chatLine(id, model string, maxTokens int) string {
 // writeLines writes lines as a JSONL file and returns its path.
 func writeLines(t *testing.T, dir, name string, lines []string) string {
 	t.Helper()
+	return writeLinesTB(t, dir, name, lines)
+}
+
+func writeLinesB(b *testing.B, dir string, lines []string) string {
+	return writeLinesTB(b, dir, "in.jsonl", lines)
+}
+
+func writeLinesTB(t testing.TB, dir, name string, lines []string) string {
+	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -93,8 +93,8 @@ func TestPacingUnderEachLimit(t *testing.T) {
 }
 
 // TestUnpacedControlGets429s is the control for TestPacingUnderEachLimit:
-// the same load with limits far above the server's gets many 429s, so the
-// pacing test's zero is meaningful.
+// the same load with limits far above the server's (and headers ignored)
+// gets many 429s, so the pacing test's zero is meaningful.
 func TestUnpacedControlGets429s(t *testing.T) {
 	clk := clock.Scaled(100)
 	srv := simtest.New(t, sim.Config{Tier: "none", RPM: 60, TPM: 1_000_000, Clock: clk})
@@ -102,6 +102,9 @@ func TestUnpacedControlGets429s(t *testing.T) {
 	in := writeLines(t, dir, "in.jsonl", chatLines("r", "gpt-4o-mini", 100, 5))
 	o := baseOptions(dir+"/out.jsonl", in)
 	o.Client, o.Clock, o.MaxConcurrent, o.RPM, o.TPM, o.MaxAttempts = simClient(srv), clk, 20, 100_000, 100_000_000, 100
+	// A limiter that ignores the headers (which would lower its limits).
+	o.Limiter = deaf{pace.New(pace.Config{Clock: clk, MaxConcurrent: 20,
+		Limits: func(string) pace.Limits { return pace.Limits{RPM: 100_000, TPM: 100_000_000} }})}
 	sum, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +116,11 @@ func TestUnpacedControlGets429s(t *testing.T) {
 		t.Errorf("%d succeeded after retries", sum.Succeeded)
 	}
 }
+
+// deaf is a limiter that ignores response headers.
+type deaf struct{ *pace.Local }
+
+func (deaf) Observe(string, pace.Observation, time.Time) {}
 
 // TestHeaderLearnedLimits: no --tier/--rpm/--tpm; the limits come from the
 // first response's x-ratelimit-limit-* headers, and the run stays under
@@ -707,5 +715,27 @@ func TestProgressBar(t *testing.T) {
 		if !strings.Contains(bar.desc, want) {
 			t.Errorf("bar says %q, want %q in it", bar.desc, want)
 		}
+	}
+}
+
+// TestWrongTierCorrected: limits given far above the server's are lowered
+// to what the headers report, so the 429s stop after the first answers.
+func TestWrongTierCorrected(t *testing.T) {
+	clk := clock.Scaled(100)
+	srv := simtest.New(t, sim.Config{Tier: "none", RPM: 60, TPM: 1_000_000, Clock: clk})
+	dir := t.TempDir()
+	in := writeLines(t, dir, "in.jsonl", chatLines("w", "gpt-4o-mini", 100, 5))
+	var log bytes.Buffer
+	o := baseOptions(dir+"/out.jsonl", in)
+	o.Client, o.Clock, o.MaxConcurrent, o.RPM, o.TPM, o.Log = simClient(srv), clk, 20, 100_000, 100_000_000, &log
+	sum, err := Run(context.Background(), o)
+	if err != nil || sum.Succeeded != 100 {
+		t.Fatalf("%v: %d succeeded", err, sum.Succeeded)
+	}
+	if n := total429(srv.Sim.Stats()); n > 20 {
+		t.Errorf("%d 429s; the server's lower limit should have been adopted", n)
+	}
+	if !strings.Contains(log.String(), "the server reports RPM limit 60, lower than the 100000 given; using 60") {
+		t.Errorf("log %q", log.String())
 	}
 }

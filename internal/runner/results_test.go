@@ -1,0 +1,98 @@
+package runner
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseResultState(t *testing.T) {
+	tests := []struct {
+		line string
+		want recState
+		ok   bool
+	}{
+		{`{"id":"x","custom_id":"a","response":{"status_code":200,"request_id":"r","body":{}},"error":null}`, recSucceeded, true},
+		{`{"id":"x","custom_id":"a","response":{"status_code":500,"request_id":"r","body":{"error":{"message":"boom","type":"server_error"}}},"error":{"code":"server_error","message":"boom"}}`, recRetryable, true},
+		{`{"id":"x","custom_id":"a","response":{"status_code":429,"request_id":"r","body":{"error":{"message":"Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 30000, Requested 10.","type":"tokens","code":"rate_limit_exceeded"}}},"error":{"code":"rate_limit_exceeded","message":"m"}}`, recRetryable, true},
+		{`{"id":"x","custom_id":"a","response":{"status_code":429,"request_id":"r","body":{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}},"error":{"code":"insufficient_quota","message":"m"}}`, recFailed, true},
+		{`{"id":"x","custom_id":"a","response":{"status_code":400,"request_id":"r","body":{"error":{"message":"bad","type":"invalid_request_error"}}},"error":{"code":"invalid_value","message":"bad"}}`, recFailed, true},
+		{`{"id":"x","custom_id":"a","response":null,"error":{"code":"network_error","message":"reset"}}`, recRetryable, true},
+		{`{"id":"x","custom_id":"a","response":null,"error":{"code":"request_too_large","message":"big"}}`, recFailed, true},
+		// Batch API output lines are read too (run and batch are interchangeable).
+		{`{"id":"batch_req_1","custom_id":"a","response":{"status_code":200,"request_id":"r","body":{"id":"chatcmpl"}},"error":null}`, recSucceeded, true},
+		{`{"custom_id":""}`, 0, false},
+		{`{"id":"x","custom_id":"a","respo`, 0, false},
+	}
+	for _, tt := range tests {
+		_, got, ok := parseResultState([]byte(tt.line))
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("%s: got %v %v, want %v %v", tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestLoadAndRewrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.jsonl")
+	lines := []string{
+		`{"id":"1","custom_id":"c","response":{"status_code":200,"request_id":"r","body":{}},"error":null}`,
+		`garbage`,
+		`{"id":"2","custom_id":"a","response":null,"error":{"code":"network_error","message":"reset"}}`,
+		`{"id":"3","custom_id":"zz","response":{"status_code":200,"request_id":"r","body":{}},"error":null}`,
+		`{"id":"4","custom_id":"b","response":{"status_code":200,"request_id":"r","body":{}},"error":null}`,
+	}
+	torn := `{"id":"5","custom_id":"d","resp`
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"+torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := loadResults(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.TornBytes != int64(len(torn)) || len(rep.BadLines) != 1 || rep.BadLines[0] != 2 || rep.Lines != 4 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Done["a"] != recRetryable || rep.Done["b"] != recSucceeded || rep.Done["d"] != 0 {
+		t.Fatalf("done %v", rep.Done)
+	}
+	// Nothing changed by loading.
+	if b, _ := os.ReadFile(p); !strings.HasSuffix(string(b), torn) {
+		t.Fatal("loadResults changed the file")
+	}
+	rf, err := openResults(p, &rep, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Dropped != 1 || rep.Done["a"] != 0 {
+		t.Errorf("--retry-failed dropped %d, done %v", rep.Dropped, rep.Done)
+	}
+	if err := rf.write(&Result{CustomID: "a", Response: &ResultResponse{StatusCode: 200, RequestID: "r", Body: compactBody([]byte("{\n  \"x\": 1\n}"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rf.write(&Result{CustomID: "e", Response: &ResultResponse{StatusCode: 502, Body: compactBody([]byte("<html>bad gateway</html>"))}, Error: &ResultError{Code: "server_error", Message: "m"}}); err != nil {
+		t.Fatal(err)
+	}
+	rf.close()
+	if err := rewriteOrdered(p, []string{"a", "b", "c", "d", "e"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	got := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	var ids []string
+	for _, l := range got {
+		id, _, ok := parseResultState([]byte(l))
+		if !ok {
+			id = l
+		}
+		ids = append(ids, id)
+	}
+	// input order first, then what the input does not name (file order).
+	if strings.Join(ids, ",") != "a,b,c,e,garbage,zz" {
+		t.Errorf("order %v", ids)
+	}
+	if !strings.Contains(string(b), `"body":{"x":1}`) || !strings.Contains(string(b), `"body":"\u003chtml\u003ebad gateway\u003c/html\u003e"`) && !strings.Contains(string(b), `"body":"<html>bad gateway</html>"`) {
+		t.Errorf("bodies not one-line JSON:\n%s", b)
+	}
+}
