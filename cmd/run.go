@@ -53,7 +53,8 @@ Pacing: per model, a requests bucket (RPM) and a tokens bucket (TPM) at
 --headroom of the limits; a request's TPM charge is its prompt tokens + output
 budget × n (as OpenAI's limiter counts it). Limits come from --rpm/--tpm, else
 --tier (the published tier table), else the x-ratelimit-limit-* headers of the
-first responses; x-ratelimit-remaining-* correct the buckets. A request whose
+first responses; x-ratelimit-remaining-* correct the buckets, and a lower limit
+in the headers replaces the one given. A request whose
 charge exceeds the TPM limit can never be sent (request_too_large) and is
 refused up front. The in-flight cap (--max-concurrent) halves on each
 "too many concurrent requests" 429 and creeps back up.

@@ -118,7 +118,8 @@ type Limiter interface {
 	// tokens exceed the model's TPM limit.
 	Reserve(ctx context.Context, model string, tokens int64) (Permit, error)
 	// Observe feeds the x-ratelimit-* headers of a response received at
-	// now: limits learned when none were given, remaining values correct
+	// now (the limiter's clock is used when it is later): limits learned
+	// when none were given or lower than given, remaining values correct
 	// the buckets downwards.
 	Observe(model string, obs Observation, now time.Time)
 	// Pause stops every request of model that needs the bucket kind
@@ -358,10 +359,14 @@ func (l *Local) waitBuckets(ctx context.Context, model string, tokens int64) err
 
 	for {
 		if err := clk.Sleep(ctx, delay); err != nil {
+			// Under l.mu, with the time read under it: x/time/rate moves
+			// its clock back to an earlier t and would refill twice.
+			l.mu.Lock()
 			t := clk.Now()
 			for _, r := range rs {
 				r.CancelAt(t)
 			}
+			l.mu.Unlock()
 			return err
 		}
 		// A pause set while we slept (another worker's 429) holds us too.
@@ -379,6 +384,13 @@ func (l *Local) waitBuckets(ctx context.Context, model string, tokens int64) err
 func (l *Local) Observe(model string, obs Observation, now time.Time) {
 	var events []string
 	l.mu.Lock()
+	// Every change to a bucket uses the time read under l.mu, never an
+	// earlier one: rate.Limiter moves its clock back to an earlier time and
+	// would then count the refill since twice (more tokens than the server
+	// gives).
+	if t := l.cfg.Clock.Now(); t.After(now) {
+		now = t
+	}
 	ms := l.state(model)
 	learned := false
 	for _, d := range []struct {

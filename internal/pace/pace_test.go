@@ -382,3 +382,29 @@ func (l *Local) waitingProbe() bool {
 	}
 	return false
 }
+
+// TestStaleObserveTimeGivesNoExtraTokens: an Observe whose time is older
+// than the last reservation must not move rate.Limiter's clock back (it
+// would then count the refill since twice, and the bench saw TPM 429s).
+func TestStaleObserveTimeGivesNoExtraTokens(t *testing.T) {
+	fc := clock.NewFake(t0)
+	l := New(Config{Clock: fc, Headroom: 1, Limits: func(string) Limits { return Limits{RPM: 60, TPM: 1_000_000} }})
+	ctx := context.Background()
+	for i := 0; i < 60; i++ { // empty the request bucket at t0
+		p, err := l.Reserve(ctx, "m", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(Success)
+	}
+	fc.Advance(10 * time.Second) // 10 requests refilled
+	p, _ := l.Reserve(ctx, "m", 1)
+	p.Done(Success)
+	// A response observed "at t0" says nothing is left.
+	l.Observe("m", Observation{Requests: Window{Limit: 60, Remaining: 0, Reset: time.Second},
+		Tokens: Window{Limit: -1, Remaining: -1, Reset: -1}}, t0)
+	fc.Advance(time.Second)
+	if got := l.models["m"].req.lim.TokensAt(fc.Now()); got > 1.01 {
+		t.Errorf("%.2f requests available 1s after the server said 0 remain; want <= 1", got)
+	}
+}
