@@ -28,6 +28,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -103,6 +104,44 @@ type Model struct {
 	Deprecated  bool              `json:"deprecated,omitempty"`
 	Source      Source            `json:"source"`
 	Notes       []string          `json:"notes,omitempty"`
+}
+
+// LongContextThreshold returns the prompt size (tokens) above which the
+// model's long-context bucket applies ("> 128k input tokens" → 128,000),
+// or 0 when the model has none.
+func (m Model) LongContextThreshold() int64 {
+	if m.LongContext == nil {
+		return 0
+	}
+	mm := thresholdRe.FindStringSubmatch(m.LongContext.AppliesWhen)
+	if mm == nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(mm[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	if mm[2] != "" {
+		n *= 1000
+	}
+	return n
+}
+
+var thresholdRe = regexp.MustCompile(`>\s*([0-9]+)\s*([kK]?)`)
+
+// LimitsFor returns the limits of tier that apply to a request with
+// promptTokens input tokens: the long-context bucket when the model has one
+// and the prompt is above its threshold (OpenAI model pages list e.g.
+// gpt-4.1 "Long Context" limits for > 128k input tokens), else the tier's
+// standard limits. longContext reports which was chosen.
+func (m Model) LimitsFor(tier string, promptTokens int64) (l Limits, longContext, ok bool) {
+	if th := m.LongContextThreshold(); th > 0 && promptTokens > th {
+		if lc, found := m.LongContext.Tiers[normTier(tier)]; found && !lc.IsZero() {
+			return lc, true, true
+		}
+	}
+	l, ok = m.TierLimits(tier)
+	return l, false, ok
 }
 
 // TierLimits returns the published limits of tier ("free", "1".."5"; a

@@ -112,3 +112,21 @@ func TestOverrides(t *testing.T) {
 		t.Error("unknown field accepted")
 	}
 }
+
+func TestLongContextLimits(t *testing.T) {
+	m := Default().Lookup("gpt-4.1").Model
+	if th := m.LongContextThreshold(); th != 128000 {
+		t.Fatalf("threshold = %d", th)
+	}
+	l, lc, ok := m.LimitsFor("1", 150000)
+	if !ok || !lc || l.TPM != 200000 {
+		t.Fatalf("long prompt limits = %+v lc=%v ok=%v", l, lc, ok)
+	}
+	l, lc, ok = m.LimitsFor("1", 1000)
+	if !ok || lc || l.TPM != 30000 {
+		t.Fatalf("short prompt limits = %+v lc=%v ok=%v", l, lc, ok)
+	}
+	if th := Default().Lookup("gpt-4o").Model.LongContextThreshold(); th != 0 {
+		t.Fatalf("gpt-4o has no long context bucket, got %d", th)
+	}
+}
