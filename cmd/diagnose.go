@@ -55,41 +55,56 @@ costs N small requests of tokens, so it requires --yes.
 Saved (--from FILE, or - for stdin, or FILE as the argument): no network call.
 Reads, in any mix and any number: curl -i / curl -v output (HTTP/1.1 or HTTP/2
 status lines, headers, body), raw JSON error bodies (OpenAI, Azure, Anthropic,
-Groq, OpenRouter, vLLM), Batch objects and Batch output lines, Python SDK lines
-("Error code: 429 - {'error': {...}}", and the pre-1.0 "openai.error.
-RateLimitError: ..." also quoted by LangChain), go-openai errors ("error, status
+Groq, OpenRouter, vLLM, Mistral), Responses API and Realtime events and SSE
+streams ("data: {...}": a rate limit inside a 200 is a rate limit), Batch
+objects and Batch output lines (batch_expired and batch_cancelled requests are
+not_executed: resubmit them), Python SDK lines ("Error code: 429 -
+{'error': {...}}", and the pre-1.0 "openai.error.RateLimitError: ..." also
+quoted by LangChain), go-openai errors ("error, status
 code: 429, status: ..., message: ...") and Node SDK errors ("429 Rate limit
-reached ..."). One finding per response, plus a summary line when there are
-several (on stderr when piped).
+reached ..."). UTF-16 files (PowerShell ">") are decoded. JSON that is neither
+an error nor an API response (a log line, a request body, {}) is skipped, and
+input with nothing readable exits 3. A status is never guessed: a body without
+one reports status 0 ("-"). A capture cut short is classified from what is
+readable and says so ("truncated": true). One finding per response, plus a
+summary line when there are several (on stderr when piped). An empty --from is
+a usage error (it never falls back to the live request).
 
 Verdicts: ok, rpm_limited, tpm_limited, rpd_limited, tpd_limited,
 request_too_large, ramp_limited, concurrency_limited, quota_exhausted,
 batch_queue_full, context_length_exceeded, auth_failed, model_unavailable,
 server_overloaded, server_error, network_error, edge_throttled,
-invalid_request, unknown.
+invalid_request, not_executed, unknown. Azure's "Please retry after 86400
+seconds" (a zero or trial quota that never recovers) is quota_exhausted.
 
 The wait a response implies is read in this order of trust: retry-after-ms,
 retry-after (seconds, decimals allowed, or an HTTP-date taken against the
 response's Date header), the "Please try again in 1m26.4s" text, then the reset
-header of the exhausted window. retry-after: 0, negative and unparseable values
-mean "no hint" (never "retry at once"): callers apply their own floor.
+header of the window the verdict names (also Azure's x-rate-limit-reset-tokens
+and x-ratelimit-reset-tokens_usage_based). retry-after: 0, negative and
+unparseable values mean "no hint" (never "retry at once"): callers apply their
+own floor; a positive wait under 1 ms is reported as 1 ms.
 
 Output: on a terminal, one block per finding. Piped, one tab-separated row per
 finding, no header, raw integers and seconds, "-" for unknown values; columns:
 ` + wrapColumns(diagnose.TSVColumns) + `
 (a concurrency probe adds a row "probe N ok=K concurrency_limit_bites=BOOL").
---redact masks organization and project ids so the output can be pasted
-publicly. The API key is never printed.
+--redact masks organization and project ids (org-…, org_…, proj_…, user-…, and
+Anthropic's organization UUIDs) so the output can be pasted publicly. API keys
+are never printed: the configured key, and any OpenAI (sk-, sk-proj-,
+sk-svcacct-), Anthropic (sk-ant-), Groq (gsk_), OpenRouter (sk-or-) or Azure
+(32 hex digits after "key") key or bearer token in a message.
 
 ` + diagnose.JSONSchemaHelp + `
 Exit codes (the worst over all findings wins):
   0  ok            4  auth_failed, model_unavailable
   5  quota_exhausted (insufficient_quota and the billing codes)
-  6  rate limited: rpm/tpm/rpd/tpd/ramp/concurrency, batch_queue_full (also
-     when a probe shows a concurrency limit)
-  3  the saved response cannot be read
-  1  anything else (server or network errors, request_too_large, ...)
-  2  usage (e.g. --probe-concurrency without --yes)`
+  6  rate limited: rpm/tpm/rpd/tpd/ramp/concurrency, batch_queue_full,
+     edge_throttled (also when a probe shows a concurrency limit)
+  3  the saved response cannot be read (nothing readable in it)
+  1  anything else (server or network errors, request_too_large,
+     not_executed, ...)
+  2  usage (e.g. --probe-concurrency without --yes, an empty --from)`
 
 // wrapColumns lists column names indented, about 76 characters a line.
 func wrapColumns(cols []string) string {
@@ -127,6 +142,11 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Secrets = f.secrets()
+			if c.Flags().Changed("from") && strings.TrimSpace(opts.From) == "" {
+				// An empty --from (an unset shell variable) must not fall
+				// back to the live probe, which sends a billed request.
+				return FlagErrorf("--from needs a file name, or - for stdin")
+			}
 			if len(args) == 1 {
 				if opts.From != "" {
 					return FlagErrorf("give the saved response either as an argument or with --from, not both")
@@ -198,12 +218,20 @@ func diagnoseRun(c *cobra.Command, opts *DiagnoseOptions) error {
 		return err
 	}
 	out := redact.String(buf.String(), opts.Secrets...)
+	if opts.Redact {
+		// Ids in fields the report does not mask (fixes, origins).
+		out = redact.IDs(out)
+	}
 	if _, err := io.WriteString(opts.IO.Out, out); err != nil {
 		return err
 	}
 	if opts.Format != "json" && !opts.IO.IsStdoutTTY() && len(rep.Findings) > 1 && !opts.IO.Quiet {
 		// Piped rows carry no summary (the columns are a contract): say it on stderr.
-		fmt.Fprintln(opts.IO.ErrOut, redact.String(rep.SummaryLine(), opts.Secrets...))
+		line := redact.String(rep.SummaryLine(), opts.Secrets...)
+		if opts.Redact {
+			line = redact.IDs(line)
+		}
+		fmt.Fprintln(opts.IO.ErrOut, line)
 	}
 	if code := rep.ExitCode(); code != exitcode.OK {
 		return exitcode.New(code, nil)
@@ -233,7 +261,7 @@ func diagnoseSaved(opts *DiagnoseOptions) (diagnose.Report, error) {
 	now := opts.Now()
 	for _, cp := range caps {
 		rep.Findings = append(rep.Findings, diagnose.Entry{
-			Finding: diagnose.Classify(cp.Status, cp.Header, cp.Body, now),
+			Finding: diagnose.ClassifyCapture(cp, now),
 			Origin:  fmt.Sprintf("%s:%d", name, cp.Line),
 			Format:  cp.Source,
 		})

@@ -217,3 +217,89 @@ func TestDiagnoseSavedCmd(t *testing.T) {
 		})
 	}
 }
+
+// TestDiagnoseEmptyFrom: an empty --from (an unset shell variable) is a
+// usage error, never a silent live probe (a billed request). Breaker
+// defect 12.
+func TestDiagnoseEmptyFrom(t *testing.T) {
+	calls := 0
+	srv := diagSimEnv(t, sim.Config{})
+	for _, args := range [][]string{{"diagnose", "--from", ""}, {"diagnose", "--from="}, {"diagnose", "--from", "  "}} {
+		r := diagRun(t, false, "", srv, args...)
+		if r.code != exitcode.Usage || !strings.Contains(r.errOut, "--from needs a file name") || r.out != "" {
+			t.Errorf("%q: exit %d\n%s%s", args, r.code, r.out, r.errOut)
+		}
+		if strings.Contains(r.errOut, "sending one minimal request") {
+			calls++
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d live probes sent", calls)
+	}
+}
+
+// TestDiagnoseSecretsAndRedact: provider keys are masked always; --redact
+// masks every organization/project id form (Anthropic's UUIDs in the 2026
+// wording). Breaker defect 6.
+func TestDiagnoseSecretsAndRedact(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	groq := write("key7.json", `{"error":{"message":"Incorrect API key provided: gsk_GROQSECRETKEY1234567890abcdefghijkl","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	anth := write("anth.json", `{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization (0dccdde6-aaaa-bbbb-cccc-123456789abc) of 30,000 input tokens per minute (org: 8016abcd-1111-2222-3333-444455556666, model: claude-opus-4-6)."},"request_id":"req_1"}`)
+	for _, extra := range [][]string{nil, {"--redact"}, {"--json"}, {"--json", "--redact"}} {
+		for _, tty := range []bool{false, true} {
+			r := diagRun(t, tty, "", nil, append([]string{"diagnose", "--from", groq}, extra...)...)
+			if r.code != exitcode.Auth || strings.Contains(r.out+r.errOut, "GROQSECRETKEY") {
+				t.Errorf("groq key %v tty %v: exit %d\n%s", extra, tty, r.code, r.out)
+			}
+		}
+	}
+	for _, extra := range [][]string{{"--redact"}, {"--redact", "--json"}} {
+		for _, tty := range []bool{false, true} {
+			r := diagRun(t, tty, "", nil, append([]string{"diagnose", "--from", anth}, extra...)...)
+			if r.code != exitcode.RateLimited || strings.Contains(r.out, "0dccdde6") || strings.Contains(r.out, "8016abcd") ||
+				!strings.Contains(r.out, "claude-opus-4-6") {
+				t.Errorf("anthropic ids %v tty %v: exit %d\n%s", extra, tty, r.code, r.out)
+			}
+		}
+	}
+	// Without --redact the ids are shown (they help support).
+	if r := diagRun(t, false, "", nil, "diagnose", "--json", "--from", anth); !strings.Contains(r.out, "8016abcd") {
+		t.Errorf("ids hidden without --redact:\n%s", r.out)
+	}
+}
+
+// TestDiagnoseBreakerExitCodes: the exit codes of the breaker's inputs
+// through the real entry point (defects 1, 2, 8, 16, 17, 24).
+func TestDiagnoseBreakerExitCodes(t *testing.T) {
+	tests := []struct {
+		name, stdin string
+		code        int
+		out         string
+	}{
+		{"object then garbage", "{}garbage here\n", exitcode.Input, ""},
+		{"empty object", "{}\n", exitcode.Input, ""},
+		{"log line", `{"level":"info","msg":"starting worker"}` + "\n", exitcode.Input, ""},
+		{"sse response.failed", `data: {"type":"response.failed","response":{"id":"resp_1","status":"failed","error":{"code":"rate_limit_exceeded","message":"Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 30000, Requested 100. Please try again in 11.054s."}}}` + "\n",
+			exitcode.RateLimited, "stdin:1\t-\ttpm_limited\ttrue\t11.054\t"},
+		{"truncated json 429", "HTTP/1.1 429 Too Many Requests\ncontent-type: application/json\nretry-after: 5\n\n{\"error\": {\"message\": \"Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29",
+			exitcode.RateLimited, "stdin:1\t429\ttpm_limited\ttrue\t5\t"},
+		{"mistral", `{"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": null, "code": "1300"}`, exitcode.RateLimited, "stdin:1\t-\trpm_limited"},
+		{"batch expired", `{"id": "batch_req_2", "custom_id": "r3", "response": null, "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}}`, exitcode.Failure, "not_executed\ttrue"},
+		{"cdn", "HTTP/1.1 429 Too Many Requests\ncontent-type: text/plain\nretry-after: 60\n\nerror code: 1015\n", exitcode.RateLimited, "edge_throttled\ttrue\t60"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := diagRun(t, false, tt.stdin, nil, "diagnose", "--from", "-")
+			if r.code != tt.code || !strings.Contains(r.out, tt.out) || tt.code == exitcode.Input && r.out != "" {
+				t.Errorf("exit %d (want %d)\n%s%s", r.code, tt.code, r.out, r.errOut)
+			}
+		})
+	}
+}

@@ -25,12 +25,16 @@
 // grammars), Azure OpenAI (retry-after-ms, bare-second resets, code "429"),
 // Anthropic (anthropic-ratelimit-* with RFC 3339 resets, rate_limit_error,
 // overloaded_error 529), Groq (per-day request headers), OpenRouter and vLLM
-// (integer code), Mistral, DeepSeek and CDN throttling pages. The formats
-// and the captures the tests use are in /work/shared/research/wire-formats.md
-// and /work/shared/cases/CASES.md (B10, B16, B17, B19, B21).
+// (integer code), Mistral, DeepSeek and CDN throttling pages; errors inside
+// a 200 (Responses API response.failed, Realtime response.done, SSE error
+// events) and JSON bodies cut short (salvaged, Finding.Truncated). The
+// formats and the captures the tests use are in
+// /work/shared/research/wire-formats.md, /work/shared/cases/CASES.md (B10,
+// B16, B17, B19, B21) and testdata/breaker.
 //
-// ParseSaved reads saved responses (curl -i output, raw JSON bodies, Python,
-// go-openai and Node SDK log lines) for `oairl diagnose --from`; Probe and
+// ParseSaved reads saved responses (curl -i output, raw JSON bodies, SSE
+// streams, Batch output lines, Python, go-openai and Node SDK log lines;
+// UTF-8 or UTF-16) for `oairl diagnose --from`; Probe and
 // ProbeConcurrency run the live check; Report renders findings as text,
 // tab-separated rows or the stable JSON document (JSONSchemaHelp).
 package diagnose
@@ -66,6 +70,7 @@ const (
 	NetworkError          Verdict = "network_error"           // no HTTP response: retryable
 	EdgeThrottled         Verdict = "edge_throttled"          // non-JSON 429 from a CDN/proxy (Cloudflare 1015)
 	InvalidRequest        Verdict = "invalid_request"         // other 4xx: fix the request
+	NotExecuted           Verdict = "not_executed"            // a Batch request that never ran (batch_expired, batch_cancelled): resubmit it
 	Unknown               Verdict = "unknown"
 )
 
@@ -93,7 +98,8 @@ type Window struct {
 // RateLimits are the parsed rate-limit headers of one response. Provider
 // names the header family: "openai" (x-ratelimit-*), "azure" (the same
 // headers plus Azure's apim-request-id/x-ms-region, bare-second resets),
-// "groq" (x-ratelimit-* where requests are per day), "anthropic"
+// "groq" (x-ratelimit-* where requests are per day), "mistral"
+// (x-ratelimit-*-{req,tokens}-minute), "anthropic"
 // (anthropic-ratelimit-*), or "" when no rate-limit header was present.
 type RateLimits struct {
 	Requests Window
@@ -112,7 +118,9 @@ type Fix struct {
 //
 // Retryable says whether sending the same request again can succeed:
 // true for the rate limits, overload, server and network errors,
-// edge_throttled and batch_queue_full; never for quota_exhausted,
+// edge_throttled, batch_queue_full and not_executed; never for
+// quota_exhausted (which includes Azure's "retry after 86400 seconds", a
+// zero or trial quota that never recovers, wire-formats.md §3),
 // request_too_large, context_length_exceeded, auth_failed,
 // model_unavailable or invalid_request. An "x-should-retry: false" header
 // forces false.
@@ -124,7 +132,11 @@ type Fix struct {
 // again in 1m26.4s" / "retry after 60 seconds", then the reset header of
 // the exhausted window (x-ratelimit-reset-requests for RPM/RPD,
 // -tokens for TPM/TPD). Zero, negative and unparseable values are skipped
-// as "no hint": a "retry-after: 0" never means "retry at once". Wait is
+// as "no hint": a "retry-after: 0" never means "retry at once"; a positive
+// value under a millisecond ("retry-after: 0.0001") is rounded up to 1 ms,
+// so a hint is never reported as 0. The reset header is read whatever its
+// spelling (Azure's x-rate-limit-reset-tokens, x-ratelimit-reset-
+// tokens_usage_based) and even without limit/remaining headers. Wait is
 // only set when Retryable. Callers compare Wait with their own --max-wait
 // (a daily limit may ask for hours) and apply their own floor and jitter
 // (e.g. at least 250 ms, plus exponential backoff when Wait is 0).
@@ -132,8 +144,10 @@ type Fix struct {
 // "retry-after-date", "message", "reset-requests", "reset-tokens" or "".
 //
 // Status is the HTTP status (0 for a transport error, or a saved body that
-// does not say). Provider is who answered: "openai", "azure", "anthropic",
-// "groq", "openrouter", "vllm", "openai-compatible", "cloudflare" or "".
+// does not say; a status is never guessed from the body, though the
+// verdict is chosen from what the body says). Provider is who answered: "openai", "azure", "anthropic",
+// "groq", "mistral", "openrouter", "vllm", "openai-compatible",
+// "cloudflare" or "".
 // Code, Type and Message are error.code (an integer code is rendered in
 // decimal), error.type and error.message of the body (for a transport
 // error, Code is e.g. "connection_refused" and Message the error text).
@@ -148,7 +162,12 @@ type Fix struct {
 // ("Limit: 10000 / min", "Limit: 20.000000 / min. Current: 24.000000 /
 // min") and Anthropic's ("rate limit of 20,000 input tokens per minute").
 // For context_length_exceeded, Limit is the context window and Requested
-// the prompt size; for batch_queue_full, Limit is the enqueued-token limit.
+// the tokens the request needs as the message states them (the prompt, or
+// prompt plus output budget: vLLM's "'max_tokens' … is too large: 8000 …
+// your request has 2778 input tokens" gives 10778); for batch_queue_full,
+// Limit is the enqueued-token limit. For request_too_large, LimitKind is
+// "TPM" when one request exceeds the token bucket, "" when the limit is the
+// request's size in bytes (Anthropic's 413 request_too_large, a proxy's 413).
 //
 // Summary is one line for people; Fixes are the remedies that apply, most
 // likely first (never nil for a classified response).
@@ -176,17 +195,42 @@ type Finding struct {
 	RateLimits RateLimits
 	Summary    string
 	Fixes      []Fix
+
+	// Truncated is true when the body (or, for a saved capture, the
+	// headers) was cut short: the finding rests on what was readable
+	// (status, headers, fields salvaged from the partial JSON), and the
+	// Summary says so.
+	Truncated bool
 }
 
 // Capture is one saved response read by ParseSaved. Source names the format
-// it was read from: "curl -i", "json", "python-sdk", "go-openai" or
-// "node-sdk". Line is the 1-based line where it starts.
+// it was read from: "curl -i", "json", "sse" (a server-sent event stream),
+// "python-sdk", "go-openai" or "node-sdk". Line is the 1-based line where
+// it starts. Status is 0 when the capture does not give one (a bare JSON
+// body, an event stream, a Batch error without status_code): it is never
+// guessed.
 type Capture struct {
 	Status int
 	Header http.Header
 	Body   []byte
 	Source string
 	Line   int
+	// Truncated is true when the capture is cut short: inside the headers
+	// (no blank line, a partial last header line, which is dropped) or
+	// inside a JSON body.
+	Truncated bool
+}
+
+// ClassifyCapture is Classify on a saved capture; a truncated capture
+// gives a finding marked Truncated whose summary says it rests on the
+// readable part.
+func ClassifyCapture(c Capture, now time.Time) Finding {
+	f := Classify(c.Status, c.Header, c.Body, now)
+	if c.Truncated && !f.Truncated {
+		f.Truncated = true
+		f.Summary = summarize(f)
+	}
+	return f
 }
 
 // Classify diagnoses one HTTP response from its status, headers (nil is
@@ -210,8 +254,9 @@ func ClassifyResponse(resp *http.Response, body []byte, now time.Time) Finding {
 
 // ExitCode maps the verdict to oairl's exit codes (internal/exitcode): ok
 // 0; auth_failed and model_unavailable 4; quota_exhausted 5; the rate
-// limits (IsRateLimit) and batch_queue_full 6 (an account queue limit,
-// "limit" in case B10); everything else 1.
+// limits (IsRateLimit), batch_queue_full (an account queue limit, "limit"
+// in case B10) and edge_throttled (a CDN's rate limit, retryable later) 6;
+// everything else 1 (not_executed included).
 func (f Finding) ExitCode() int {
 	switch {
 	case f.Verdict == OK:
@@ -220,7 +265,7 @@ func (f Finding) ExitCode() int {
 		return exitcode.Auth
 	case f.Verdict == QuotaExhausted:
 		return exitcode.Quota
-	case f.IsRateLimit() || f.Verdict == BatchQueueFull:
+	case f.IsRateLimit() || f.Verdict == BatchQueueFull || f.Verdict == EdgeThrottled:
 		return exitcode.RateLimited
 	}
 	return exitcode.Failure

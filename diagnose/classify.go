@@ -23,7 +23,10 @@ import (
 // "request_id":...}, older vLLM and Mistral flat {"object":"error",
 // "message":...,"type":...,"code":...}, and a bare Batch error
 // {"code":...,"message":...}. code is decoded as raw JSON because it may be
-// a string, null or an integer (wire-formats.md §7.2).
+// a string, null or an integer (wire-formats.md §7.2). Object, Choices,
+// CustomID and Response tell a response (a completion, a Responses API
+// object or stream event, a Realtime event, a Batch output line) from an
+// unrelated JSON object such as an application log line or a request body.
 type envelope struct {
 	Error     json.RawMessage `json:"error"`
 	Message   *string         `json:"message"`
@@ -31,6 +34,11 @@ type envelope struct {
 	Code      json.RawMessage `json:"code"`
 	RequestID string          `json:"request_id"`
 	Detail    json.RawMessage `json:"detail"` // FastAPI-style servers
+
+	Object   string          `json:"object"`
+	Choices  json.RawMessage `json:"choices"`
+	CustomID *string         `json:"custom_id"`
+	Response json.RawMessage `json:"response"`
 }
 
 type errBody struct {
@@ -43,7 +51,7 @@ type errBody struct {
 
 // parsedBody is what classify knows about the body.
 type parsedBody struct {
-	isJSON    bool // the body is a JSON object
+	isJSON    bool // the body is a JSON object (or JSON-looking, see truncated)
 	hasError  bool // it carries an error object or message
 	errObject bool // it carries a non-null "error" object
 	code      string
@@ -53,6 +61,26 @@ type parsedBody struct {
 	requestID string
 	anthropic bool
 	metadata  bool
+	// shape is true when the body is recognisably an API response (an
+	// "object" field, choices, a Responses/Realtime event, a Batch output
+	// line) even without an error.
+	shape bool
+	// truncated is true when the body looked like the API's JSON but did
+	// not parse (cut mid-value): the fields were salvaged by pattern.
+	truncated bool
+	// sse is true when the body was a server-sent event stream.
+	sse bool
+	// loose is true when the error is only a top-level "message" in an
+	// object with keys no error body has (an application log line): an
+	// error when the HTTP status says so, not enough to make a saved
+	// object without a status a finding.
+	loose bool
+}
+
+// errorOrResponse reports whether a body without a status is worth a
+// finding: an error body or an API response.
+func (pb parsedBody) errorOrResponse() bool {
+	return pb.hasError && !pb.loose || pb.shape
 }
 
 func rawCode(r json.RawMessage) (string, bool) {
@@ -71,43 +99,226 @@ func rawCode(r json.RawMessage) (string, bool) {
 	return string(r), false
 }
 
+// parseBody reads an error body: one JSON object (errors at the top level,
+// or nested in a Responses API event's response.error or a Realtime
+// response.done's response.status_details.error, wire-formats.md §1.3), a
+// server-sent event stream (the first event carrying an error wins), or a
+// JSON body cut short (fields salvaged by pattern, truncated set).
 func parseBody(body []byte) parsedBody {
-	var pb parsedBody
 	b := bytes.TrimSpace(body)
-	if len(b) == 0 || b[0] != '{' {
+	if len(b) == 0 {
+		return parsedBody{}
+	}
+	if b[0] != '{' {
+		if isSSE(b) {
+			return parseSSE(b)
+		}
+		return parsedBody{}
+	}
+	if pb, ok := parseJSONBody(b); ok {
 		return pb
 	}
+	return salvageJSON(b)
+}
+
+// parseJSONBody decodes one JSON object; false when it is not valid JSON.
+func parseJSONBody(b []byte) (parsedBody, bool) {
+	var pb parsedBody
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
-		return pb
+		return pb, false
 	}
 	pb.isJSON = true
 	pb.requestID = env.RequestID
-	e := bytes.TrimSpace(env.Error)
+	resp := bytes.TrimSpace(env.Response)
+	pb.shape = env.Object != "" && env.Object != "error" || len(bytes.TrimSpace(env.Choices)) > 0 || env.CustomID != nil ||
+		len(resp) > 0 && resp[0] == '{' || strings.HasPrefix(env.Type, "response.")
+	if pb.fromErrorValue(env.Error) {
+		pb.anthropic = pb.errObject && env.Type == "error"
+		return pb, true
+	}
 	switch {
-	case len(e) > 0 && e[0] == '{':
-		var eb errBody
-		if json.Unmarshal(e, &eb) == nil {
-			pb.hasError, pb.errObject = true, true
-			pb.message, pb.typ = eb.Message, eb.Type
-			pb.code, pb.codeIsInt = rawCode(eb.Code)
-			pb.metadata = len(bytes.TrimSpace(eb.Metadata)) > 0 && string(bytes.TrimSpace(eb.Metadata)) != "null"
-			pb.anthropic = env.Type == "error"
-		}
-	case len(e) > 0 && e[0] == '"':
-		// {"error": "some text"} (some proxies)
-		var s string
-		_ = json.Unmarshal(e, &s)
-		pb.hasError, pb.message = true, s
 	case env.Message != nil:
 		pb.hasError = true
+		pb.loose = !flatError(b, env)
 		pb.message, pb.typ = *env.Message, env.Type
 		pb.code, pb.codeIsInt = rawCode(env.Code)
+		return pb, true
 	case len(env.Detail) > 0 && env.Detail[0] == '"':
 		var s string
 		_ = json.Unmarshal(env.Detail, &s)
 		pb.hasError, pb.message = true, s
+		return pb, true
 	}
+	// A failure inside a response: Responses API response.failed events
+	// carry response.error, Realtime response.done events
+	// response.status_details.error.
+	if len(resp) > 0 && resp[0] == '{' {
+		var inner struct {
+			Error         json.RawMessage `json:"error"`
+			StatusDetails *struct {
+				Error json.RawMessage `json:"error"`
+			} `json:"status_details"`
+		}
+		if json.Unmarshal(resp, &inner) == nil {
+			if pb.fromErrorValue(inner.Error) {
+				return pb, true
+			}
+			if inner.StatusDetails != nil && pb.fromErrorValue(inner.StatusDetails.Error) {
+				return pb, true
+			}
+		}
+	}
+	return pb, true
+}
+
+// flatErrorKeys are the keys a flat error body may carry (vLLM's and
+// Mistral's {"object":"error","message","type","param","code"}, Mistral's
+// older {"message"}, Azure APIM's {"statusCode","message"}).
+var flatErrorKeys = map[string]bool{
+	"message": true, "type": true, "code": true, "param": true, "object": true, "request_id": true,
+	"statusCode": true, "status": true, "status_code": true, "detail": true, "details": true, "line": true,
+	"error_code": true, "error_type": true, "metadata": true, "id": true,
+}
+
+// flatError reports whether an object with a top-level "message" is an
+// error body rather than, say, an application log line
+// ({"level":"info","message":"starting worker"}): it says "object":"error"
+// or carries a code, or has no key an error body would not have.
+func flatError(b []byte, env envelope) bool {
+	if env.Object == "error" || len(bytes.TrimSpace(env.Code)) > 0 && string(bytes.TrimSpace(env.Code)) != "null" {
+		return true
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(b, &keys) != nil {
+		return false
+	}
+	for k := range keys {
+		if !flatErrorKeys[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// fromErrorValue fills pb from an "error" value: an object
+// {message,type,code,...} or a bare string (some proxies). It reports
+// whether the value was an error.
+func (pb *parsedBody) fromErrorValue(raw json.RawMessage) bool {
+	e := bytes.TrimSpace(raw)
+	switch {
+	case len(e) > 0 && e[0] == '{':
+		var eb errBody
+		if json.Unmarshal(e, &eb) != nil {
+			return false
+		}
+		pb.hasError, pb.errObject = true, true
+		pb.message, pb.typ = eb.Message, eb.Type
+		pb.code, pb.codeIsInt = rawCode(eb.Code)
+		md := bytes.TrimSpace(eb.Metadata)
+		pb.metadata = len(md) > 0 && string(md) != "null"
+		return true
+	case len(e) > 0 && e[0] == '"':
+		var s string
+		_ = json.Unmarshal(e, &s)
+		pb.hasError, pb.message = true, s
+		return true
+	}
+	return false
+}
+
+// isSSE reports whether b is a server-sent event stream (its first
+// non-empty line is an "event:", "data:", "id:" or ":" comment line).
+func isSSE(b []byte) bool {
+	line := b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line = b[:i]
+	}
+	line = bytes.TrimSpace(line)
+	for _, p := range []string{"data:", "event:", "id:", ":"} {
+		if bytes.HasPrefix(line, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseSSE reads the data lines of an event stream: the first event with
+// an error wins (a response.failed event, an error event, an OpenRouter
+// mid-stream error), else the stream is a response when any event is.
+func parseSSE(b []byte) parsedBody {
+	var first parsedBody
+	for _, ln := range bytes.Split(b, []byte("\n")) {
+		ln = bytes.TrimSpace(ln)
+		if !bytes.HasPrefix(ln, []byte("data:")) {
+			continue
+		}
+		d := bytes.TrimSpace(ln[len("data:"):])
+		if len(d) == 0 || d[0] != '{' {
+			continue
+		}
+		pb, ok := parseJSONBody(d)
+		if !ok {
+			pb = salvageJSON(d)
+		}
+		pb.sse = true
+		if pb.hasError {
+			return pb
+		}
+		if !first.isJSON {
+			first = pb
+		}
+	}
+	first.sse = true
+	return first
+}
+
+var (
+	reSalvageMsg  = regexp.MustCompile(`"message"\s*:\s*"((?:[^"\\]|\\.)*)("?)`)
+	reSalvageCode = regexp.MustCompile(`"code"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)`)
+	reSalvageType = regexp.MustCompile(`"type"\s*:\s*"((?:[^"\\]|\\.)*)"`)
+	reSalvageReq  = regexp.MustCompile(`"request_id"\s*:\s*"([^"\\]*)"`)
+)
+
+// salvageJSON reads what it can from a JSON body cut short (a truncated
+// capture or a body read interrupted): "message" (up to the cut), "code"
+// and the error "type" by pattern. The result is marked truncated; it is
+// JSON-looking, so never mistaken for a CDN page.
+func salvageJSON(b []byte) parsedBody {
+	pb := parsedBody{isJSON: true, truncated: true}
+	pb.errObject = bytes.Contains(b, []byte(`"error"`))
+	if m := reSalvageMsg.FindSubmatch(b); m != nil {
+		s := strings.TrimRight(string(m[1]), `\`)
+		var dec string
+		if json.Unmarshal([]byte(`"`+s+`"`), &dec) == nil {
+			s = dec
+		}
+		if len(m[2]) == 0 {
+			// Cut mid-string: drop the last, possibly partial, word so
+			// that a cut figure ("Used 29" of "Used 29937") is not read.
+			if i := strings.LastIndexAny(s, " \t\n"); i >= 0 {
+				s = s[:i]
+			}
+			s = strings.TrimRight(s, " ,;:") + "…"
+		}
+		pb.message = s
+		pb.hasError = true
+	}
+	if m := reSalvageCode.FindSubmatch(b); m != nil {
+		pb.code, pb.codeIsInt = rawCode(m[1])
+		pb.hasError = true
+	}
+	for _, m := range reSalvageType.FindAllSubmatch(b, -1) {
+		if t := string(m[1]); t != "error" && !strings.HasPrefix(t, "response.") {
+			pb.typ = t
+			break
+		}
+	}
+	pb.anthropic = bytes.HasPrefix(bytes.TrimSpace(b), []byte(`{"type":"error"`)) || bytes.Contains(b, []byte(`"type": "error"`))
+	if m := reSalvageReq.FindSubmatch(b); m != nil {
+		pb.requestID = string(m[1])
+	}
+	pb.hasError = pb.hasError || pb.typ != "" && pb.errObject
 	return pb
 }
 
@@ -139,24 +350,28 @@ var authCodes = map[string]bool{
 }
 
 var (
-	reDim        = regexp.MustCompile(`(?i)\bon (requests|tokens|tokens_usage_based|images|input tokens|output tokens) per (min|minute|day)\b(?: \((RPM|TPM|RPD|TPD|IPM)\))?`)
-	reImages     = regexp.MustCompile(`(?i)\bfor images per (minute|min|day)\b`)
-	reLimit      = regexp.MustCompile(`(?i)\bLimit:? ?(\d[\d,]*(?:\.\d+)?)`)
-	reUsed       = regexp.MustCompile(`(?i)\b(?:Used|Current):? ?(\d[\d,]*(?:\.\d+)?)`)
-	reRequested  = regexp.MustCompile(`(?i)\bRequested:? ?(\d[\d,]*(?:\.\d+)?)`)
-	reModel      = regexp.MustCompile("(?i)(?:rate limit reached|request too large|enqueued token limit reached|rate limit exceeded) for (?:model )?`?([A-Za-z0-9][\\w.:/-]*)`? in (?:project|organization)")
-	reModel2     = regexp.MustCompile("(?i)\\bmodel(?::\\s*|\\s+[`'\"])([A-Za-z0-9][\\w.:/-]*[A-Za-z0-9])")
-	reAzureModel = regexp.MustCompile(`(?i)requests to ([A-Za-z0-9][\w.-]*) for`)
-	reOrg        = regexp.MustCompile("(?i)\\borganization `?((?:org|user)[-_][^\\s`.,]*[^\\s`.,]|\\([^)\\s]+\\))`?")
-	reOrg2       = regexp.MustCompile(`(?i)\(org: ([^,)\s]+)`)
-	reProject    = regexp.MustCompile("(?i)\\bproject `?(proj_[^\\s`.,]+)`?")
-	reTryAgain   = regexp.MustCompile(`(?i)try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)`)
-	reTrySeconds = regexp.MustCompile(`(?i)(?:try again in|retry after) (\d+(?:\.\d+)?) ?(?:seconds?|secs?)\b`)
-	reOldRPM     = regexp.MustCompile(`(?i)exceeded the (\d+) request/min rate limit`)
-	reAnthropic  = regexp.MustCompile(`(?i)rate limit (?:for your organization \([^)]*\) )?of (\d[\d,]*) (input |output )?tokens per minute`)
-	reCtxLimit   = regexp.MustCompile(`(?i)maximum context length is (\d[\d,]*) tokens`)
-	reCtxReq     = regexp.MustCompile(`(?i)(?:resulted in|you requested|your request has) (\d[\d,]*) (?:input )?tokens`)
-	reModelNF    = regexp.MustCompile("(?i)the model `([^`]+)`")
+	reDim          = regexp.MustCompile(`(?i)\bon (requests|tokens|tokens_usage_based|images|input tokens|output tokens) per (min|minute|day)\b(?: \((RPM|TPM|RPD|TPD|IPM)\))?`)
+	reImages       = regexp.MustCompile(`(?i)\bfor images per (minute|min|day)\b`)
+	reLimit        = regexp.MustCompile(`(?i)\bLimit:? ?(\d[\d,]*(?:\.\d+)?)`)
+	reUsed         = regexp.MustCompile(`(?i)\b(?:Used|Current):? ?(\d[\d,]*(?:\.\d+)?)`)
+	reRequested    = regexp.MustCompile(`(?i)\bRequested:? ?(\d[\d,]*(?:\.\d+)?)`)
+	reModel        = regexp.MustCompile("(?i)(?:rate limit reached|request too large|enqueued token limit reached|rate limit exceeded) for (?:model )?`?([A-Za-z0-9][\\w.:/-]*)`? in (?:project|organization)")
+	reModel2       = regexp.MustCompile("(?i)\\bmodel(?::\\s*|\\s+[`'\"])([A-Za-z0-9][\\w.:/-]*[A-Za-z0-9])")
+	reAzureModel   = regexp.MustCompile(`(?i)requests to ([A-Za-z0-9][\w.-]*) for`)
+	reOrg          = regexp.MustCompile("(?i)\\borganization `?((?:org|user)[-_][^\\s`.,]*[^\\s`.,]|\\([^)\\s]+\\))`?")
+	reOrg2         = regexp.MustCompile(`(?i)\(org: ([^,)\s]+)`)
+	reProject      = regexp.MustCompile("(?i)\\bproject `?(proj_[^\\s`.,]+)`?")
+	reTryAgain     = regexp.MustCompile(`(?i)try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)`)
+	reTrySeconds   = regexp.MustCompile(`(?i)(?:try again in|retry after) (\d+(?:\.\d+)?) ?(?:seconds?|secs?)\b`)
+	reOldRPM       = regexp.MustCompile(`(?i)exceeded the (\d+) request/min rate limit`)
+	reAnthropic    = regexp.MustCompile(`(?i)rate limit (?:for your organization \([^)]*\) )?of (\d[\d,]*) (input |output )?tokens per minute`)
+	reCtxLimit     = regexp.MustCompile(`(?i)maximum context length is (\d[\d,]*) tokens`)
+	reCtxReq       = regexp.MustCompile(`(?i)(?:resulted in|you requested|your request has) (\d[\d,]*) (?:input )?tokens`)
+	reCtxMaxTok    = regexp.MustCompile(`(?i)'max_(?:completion_)?tokens'.{0,40}? is too large: (\d[\d,]*)`)
+	reCtxTotal     = regexp.MustCompile(`(?i)for a total of (?:at least )?(\d[\d,]*) tokens`)
+	reCtxAnthropic = regexp.MustCompile(`(?i)(?:prompt is too long|exceed context limit): (\d[\d,]*)(?: tokens)?(?: \+ (\d[\d,]*))? > (\d[\d,]*)`)
+	reCtxInput     = regexp.MustCompile(`(?i)your request has \d[\d,]* input tokens`)
+	reModelNF      = regexp.MustCompile("(?i)the model `([^`]+)`")
 )
 
 func parseNum(s string) int64 {
@@ -251,8 +466,8 @@ func parseMessage(msg string) messageFacts {
 	}
 	mf.project = submatch(reProject, msg)
 	if v := submatch(reTrySeconds, msg); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
-			mf.wait = time.Duration(f * float64(time.Second))
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 && f < 1e9 {
+			mf.wait = max(time.Millisecond, time.Duration(f*float64(time.Second)))
 		}
 	} else if v := submatch(reTryAgain, msg); v != "" {
 		if d, ok := ParseDuration(v); ok && d > 0 {
@@ -273,6 +488,8 @@ func detectProvider(h http.Header, pb parsedBody, rl RateLimits) string {
 		return "azure"
 	case rl.Provider == "groq" || strings.Contains(msg, "groq"):
 		return "groq"
+	case rl.Provider == "mistral" || pb.typ == "rate_limited" && pb.code == "1300":
+		return "mistral"
 	case pb.metadata || strings.Contains(msg, "openrouter"):
 		return "openrouter"
 	case pb.codeIsInt && strings.HasSuffix(pb.typ, "Error"):
@@ -346,12 +563,23 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		f.Message = line
 	}
 
+	f.Truncated = pb.truncated
 	effective := status
-	if status >= 200 && status < 300 && pb.errObject && (pb.code != "" || pb.message != "") {
-		// A failure inside a 200: a Responses API object with status
-		// "failed" and an error (wire-formats.md §1.3, §7.8). Classify the
+	switch {
+	case status == 0:
+		// No status given (a saved body, a Batch output line): the verdict
+		// is chosen from what the body says, but Status stays 0; a status
+		// is never invented.
+		if pb.loose && !pb.shape {
+			pb = parsedBody{isJSON: true}
+		}
+		effective = inferStatusPB(pb)
+	case status >= 200 && status < 300 && pb.hasError && (pb.errObject || pb.sse) && (pb.code != "" || pb.message != ""):
+		// A failure inside a 200: a Responses API object or stream event
+		// with status "failed" and an error, a Realtime response.done with
+		// status_details.error (wire-formats.md §1.3, §7.8). Classify the
 		// error as the status it would have had.
-		if effective = inferStatus(body); effective == 200 {
+		if effective = inferStatusPB(pb); effective == 200 {
 			effective = 0
 		}
 	}
@@ -370,7 +598,38 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		if v := submatch(reCtxReq, pb.message); v != "" {
 			f.Requested = parseNum(v)
 		}
+		if v := submatch(reCtxMaxTok, pb.message); v != "" && reCtxInput.MatchString(pb.message) {
+			// vLLM: "'max_tokens' … is too large: 8000. … your request has
+			// 2778 input tokens": the request needs input + output budget.
+			f.Requested += parseNum(v)
+		}
+		if v := submatch(reCtxTotal, pb.message); v != "" {
+			// vLLM: "you requested 5000 output tokens and your prompt
+			// contains at least 1 input tokens, for a total of at least
+			// 5001 tokens".
+			f.Requested = parseNum(v)
+		}
+		if m := reCtxAnthropic.FindStringSubmatch(pb.message); m != nil {
+			// Anthropic: "prompt is too long: 208310 tokens > 200000
+			// maximum"; "input length and `max_tokens` exceed context
+			// limit: 188240 + 21333 > 200000".
+			f.Requested = parseNum(m[1]) + parseNum(m[2])
+			f.Limit = parseNum(m[3])
+		}
 		f.Used = 0
+	}
+	byteLimit := false
+	if f.Verdict == RequestTooLarge && mf.kind == "" && !strings.Contains(strings.ToLower(pb.message), "token") {
+		// A byte-size limit (Anthropic's 413 request_too_large, a proxy's
+		// 413 page), not a token bucket: no limit kind.
+		f.LimitKind = ""
+		byteLimit = true
+	}
+	if f.Provider == "azure" && f.IsRateLimit() && azureDayWait(h, mf) {
+		// "Please retry after 86400 seconds": the deployment's effective
+		// quota is zero or a trial/free quota; a retry loop never
+		// recovers (wire-formats.md §3).
+		f.Verdict, f.Retryable = QuotaExhausted, false
 	}
 	if f.LimitKind == "" {
 		switch f.Verdict {
@@ -383,7 +642,9 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		case TPDLimited:
 			f.LimitKind = "TPD"
 		case RequestTooLarge:
-			f.LimitKind = "TPM"
+			if !byteLimit {
+				f.LimitKind = "TPM"
+			}
 		}
 	}
 	// The verdict may have been refined from headers (RPM → RPD when the
@@ -426,6 +687,14 @@ func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLi
 	if status >= 200 && status < 300 {
 		return OK, false
 	}
+	// Batch output/error lines for requests that never ran
+	// (wire-formats.md §1.6): resubmitting them can succeed.
+	switch code {
+	case "batch_expired", "batch_cancelled":
+		return NotExecuted, true
+	case "request_timeout":
+		return ServerError, true
+	}
 	// Account and request problems first: they are never fixed by waiting,
 	// whatever the status (a quota error is a 429).
 	switch {
@@ -436,7 +705,8 @@ func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLi
 	case code == "token_limit_exceeded" || strings.Contains(msg, "enqueued token limit"):
 		return BatchQueueFull, true
 	case code == "context_length_exceeded" || strings.Contains(msg, "maximum context length") ||
-		status != 429 && strings.Contains(msg, "context window"):
+		status != 429 && strings.Contains(msg, "context window") || strings.Contains(msg, "prompt is too long") ||
+		strings.Contains(msg, "exceed context limit"):
 		return ContextLengthExceeded, false
 	case code == "model_not_found" || typ == "not_found_error" && strings.Contains(msg, "model") ||
 		(status == 404 || status == 403) && strings.Contains(msg, "model") && hasAny(msg, "does not exist", "not found", "do not have access", "does not have access", "not allowed", "not available"):
@@ -477,13 +747,15 @@ func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLi
 	if status == 408 || status == 409 {
 		return ServerError, true
 	}
-	if status == 413 || strings.HasPrefix(msg, "request too large") {
+	if status == 413 || strings.HasPrefix(msg, "request too large") || typ == "request_too_large" {
 		return RequestTooLarge, false
 	}
 
 	if status == 429 {
 		if !pb.isJSON {
-			if len(bytes.TrimSpace(body)) > 0 {
+			if tb := bytes.TrimSpace(body); len(tb) > 0 && tb[0] != '[' && !jsonContentType(h) {
+				// A CDN/proxy page; never when the response says it is
+				// JSON (a cut capture of the API's own body).
 				return EdgeThrottled, true
 			}
 			// An empty 429: only the headers can tell.
@@ -537,7 +809,7 @@ func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLi
 		// whose request header reports a 1-10 s window (wire-formats.md §3).
 		low := func(w Window) bool { return w.Limit > 0 && w.Remaining*10 < w.Limit }
 		if rl.Requests.Known && rl.Tokens.Known && rl.Requests.Remaining > 0 && rl.Tokens.Remaining > 0 &&
-			rl.Provider != "azure" && !(typ == "tokens" && low(rl.Tokens)) && !(typ == "requests" && low(rl.Requests)) {
+			rl.Provider != "azure" && rl.Provider != "mistral" && !(typ == "tokens" && low(rl.Tokens)) && !(typ == "requests" && low(rl.Requests)) {
 			return ConcurrencyLimited, true
 		}
 		switch typ {
@@ -583,7 +855,7 @@ func verdictFromHeaders(rl RateLimits) (Verdict, bool) {
 			return TPDLimited, true
 		}
 		return TPMLimited, true
-	case rl.Requests.Known && rl.Tokens.Known && rl.Requests.Remaining > 0 && rl.Tokens.Remaining > 0 && rl.Provider != "azure":
+	case rl.Requests.Known && rl.Tokens.Known && rl.Requests.Remaining > 0 && rl.Tokens.Remaining > 0 && rl.Provider != "azure" && rl.Provider != "mistral":
 		return ConcurrencyLimited, true
 	}
 	return "", false
@@ -592,17 +864,22 @@ func verdictFromHeaders(rl RateLimits) (Verdict, bool) {
 // computeWait applies the trust order: retry-after-ms, retry-after
 // (seconds, decimals allowed, or an HTTP-date taken against the response's
 // Date header), the "try again in" text, then the reset header of the
-// exhausted dimension. Zero, negative and unparseable values are "no hint".
+// window the verdict names (tokens for TPM/TPD, requests otherwise),
+// whatever its spelling (x-ratelimit-reset-tokens, Azure's
+// x-rate-limit-reset-tokens, x-ratelimit-reset-tokens_usage_based), even
+// when the response sent no limit/remaining figures for that window. Zero,
+// negative and unparseable values are "no hint"; a positive wait under a
+// millisecond is rounded up to 1 ms so that a hint is never reported as 0.
 func computeWait(h http.Header, mf messageFacts, rl RateLimits, v Verdict, now time.Time) (time.Duration, string) {
 	if s := strings.TrimSpace(h.Get("retry-after-ms")); s != "" {
 		if ms, err := strconv.ParseFloat(s, 64); err == nil && ms > 0 && !math.IsInf(ms, 0) && ms < 1e12 {
-			return time.Duration(ms * float64(time.Millisecond)), "retry-after-ms"
+			return max(time.Millisecond, time.Duration(ms*float64(time.Millisecond))), "retry-after-ms"
 		}
 	}
 	if s := strings.TrimSpace(h.Get("retry-after")); s != "" {
 		if sec, err := strconv.ParseFloat(s, 64); err == nil {
 			if sec > 0 && !math.IsInf(sec, 0) && sec < 1e9 {
-				return time.Duration(sec * float64(time.Second)), "retry-after"
+				return max(time.Millisecond, time.Duration(sec*float64(time.Second))), "retry-after"
 			}
 		} else if t, err := http.ParseTime(s); err == nil {
 			ref := now
@@ -615,7 +892,7 @@ func computeWait(h http.Header, mf messageFacts, rl RateLimits, v Verdict, now t
 		}
 	}
 	if mf.wait > 0 {
-		return mf.wait, "message"
+		return atLeastMS(mf.wait), "message"
 	}
 	reqFirst := true
 	switch v {
@@ -633,13 +910,47 @@ func computeWait(h http.Header, mf messageFacts, rl RateLimits, v Verdict, now t
 		}
 	}
 	if reqFirst {
-		if rl.Requests.Known && rl.Requests.Reset > 0 {
-			return rl.Requests.Reset, "reset-requests"
+		if rl.Requests.Reset > 0 {
+			return atLeastMS(rl.Requests.Reset), "reset-requests"
 		}
-	} else if rl.Tokens.Known && rl.Tokens.Reset > 0 {
-		return rl.Tokens.Reset, "reset-tokens"
+	} else if rl.Tokens.Reset > 0 {
+		return atLeastMS(rl.Tokens.Reset), "reset-tokens"
 	}
 	return 0, ""
+}
+
+// atLeastMS rounds a positive wait under a millisecond up to 1 ms.
+func atLeastMS(d time.Duration) time.Duration {
+	if d > 0 && d < time.Millisecond {
+		return time.Millisecond
+	}
+	return d
+}
+
+// jsonContentType reports whether the response declares a JSON body.
+func jsonContentType(h http.Header) bool {
+	ct := strings.ToLower(h.Get("content-type"))
+	return strings.Contains(ct, "json")
+}
+
+// azureDayWait reports whether an Azure 429 asks to wait a day or more
+// ("Please retry after 86400 seconds", or such a retry-after): the
+// deployment's effective quota is zero or a trial quota (wire-formats.md §3).
+func azureDayWait(h http.Header, mf messageFacts) bool {
+	if mf.wait >= 24*time.Hour {
+		return true
+	}
+	for _, k := range []string{"retry-after", "retry-after-ms"} {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(h.Get(k)), 64); err == nil {
+			if k == "retry-after-ms" {
+				f /= 1000
+			}
+			if f >= 86400 && !math.IsInf(f, 0) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ClassifyTransportError diagnoses an error that prevented any HTTP

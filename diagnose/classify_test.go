@@ -170,8 +170,10 @@ var classifyRows = []classifyRow{
 		verdict: BatchQueueFull, retry: true, limit: 5000000, wantModel: "gpt-5-mini"},
 	// §3 Azure.
 	{name: "azure token 86400", status: 429, h: hdr("apim-request-id: abc", "x-ms-region: East US", "x-rate-limit-reset-tokens: 55", "x-ratelimit-remaining-requests: 79"),
-		body:    `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-08-01-preview have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 86400 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}}`,
-		verdict: TPMLimited, retry: true, wait: 86400 * time.Second, source: "message", kind: "TPM", wantProvider: "azure"},
+		body: `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-08-01-preview have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 86400 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}}`,
+		// "Please retry after 86400 seconds": a zero/trial quota that never
+		// recovers (wire-formats.md §3): quota-like, not retryable.
+		verdict: QuotaExhausted, retry: false, wantProvider: "azure"},
 	{name: "azure call rate", status: 429, h: hdr("retry-after-ms: 2500", "retry-after: 3"),
 		body:    `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2023-07-01-preview have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after 3 seconds."}}`,
 		verdict: RPMLimited, retry: true, wait: 2500 * time.Millisecond, source: "retry-after-ms", kind: "RPM", wantProvider: "azure"},
@@ -226,8 +228,9 @@ var classifyRows = []classifyRow{
 		body:    `{"error":{"message":"This model's maximum context length is 4096 tokens. However, you requested 8000 tokens (7000 in the messages, 1000 in the completion).","type":"BadRequestError","param":null,"code":400}}`,
 		verdict: ContextLengthExceeded, limit: 4096, req: 8000, wantProvider: "vllm"},
 	{name: "vllm max tokens too large", status: 400,
-		body:    `{"object":"error","message":"'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is 4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778).","type":"BadRequestError","param":null,"code":400}`,
-		verdict: ContextLengthExceeded, limit: 4096, req: 2778},
+		body: `{"object":"error","message":"'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is 4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778).","type":"BadRequestError","param":null,"code":400}`,
+		// The request needs 2778 input + 8000 output tokens.
+		verdict: ContextLengthExceeded, limit: 4096, req: 10778},
 	{name: "deepseek 402", status: 402, body: `{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}`, verdict: QuotaExhausted},
 	{name: "qwen concurrency", status: 429, body: openaiErr("Too many concurrent requests for this model", "requests", "rate_limit_exceeded"), verdict: ConcurrencyLimited, retry: true},
 	// §7 Cloudflare (lobehub/lobehub#2795).

@@ -30,6 +30,8 @@ const (
 	FixFixRequest        = "fix_request"
 	FixCheckNetwork      = "check_network"
 	FixSharedBudget      = "check_shared_budget"
+	FixRaiseAzureQuota   = "raise_azure_quota"
+	FixResubmit          = "resubmit_request"
 )
 
 // FormatWait renders a wait for people: milliseconds below a minute
@@ -115,6 +117,29 @@ func waitPhrase(f Finding) string {
 }
 
 func summarize(f Finding) string {
+	s := summarizeVerdict(f)
+	if f.Truncated {
+		s += " (the capture was cut short: classified from the readable part)"
+	}
+	return s
+}
+
+// httpWords renders a status for a summary: "HTTP 429", or "no HTTP status
+// given" for a saved body without one.
+func httpWords(status int) string {
+	if status == 0 {
+		return "no HTTP status given"
+	}
+	return fmt.Sprintf("HTTP %d", status)
+}
+
+// isAzureDayQuota reports whether f is an Azure 429 that asks to wait a day
+// or more, classified as quota_exhausted.
+func isAzureDayQuota(f Finding) bool {
+	return f.Verdict == QuotaExhausted && f.Provider == "azure" && parseMessage(f.Message).wait >= 24*time.Hour
+}
+
+func summarizeVerdict(f Finding) string {
 	model := ""
 	if f.Model != "" {
 		model = " for " + f.Model
@@ -129,6 +154,9 @@ func summarize(f Finding) string {
 		}
 		return s
 	case RequestTooLarge:
+		if f.LimitKind == "" && f.Limit == 0 {
+			return fmt.Sprintf("request body larger than the maximum request size the API accepts (a limit in bytes, %s), not a token or rate limit: it can never succeed as sent", httpWords(f.Status))
+		}
 		return fmt.Sprintf("request larger than the %s limit%s%s: not transient, it can never succeed as sent",
 			kindWords(firstNonEmpty(f.LimitKind, "TPM")), model, figures(f))
 	case RampLimited:
@@ -141,6 +169,12 @@ func summarize(f Finding) string {
 		}
 		return s + waitPhrase(f)
 	case QuotaExhausted:
+		if isAzureDayQuota(f) {
+			return "Azure asks to retry after a day or more: the deployment's effective quota is zero or a trial/free-tier quota; this is not a per-minute limit and retrying will not recover"
+		}
+		if f.Provider == "azure" && f.Code == "429" {
+			return "Azure quota exhausted: retrying will not recover"
+		}
 		c := firstNonEmpty(f.Code, f.Type, "insufficient_quota")
 		return c + ": no usable credit or a spend/usage limit reached; this is not a rate limit and waiting will not fix it"
 	case BatchQueueFull:
@@ -156,27 +190,35 @@ func summarize(f Finding) string {
 		case f.Code == "access_terminated" || f.Code == "account_deactivated":
 			return "auth failed: access to the API was terminated for this account (" + f.Code + ")"
 		}
-		return fmt.Sprintf("auth failed (HTTP %d): the API key, organization or project was rejected", f.Status)
+		return fmt.Sprintf("auth failed (%s): the API key, organization or project was rejected", httpWords(f.Status))
 	case ModelUnavailable:
 		if f.Model != "" {
 			return fmt.Sprintf("model %s is unavailable: it does not exist or this key/project has no access", f.Model)
 		}
 		return "model unavailable: it does not exist or this key/project has no access"
 	case ServerOverloaded:
-		return fmt.Sprintf("server capacity (overload, HTTP %d), not your rate limit; retry with backoff%s", f.Status, waitPhrase(f))
+		return fmt.Sprintf("server capacity (overload, %s), not your rate limit; retry with backoff%s", httpWords(f.Status), waitPhrase(f))
 	case ServerError:
-		return fmt.Sprintf("server error (HTTP %d); retry a few times with backoff%s", f.Status, waitPhrase(f))
+		if f.Code == "request_timeout" {
+			return "the request timed out inside the Batch API (request_timeout); resubmit it" + waitPhrase(f)
+		}
+		return fmt.Sprintf("server error (%s); retry a few times with backoff%s", httpWords(f.Status), waitPhrase(f))
 	case NetworkError:
 		return "network error: no HTTP response"
 	case EdgeThrottled:
 		return fmt.Sprintf("a CDN or proxy throttled the request before the API saw it (non-JSON 429: %q)%s", f.Message, waitPhrase(f))
 	case InvalidRequest:
-		return fmt.Sprintf("invalid request (HTTP %d): fix the request; retrying will not help", f.Status)
+		return fmt.Sprintf("invalid request (%s): fix the request; retrying will not help", httpWords(f.Status))
+	case NotExecuted:
+		if f.Code == "batch_cancelled" {
+			return "batch_cancelled: the batch was cancelled before this request ran; resubmit it if you still need it"
+		}
+		return firstNonEmpty(f.Code, "not executed") + ": the request never ran before the batch's completion window ended; resubmit it in a new batch"
 	}
 	if f.Status == 429 {
 		return "HTTP 429 without details" + waitPhrase(f)
 	}
-	return fmt.Sprintf("unrecognised response (HTTP %d)", f.Status)
+	return fmt.Sprintf("unrecognised response (%s)", httpWords(f.Status))
 }
 
 func fix(code, format string, a ...any) Fix { return Fix{Code: code, Text: fmt.Sprintf(format, a...)} }
@@ -206,6 +248,11 @@ func fixesFor(f Finding) []Fix {
 		}
 		return []Fix{fix(FixWaitDaily, "%s. Stop and resume later.", w), batch, upgrade, lower}
 	case RequestTooLarge:
+		if f.LimitKind == "" && f.Limit == 0 {
+			return []Fix{
+				fix(FixShrinkRequest, "Make the request body smaller in bytes (fewer or smaller images and documents, shorter inputs; send large files by reference or split the work): it can never succeed as sent; do not retry."),
+			}
+		}
 		return []Fix{
 			fix(FixShrinkRequest, "Shrink the prompt or max_tokens: this one request needs more tokens than the whole per-minute bucket, so it can never succeed; do not retry."),
 			lower, count, upgrade,
@@ -215,6 +262,12 @@ func fixesFor(f Finding) []Fix {
 	case ConcurrencyLimited:
 		return []Fix{fix(FixReduceConcurrency, "Lower the number of requests in flight (oairl run --max-concurrent N); do not lower RPM/TPM pacing."), retry()}
 	case QuotaExhausted:
+		if isAzureDayQuota(f) || f.Provider == "azure" && f.Code == "429" {
+			return []Fix{
+				fix(FixRaiseAzureQuota, "Raise the deployment's TPM quota in Azure AI Foundry (Quotas) or move it to a paid (S0) resource/region with quota (https://aka.ms/oai/quotaincrease). Do not retry in a loop."),
+				fix(FixCheckOrgProject, "Check that the endpoint and deployment are the ones you expect (a trial or free resource has near-zero quota)."),
+			}
+		}
 		return []Fix{
 			fix(FixCheckBilling, "Check billing: add credit or raise the organization/project spend limit (https://platform.openai.com/settings/organization/billing). Do not retry."),
 			fix(FixCheckOrgProject, "Check that the key bills the organization/project you expect (OPENAI_ORG_ID, OPENAI_PROJECT_ID)."),
@@ -246,6 +299,8 @@ func fixesFor(f Finding) []Fix {
 		return []Fix{fix(FixCheckNetwork, "Check connectivity, proxies and --base-url; retry with backoff.")}
 	case EdgeThrottled:
 		return []Fix{fix(FixEdge, "A CDN or proxy (e.g. Cloudflare error 1015) throttled you: slow down, honour retry-after, and check shared IPs, VPNs or gateways."), retry()}
+	case NotExecuted:
+		return []Fix{fix(FixResubmit, "Resubmit the requests that never ran (oairl batch submit on the failed custom_ids); a smaller batch finishes inside the 24 h window more easily.")}
 	case InvalidRequest:
 		return []Fix{fix(FixFixRequest, "Fix the request as the message says (oairl count validates request files); retrying sends the same error.")}
 	}

@@ -13,9 +13,14 @@ import (
 //   - x-ratelimit-{limit,remaining,reset}-{requests,tokens} (OpenAI, Azure,
 //     Groq, most OpenAI-compatible servers); resets are Go-style durations
 //     ("6m0s", "20ms", "23h55m16.126s") or, on Azure, bare seconds; Azure's
-//     misspelled x-rate-limit-reset-tokens is read too, and its -1 sentinels
-//     mean "unknown" (developers.openai.com/api/docs/guides/rate-limits;
-//     wire-formats.md §1.1, §3);
+//     misspelled x-rate-limit-* headers and the undocumented
+//     x-ratelimit-*-tokens_usage_based bucket stand in when the usual
+//     header is absent, and Azure's -1 sentinels mean "unknown"
+//     (developers.openai.com/api/docs/guides/rate-limits; wire-formats.md
+//     §1.1, §3). A reset without limit/remaining still sets Reset and
+//     ResetRaw (Known stays false). Mistral's x-ratelimit-{limit,remaining}-
+//     {req,tokens}-minute are read as the request and token windows
+//     (Provider "mistral", wire-formats.md §5);
 //   - anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}, whose
 //     reset is an RFC 3339 time (or epoch seconds for the unified headers),
 //     taken relative to the response's Date header, else the local clock;
@@ -40,24 +45,46 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 	}
 	get := func(k string) string { return strings.TrimSpace(h.Get(k)) }
 
-	oa := func(dim string) Window {
-		reset := get("x-ratelimit-reset-" + dim)
-		if reset == "" {
-			reset = get("x-rate-limit-reset-" + dim) // Azure 2023 spelling
+	// first returns the first non-empty header among the spellings.
+	first := func(keys ...string) string {
+		for _, k := range keys {
+			if v := get(k); v != "" {
+				return v
+			}
 		}
-		w := window(get("x-ratelimit-limit-"+dim), get("x-ratelimit-remaining-"+dim), reset, ref)
+		return ""
+	}
+	oa := func(dim string) Window {
+		// Azure's 2023 spelling x-rate-limit-reset-tokens and the
+		// undocumented x-ratelimit-*-tokens_usage_based bucket stand in
+		// when the usual header is absent (wire-formats.md §1.1, §3).
+		alt := func(kind string) []string {
+			keys := []string{"x-ratelimit-" + kind + "-" + dim, "x-rate-limit-" + kind + "-" + dim}
+			if dim == "tokens" {
+				keys = append(keys, "x-ratelimit-"+kind+"-tokens_usage_based", "x-ratelimit-"+kind+"-tokens-minute")
+			} else {
+				keys = append(keys, "x-ratelimit-"+kind+"-req-minute")
+			}
+			return keys
+		}
+		w := window(first(alt("limit")...), first(alt("remaining")...), first(alt("reset")...), ref)
 		// Only here: Anthropic rounds remaining to thousands, which would
 		// skew the estimate.
 		w.Daily = w.Daily || windowSpan(w) >= time.Hour
 		return w
 	}
 	rl.Requests, rl.Tokens = oa("requests"), oa("tokens")
-	if rl.Requests.Known || rl.Tokens.Known || get("x-ratelimit-reset-tokens") != "" || get("x-rate-limit-reset-tokens") != "" {
+	if rl.Requests.Known || rl.Tokens.Known || rl.Requests.ResetRaw != "" || rl.Tokens.ResetRaw != "" {
 		rl.Provider = "openai"
 		switch {
 		case get("apim-request-id") != "" || get("x-ms-region") != "" || get("azureml-model-session") != "" ||
 			get("x-ms-client-request-id") != "" || get("x-rate-limit-reset-tokens") != "":
 			rl.Provider = "azure"
+		case get("x-ratelimit-limit-tokens-minute") != "" || get("x-ratelimit-limit-req-minute") != "" ||
+			get("x-ratelimit-tokens-query-cost") != "":
+			// Mistral: per-minute request and token windows, no reset
+			// header (wire-formats.md §5).
+			rl.Provider = "mistral"
 		case get("x-groq-region") != "" || strings.Contains(strings.ToLower(get("via")), "groq"):
 			rl.Provider = "groq"
 			rl.Requests.Daily = rl.Requests.Known

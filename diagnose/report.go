@@ -204,6 +204,7 @@ type jsonFinding struct {
 	Summary      string         `json:"summary"`
 	Fixes        []jsonFix      `json:"fixes"`
 	ExitCode     int            `json:"exit_code"`
+	Truncated    bool           `json:"truncated"`
 }
 
 func toJSONFinding(f Finding) jsonFinding {
@@ -214,7 +215,7 @@ func toJSONFinding(f Finding) jsonFinding {
 		LimitKind: f.LimitKind, Limit: f.Limit, Used: f.Used, Requested: f.Requested,
 		RateLimits: jsonRateLimits{Provider: f.RateLimits.Provider, Requests: toJSONWindow(f.RateLimits.Requests),
 			Tokens: toJSONWindow(f.RateLimits.Tokens)},
-		Summary: f.Summary, Fixes: []jsonFix{}, ExitCode: f.ExitCode(),
+		Summary: f.Summary, Fixes: []jsonFix{}, ExitCode: f.ExitCode(), Truncated: f.Truncated,
 	}
 	for _, x := range f.Fixes {
 		j.Fixes = append(j.Fixes, jsonFix(x))
@@ -292,7 +293,8 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
     "mode": "live" | "saved",
     "findings": [{
       "origin":       "FILE:LINE" or "POST /v1/chat/completions",
-      "format":       "curl -i" | "json" | "python-sdk" | "go-openai" | "node-sdk" | "live",
+      "format":       "curl -i" | "json" | "sse" | "python-sdk" | "go-openai" |
+                      "node-sdk" | "live",
       "usage_tier":   "free" | "1".."5" | "custom" | ""   (live only: the tier whose
                       published RPM/TPM equal the headers; "custom" when none does),
       "verdict":      ok | rpm_limited | tpm_limited | rpd_limited | tpd_limited |
@@ -300,21 +302,24 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
                       quota_exhausted | batch_queue_full | context_length_exceeded |
                       auth_failed | model_unavailable | server_overloaded |
                       server_error | network_error | edge_throttled |
-                      invalid_request | unknown,
+                      invalid_request | not_executed | unknown,
       "retryable":    true when waiting and retrying can succeed,
       "wait_seconds": the wait the response implies (0 = none given),
       "wait_source":  "retry-after-ms" | "retry-after" | "retry-after-date" |
                       "message" | "reset-requests" | "reset-tokens" | "",
-      "status":       HTTP status (0 when a saved body does not say),
+      "status":       HTTP status (0 when a saved body does not say; never guessed),
       "provider", "code", "type", "message", "model", "organization",
       "project", "request_id":  strings, "" when absent,
       "limit_kind":   "RPM" | "TPM" | "RPD" | "TPD" | "",
       "limit", "used", "requested":  requests or tokens from the message (0 = not given),
-      "rate_limits": {"provider": "openai" | "azure" | "groq" | "anthropic" | "",
+      "rate_limits": {"provider": "openai" | "azure" | "groq" | "mistral" |
+                      "anthropic" | "",
         "requests": WINDOW, "tokens": WINDOW},
       "summary":      one line for people,
       "fixes":        [{"code": "...", "text": "..."}], most likely first,
-      "exit_code":    this finding's exit code
+      "exit_code":    this finding's exit code,
+      "truncated":    true when the capture was cut short (classified from
+                      the readable part: status, headers, partial JSON)
     }],
     "probe": null | {"requests": N, "ok": N, "verdicts": {VERDICT: N},
                      "concurrency_limit_bites": bool},
@@ -501,12 +506,13 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 	}
 	_ = tw.Flush()
 	rl := e.RateLimits
-	if rl.Requests.Known || rl.Tokens.Known {
+	shown := func(w Window) bool { return w.Known || w.ResetRaw != "" }
+	if shown(rl.Requests) || shown(rl.Tokens) {
 		b.WriteString("  limits:\n")
 		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "    WINDOW\tLIMIT\tREMAINING\tRESET\tUSED")
 		row := func(name string, win Window) {
-			if !win.Known {
+			if !shown(win) {
 				return
 			}
 			if win.Daily {

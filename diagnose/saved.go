@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 )
 
 // Saved-response formats (Capture.Source).
@@ -21,7 +22,51 @@ const (
 	SourcePython   = "python-sdk"
 	SourceGoOpenAI = "go-openai"
 	SourceNode     = "node-sdk"
+	SourceSSE      = "sse"
 )
+
+// decodeUTF16 converts UTF-16 text (a BOM FF FE or FE FF, as PowerShell's
+// ">" writes, or NUL bytes in every other position) to UTF-8. It reports
+// whether it did.
+func decodeUTF16(b []byte) ([]byte, bool) {
+	var be bool
+	switch {
+	case len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
+		b = b[2:]
+	case len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
+		b, be = b[2:], true
+	default:
+		n := min(len(b), 512) &^ 1
+		if n < 8 {
+			return b, false
+		}
+		var evenNUL, oddNUL int
+		for i := 0; i < n; i += 2 {
+			if b[i] == 0 {
+				evenNUL++
+			}
+			if b[i+1] == 0 {
+				oddNUL++
+			}
+		}
+		switch half := n / 2; {
+		case oddNUL*10 >= half*9 && evenNUL == 0:
+		case evenNUL*10 >= half*9 && oddNUL == 0:
+			be = true
+		default:
+			return b, false
+		}
+	}
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if be {
+			u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+		} else {
+			u = append(u, uint16(b[i+1])<<8|uint16(b[i]))
+		}
+	}
+	return []byte(string(utf16.Decode(u))), true
+}
 
 // ErrNoResponse is returned (wrapped) by ParseSaved when the input holds
 // nothing it recognises.
@@ -53,11 +98,18 @@ var pyOldStatus = map[string]int{
 //     HTTP/2 or HTTP/3), headers, a blank line, then the body (one JSON
 //     value, or text up to the next status line); 1xx interim responses are
 //     skipped;
-//   - a raw JSON error body ({"error":{...}}, Anthropic's, vLLM's flat one),
-//     a Batch object whose errors.data lists errors, a Batch output/error
-//     file line ({"custom_id","response":{"status_code","body"},"error"}),
-//     or a bare Batch error {"code","message"}; the status is inferred from
-//     error.code/type when the body does not carry it (0 when unknown);
+//   - a raw JSON error body ({"error":{...}}, Anthropic's, vLLM's and
+//     Mistral's flat ones), a Responses API object or event, a Realtime
+//     event, a Batch object whose errors.data lists errors, a Batch
+//     output/error file line ({"custom_id","response":{"status_code",
+//     "body"},"error"}: batch_expired, batch_cancelled, request_timeout or
+//     the response inside), or a bare Batch error {"code","message"}; the
+//     capture's Status is 0 unless the input states one (never guessed). A
+//     JSON object that is neither an error nor an API response (an
+//     application log line, a request body, {}) is skipped, and a JSON
+//     value followed by other text on its line is unreadable;
+//   - server-sent event streams ("data: {...}" lines, with event:/id:
+//     lines), one capture per stream, Source "sse";
 //   - Python SDK lines "Error code: 429 - {'error': {...}}" (a Python dict
 //     repr: single quotes, None/True/False), BatchError(code='…', …) reprs,
 //     and the pre-1.0 form "openai.error.RateLimitError: Rate limit reached
@@ -67,14 +119,18 @@ var pyOldStatus = map[string]int{
 //   - Node SDK errors "429 Rate limit reached for …" (optionally prefixed by
 //     the error class, "RateLimitError: 429 …").
 //
-// Each Capture records its format and 1-based starting line. Lines that
-// match nothing are skipped. It fails (wrapping ErrNoResponse) when nothing
+// UTF-16 input (a BOM, as PowerShell's ">" writes, or NULs in every other
+// byte) is decoded first. A capture cut short (inside the headers, or a
+// JSON body ending mid-value) is kept with Truncated set. Each Capture
+// records its format and 1-based starting line. Lines that match nothing
+// are skipped. It fails (wrapping ErrNoResponse) when nothing
 // is recognised, and on a read error.
 func ParseSaved(r io.Reader) ([]Capture, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading saved response: %w", err)
 	}
+	data, wasUTF16 := decodeUTF16(data)
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	p := &savedParser{data: data}
 	p.split()
@@ -82,6 +138,9 @@ func ParseSaved(r io.Reader) ([]Capture, error) {
 		return nil, err
 	}
 	if len(p.out) == 0 {
+		if wasUTF16 {
+			return nil, fmt.Errorf("%w (the file was UTF-16 and was decoded; re-save it as UTF-8 if this looks wrong)", ErrNoResponse)
+		}
 		if p.jsonErr != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoResponse, p.jsonErr)
 		}
@@ -142,6 +201,8 @@ func (p *savedParser) run() error {
 			i = p.curl(i)
 		case strings.HasPrefix(t, "{"):
 			i = p.jsonAt(i)
+		case strings.HasPrefix(t, "data:") || strings.HasPrefix(t, "event:"):
+			i = p.sse(i)
 		default:
 			p.logLine(i, t)
 			i++
@@ -159,6 +220,8 @@ func (p *savedParser) curl(i int) int {
 	prefixed := strings.HasPrefix(first, "< ")
 	h := http.Header{}
 	j := i + 1
+	ended, truncated := false, false
+	endsInLine := len(p.data) > 0 && p.data[len(p.data)-1] != '\n'
 	for ; j < len(p.starts); j++ {
 		ln := strings.TrimRight(p.line(j), " \t")
 		if prefixed {
@@ -169,13 +232,23 @@ func (p *savedParser) curl(i int) int {
 		}
 		if strings.TrimSpace(ln) == "" {
 			j++
+			ended = true
 			break
 		}
 		k, v, ok := strings.Cut(ln, ":")
 		if !ok {
+			if j == len(p.starts)-1 && endsInLine {
+				// The capture ends inside a header line: drop the piece.
+				j++
+				truncated = true
+			}
 			break
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
+	}
+	if !ended && j >= len(p.starts) && endsInLine {
+		// The capture stops inside the headers (no blank line, no body).
+		truncated = true
 	}
 	if status >= 100 && status < 200 || status == 200 && strings.Contains(strings.ToLower(first), "connection established") {
 		// Interim responses, and an HTTPS proxy's CONNECT answer that
@@ -191,10 +264,15 @@ func (p *savedParser) curl(i int) int {
 	next := k
 	if k < len(p.starts) && strings.HasPrefix(strings.TrimSpace(p.line(k)), "{") {
 		raw, end, err := p.decodeJSON(p.starts[k])
-		if err == nil {
+		switch {
+		case err == nil && p.restOfLineBlank(end):
 			body = raw
 			next = p.lineAt(end-1) + 1
-		} else {
+		case err != nil && errors.Is(err, io.ErrUnexpectedEOF):
+			// The body is cut short: keep the text; Classify salvages
+			// what it can and says so.
+			truncated = true
+		case err != nil:
 			p.jsonErr = err
 		}
 	}
@@ -209,8 +287,41 @@ func (p *savedParser) curl(i int) int {
 		}
 		body = []byte(strings.TrimSpace(strings.Join(lines, "\n")))
 	}
-	p.out = append(p.out, Capture{Status: status, Header: h, Body: body, Source: SourceCurl, Line: i + 1})
+	p.out = append(p.out, Capture{Status: status, Header: h, Body: body, Source: SourceCurl, Line: i + 1, Truncated: truncated})
 	return next
+}
+
+// restOfLineBlank reports whether only white space follows byte offset off
+// on its line (a JSON value followed by other text is not a JSON line).
+func (p *savedParser) restOfLineBlank(off int) bool {
+	rest := p.data[off:]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	return len(bytes.TrimSpace(rest)) == 0
+}
+
+// sse reads a server-sent event stream starting at line i (data:, event:,
+// id:, retry: and ":" comment lines, blank lines between events) as one
+// capture without a status, and returns the index of the first line after
+// it. A stream with neither an error nor a response event is skipped.
+func (p *savedParser) sse(i int) int {
+	j := i
+	var lines []string
+	for ; j < len(p.starts); j++ {
+		t := strings.TrimSpace(p.line(j))
+		if t == "" || strings.HasPrefix(t, "data:") || strings.HasPrefix(t, "event:") || strings.HasPrefix(t, "id:") ||
+			strings.HasPrefix(t, "retry:") || strings.HasPrefix(t, ":") {
+			lines = append(lines, t)
+			continue
+		}
+		break
+	}
+	body := []byte(strings.TrimSpace(strings.Join(lines, "\n")))
+	if pb := parseBody(body); pb.errorOrResponse() {
+		p.out = append(p.out, Capture{Header: http.Header{}, Body: body, Source: SourceSSE, Line: i + 1})
+	}
+	return j
 }
 
 // decodeJSON decodes one JSON value at byte offset off and returns it and
@@ -228,11 +339,25 @@ func (p *savedParser) decodeJSON(off int) ([]byte, int, error) {
 func (p *savedParser) jsonAt(i int) int {
 	off := p.starts[i] + strings.Index(p.line(i), "{")
 	raw, end, err := p.decodeJSON(off)
+	if err == nil && !p.restOfLineBlank(end) {
+		err = fmt.Errorf("line %d: text after the JSON value", p.lineAt(end)+1)
+	}
 	if err != nil {
 		// A Python dict pasted on its own: {'error': {...}}.
 		if js, ok := pythonToJSON(strings.TrimSpace(p.line(i))); ok {
-			p.addBody(0, []byte(js), SourcePython, i+1)
+			if pb := parseBody([]byte(js)); pb.errorOrResponse() {
+				p.addBody(0, []byte(js), SourcePython, i+1)
+			}
 			return i + 1
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// A JSON body cut short at the end of the input: keep it when
+			// the readable part is an error (Classify salvages it).
+			rest := bytes.TrimSpace(p.data[off:])
+			if pb := salvageJSON(rest); pb.hasError && pb.errObject {
+				p.out = append(p.out, Capture{Header: http.Header{}, Body: rest, Source: SourceJSON, Line: i + 1, Truncated: true})
+				return len(p.starts)
+			}
 		}
 		p.jsonErr = err
 		return i + 1
@@ -279,7 +404,11 @@ func (p *savedParser) addJSONValue(raw []byte, line int) {
 		// A bare Batch error {"code":…, "message":…, "line":…}.
 		p.addBody(0, wrapError(raw), SourceJSON, line)
 	default:
-		p.addBody(0, raw, SourceJSON, line)
+		// Only an error body or an API response; an application log line,
+		// a request body or {} is not a response.
+		if pb := parseBody(raw); pb.errorOrResponse() {
+			p.addBody(0, raw, SourceJSON, line)
+		}
 	}
 }
 
@@ -287,24 +416,28 @@ func wrapError(e []byte) []byte {
 	return append(append([]byte(`{"error":`), e...), '}')
 }
 
-// addBody appends a capture, inferring the status from the body when it is
-// not known.
+// addBody appends a capture. status is 0 when the capture does not say:
+// it is never guessed from the body (Classify chooses the verdict from the
+// body and reports status 0).
 func (p *savedParser) addBody(status int, body []byte, source string, line int) {
-	if status == 0 {
-		status = inferStatus(body)
-	}
 	p.out = append(p.out, Capture{Status: status, Header: http.Header{}, Body: body, Source: source, Line: line})
 }
 
-// inferStatus guesses the HTTP status of a saved body without one, from
-// error.code/type (0 when nothing says).
-func inferStatus(body []byte) int {
-	pb := parseBody(body)
+// inferStatus guesses the HTTP status of a body without one, from
+// error.code/type and the message (0 when nothing says). It is only used to
+// choose a verdict: a capture without a status keeps Status 0 and a
+// Finding reports the status it was given, never this guess.
+func inferStatus(body []byte) int { return inferStatusPB(parseBody(body)) }
+
+func inferStatusPB(pb parsedBody) int {
 	if !pb.isJSON {
 		return 0
 	}
 	if !pb.hasError {
-		return 200
+		if pb.shape {
+			return 200
+		}
+		return 0
 	}
 	if pb.codeIsInt {
 		if n, err := strconv.Atoi(pb.code); err == nil && n >= 100 && n < 600 {
@@ -316,17 +449,24 @@ func inferStatus(body []byte) int {
 	case code == "429":
 		return 429
 	case billingCodes[code] || typ == "insufficient_quota" || code == "rate_limit_exceeded" || code == "slow_down" ||
-		typ == "requests" || typ == "tokens" || typ == "rate_limit_error" || code == "rate_limit_error" ||
-		strings.Contains(msg, "rate limit reached") || strings.Contains(msg, "exceeded your current quota"):
+		typ == "requests" || typ == "tokens" || typ == "tokens_usage_based" || typ == "rate_limit_error" || code == "rate_limit_error" ||
+		typ == "rate_limited" || code == "rate_limit_reached" ||
+		hasAny(msg, "rate limit reached", "rate limit exceeded", "rate limit is exceeded", "exceeded your current quota", "too many requests"):
+		// Mistral: type rate_limited, code "1300"; its older body is only
+		// {"message":"Requests rate limit exceeded"} (wire-formats.md §5).
 		return 429
-	case code == "token_limit_exceeded":
+	case code == "token_limit_exceeded" || code == "batch_expired" || code == "batch_cancelled":
 		return 0
+	case code == "request_timeout":
+		return 408
 	case code == "model_not_found" || typ == "not_found_error":
 		return 404
 	case code == "invalid_api_key" || typ == "authentication_error":
 		return 401
 	case code == "unsupported_country_region_territory" || typ == "permission_error":
 		return 403
+	case typ == "request_too_large":
+		return 413
 	case code == "context_length_exceeded" || typ == "invalid_request_error":
 		return 400
 	case typ == "overloaded_error":
@@ -352,6 +492,10 @@ func (p *savedParser) logLine(i int, t string) {
 			body = []byte(rest)
 		} else if js, ok := pythonToJSON(rest); ok {
 			body = []byte(js)
+		} else if strings.HasPrefix(rest, "{") {
+			// A dict repr cut short (a truncated log line): Classify
+			// salvages its fields from the JSON-quoted text.
+			body = []byte(strings.ReplaceAll(rest, "'", `"`))
 		} else {
 			body = messageBody(rest)
 		}

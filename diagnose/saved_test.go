@@ -36,9 +36,10 @@ func TestParseSavedFormats(t *testing.T) {
 			`{"error":{"message":"Incorrect API key provided: sk-XXXX.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}` + "\n",
 			[]want{{401, SourceCurl, 5, AuthFailed}}},
 		{"raw json pretty", "{\n  \"error\": {\n    \"message\": \"You exceeded your current quota, please check your plan and billing details.\",\n    \"type\": \"insufficient_quota\",\n    \"param\": null,\n    \"code\": \"insufficient_quota\"\n  }\n}\n",
-			[]want{{429, SourceJSON, 1, QuotaExhausted}}},
+			// No status in the capture: none is invented (status 0).
+			[]want{{0, SourceJSON, 1, QuotaExhausted}}},
 		{"jsonl bodies", `{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day"}}` + "\n" + `{"error":{"message":"x","type":"invalid_request_error","param":null,"code":"model_not_found"}}` + "\n",
-			[]want{{429, SourceJSON, 1, RPDLimited}, {404, SourceJSON, 2, ModelUnavailable}}},
+			[]want{{0, SourceJSON, 1, RPDLimited}, {0, SourceJSON, 2, ModelUnavailable}}},
 		{"python sdk", `openai.RateLimitError: Error code: 429 - {'error': {'message': "Rate limit reached for gpt-4o-mini in organization org-XXXX on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s. Don't panic.", 'type': 'requests', 'param': None, 'code': 'rate_limit_exceeded'}}`,
 			[]want{{429, SourcePython, 1, RPMLimited}}},
 		{"python quota", "Traceback (most recent call last):\n  File \"x.py\", line 3\nopenai.RateLimitError: Error code: 429 - {'error': {'message': 'You exceeded your current quota, please check your plan and billing details.', 'type': 'insufficient_quota', 'param': None, 'code': 'insufficient_quota'}}\n",
@@ -59,7 +60,7 @@ func TestParseSavedFormats(t *testing.T) {
 		{"node no body", "Error: 503 status code (no body)", []want{{503, SourceNode, 1, ServerOverloaded}}},
 		{"batch output line", `{"id":"batch_req_1","custom_id":"a","response":{"status_code":429,"request_id":"r","body":{"error":{"message":"Rate limit reached for gpt-4o in organization org-X on tokens per min (TPM): Limit 30000, Used 30000, Requested 10. Please try again in 1s.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}},"error":null}` + "\n" +
 			`{"id":"batch_req_2","custom_id":"b","response":null,"error":{"code":"batch_expired","message":"This request could not be executed before the completion window expired."}}`,
-			[]want{{429, SourceJSON, 1, TPMLimited}, {0, SourceJSON, 2, Unknown}}},
+			[]want{{429, SourceJSON, 1, TPMLimited}, {0, SourceJSON, 2, NotExecuted}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestExitCodes(t *testing.T) {
 		RPMLimited: exitcode.RateLimited, TPMLimited: exitcode.RateLimited, RPDLimited: exitcode.RateLimited,
 		TPDLimited: exitcode.RateLimited, RampLimited: exitcode.RateLimited, ConcurrencyLimited: exitcode.RateLimited,
 		RequestTooLarge: exitcode.Failure, ServerError: exitcode.Failure, ServerOverloaded: exitcode.Failure,
-		NetworkError: exitcode.Failure, EdgeThrottled: exitcode.Failure, InvalidRequest: exitcode.Failure,
+		NetworkError: exitcode.Failure, EdgeThrottled: exitcode.RateLimited, InvalidRequest: exitcode.Failure, NotExecuted: exitcode.Failure,
 		ContextLengthExceeded: exitcode.Failure, BatchQueueFull: exitcode.RateLimited, Unknown: exitcode.Failure,
 	}
 	for v, want := range tests {

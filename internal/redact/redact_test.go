@@ -41,3 +41,45 @@ func TestIDs(t *testing.T) {
 		t.Errorf("IDs changed the model: %q", got)
 	}
 }
+
+// TestStringProviders: keys of every supported provider are masked without
+// being listed (breaker defect 6: a Groq key in a 401 message was printed).
+func TestStringProviders(t *testing.T) {
+	for _, tc := range []struct{ in, secret string }{
+		{"Incorrect API key provided: gsk_GROQSECRETKEY1234567890abcdefghijkl", "GROQSECRETKEY"},
+		{"invalid x-api-key sk-ant-api03-ANTHROPICSECRET1234567890", "ANTHROPICSECRET"},
+		{"key sk-or-v1-0123456789abcdefOPENROUTERSECRET", "OPENROUTERSECRET"},
+		{"sk-proj-PROJSECRET0123456789 and sk-svcacct-SVCSECRET0123456789", "SECRET0123"},
+		{"Access denied: invalid subscription key 0123456789abcdef0123456789abcdef.", "0123456789abcdef0123456789ab"},
+		{"Incorrect API key provided: 0123456789ABCDEF0123456789ABCDEF", "0123456789ABCDEF0123456789AB"},
+		{"api-key: fedcba9876543210fedcba9876543210", "fedcba9876543210fedcba987654"},
+		{"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGci"},
+	} {
+		if got := String(tc.in); strings.Contains(got, tc.secret) {
+			t.Errorf("String(%q) = %q still holds %q", tc.in, got, tc.secret)
+		}
+	}
+	// A 32-hex request id that does not follow "key" is kept.
+	const rid = "request id 500d9fff0123456789abcdef01234567 failed"
+	if got := String(rid); got != rid {
+		t.Errorf("request id changed: %q", got)
+	}
+}
+
+// TestIDsForms: every organization/project id form in wire-formats.md is
+// masked under --redact (breaker defect 6: Anthropic's 2026 wording).
+func TestIDsForms(t *testing.T) {
+	in := "This request would exceed the rate limit for your organization (0dccdde6-aaaa-bbbb-cccc-123456789abc) of 30,000 input tokens per minute (org: 8016abcd-1111-2222-3333-444455556666, model: claude-opus-4-6). " +
+		"Groq organization `org_01kesabcdef` project proj_AbC123456 user-XyZ987654321 organization_id: 1a2b3c4d5e6f"
+	got := IDs(in)
+	for _, secret := range []string{"0dccdde6", "8016abcd", "01kesabcdef", "AbC123456", "XyZ987654321", "1a2b3c4d5e6f"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("IDs left %q: %q", secret, got)
+		}
+	}
+	for _, keep := range []string{"30,000", "claude-opus-4-6", "org_…", "proj_…", "user-…"} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("IDs lost %q: %q", keep, got)
+		}
+	}
+}
