@@ -9,8 +9,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -43,6 +45,11 @@ type CountOptions struct {
 	Workers      int    // counting goroutines (0 = all cores)
 }
 
+// countMemoryLimit is the Go runtime's soft memory limit during count
+// (bytes; runtime/debug.SetMemoryLimit): the GC works harder near it, and
+// never fails because of it.
+const countMemoryLimit = 64 << 20
+
 // countFormats are the values --format accepts.
 var countFormats = []string{"table", "json", "jsonl"}
 
@@ -55,9 +62,14 @@ report what the file will cost and which lines the API would reject.
 
 Input: JSONL in the Batch API input format ({"custom_id", "method", "url",
 "body"} per line) or bare request bodies ({"model", "messages", ...}; their
-custom_id is "line-N" and the endpoint is inferred from the body). Several
-files are read in order; "-" is standard input; gzip files (.gz) are read
-transparently. Line numbers are physical lines of the file as written.
+custom_id is "line-N" in the first file and "BASE:line-N" in later ones,
+BASE the file name, and they take part in the duplicate check; the
+endpoint is inferred from the body, and one file holds one endpoint). Several
+files are read in order; "-" is standard input (once); gzip data is read
+transparently (a gzip file not named .gz is a warning). A file that cannot
+be read is reported (unreadable_file) and the others are still counted.
+Line numbers are physical lines of the file as written. A model not in the
+registry has unknown cost and limits: a warning, never $0.
 
 For each model: requests, prompt tokens (what the API reports as
 usage.prompt_tokens), output budget (max_completion_tokens, max_tokens or
@@ -76,19 +88,33 @@ Output
   Piped: the same rows tab-separated, no header, raw integers; the last row
   is "total". Columns: model, encoding, requests, prompt_tokens,
   output_budget, tpm_charge, cost_standard_usd, cost_batch_usd, and with
-  limits quota_minutes.
+  limits quota_minutes. An unknown cost or quota is an empty cell (on a
+  terminal "?" and "—"); control characters in a cell are escaped (\t, \n,
+  \u{200B}), so each row is one line of the same columns.
 
   --format json (--json): one document:
     requests, valid_requests, prompt_tokens, output_budget, tpm_charge
                           integers (tokens), totals over every request
-    cost_usd              {standard, batch} in USD
+    cost_usd              {standard, batch} in USD (models with unknown
+                          prices left out; an assumption says so)
     by_model[]            {model, encoding, requests, prompt_tokens,
-                          output_budget, tpm_charge, cost_usd{standard,batch},
-                          quota{rpm, tpm, minutes, binding} (with limits)}
-    quota                 {tier, rpm, tpm, minutes} when --tier/--rpm/--tpm
-                          is given (minutes: the largest per-model figure)
+                          output_budget, tpm_charge, cost_usd{standard,batch}
+                          (both null for a model not in the registry),
+                          quota{rpm, tpm, minutes, binding, long_context,
+                          note} (with limits)}; under --tier, rpm/tpm are
+                          the standard bucket, long_context {rpm, tpm,
+                          minutes, binding} the bucket of prompts above the
+                          model's long-context threshold (gpt-4.1: >128k),
+                          binding "tpm", "rpm" or "long_context_tpm"/_rpm;
+                          minutes null and note set when no limits are known
+    quota                 {tier, minutes} with --tier, {tier, rpm, tpm,
+                          minutes} with --rpm/--tpm (minutes: the largest
+                          per-model figure)
     problems[]            {file, line, custom_id, severity, code, message};
-                          line 0 is a file-level finding
+                          file-level findings anchored to a line carry it
+                          (bom 1, crlf/blank_lines the first such line,
+                          over_batch_requests the 50,001st request), the
+                          others line 0
     problems_total, errors, warnings   integers
     problems_by_code      {code: count}
     assumptions[]         strings: every assumption behind the figures
@@ -100,10 +126,14 @@ Output
 Problems (severity, code)
 ` + "%s" + `
 
+With --tier, a prompt above a model's long-context threshold is checked
+against (and its quota and Batch queue counted in) the long-context limits.
+
 Exit codes: 0 no errors (warnings alone are fine), 3 some line has an error
 (the API would reject it; everything countable is still counted and
-printed), or under --strict some warning too, 1 a file cannot be read, 2 bad
-flags. See 'oairl help exit-codes'.`
+printed), or under --strict some warning too, 1 a file cannot be read (the
+others are still checked; 3 wins over 1), 2 bad flags. See 'oairl help
+exit-codes'.`
 
 func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	opts := &CountOptions{IO: f.IOStreams, Registry: f.Registry, Getenv: f.Getenv}
@@ -119,6 +149,15 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Files = args
+			stdin := 0
+			for _, a := range args {
+				if a == "-" {
+					stdin++
+				}
+			}
+			if stdin > 1 {
+				return FlagErrorf(`"-" (standard input) can be given only once`)
+			}
 			if asJSON {
 				if c.Flags().Changed("format") && opts.Format != "json" {
 					return FlagErrorf("--json and --format %s cannot be combined", opts.Format)
@@ -218,10 +257,26 @@ type modelTotals struct {
 	CostStandard float64
 	CostBatch    float64
 	res          models.Resolution
+	// LCRequests and LCTPMCharge are the part of Requests and TPMCharge
+	// whose prompt is above the model's long-context threshold
+	// (models.Model.LongContextThreshold): they draw on the model's
+	// separate long-context rate-limit bucket.
+	LCRequests  int64
+	LCTPMCharge int64
+	// CostUnknown is true when some request's model has no registry
+	// entry, so its cost is unknown (shown as "?" / null, never $0).
+	CostUnknown bool
+	// UnknownCostRequests counts those requests (their cost is left out
+	// of the totals, and an assumption says so).
+	UnknownCostRequests int64
 }
 
-// fileModel keys the per-file, per-model TPM charge for the enqueued check.
-type fileModel struct{ file, model string }
+// fileModel keys the per-file, per-model TPM charge for the enqueued check;
+// lc is the model's long-context bucket (a separate Batch queue limit).
+type fileModel struct {
+	file, model string
+	lc          bool
+}
 
 // problemSet keeps the first problems of each severity (bounded memory)
 // and counts all of them.
@@ -319,6 +374,14 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	}
 	counter := tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput, Encoding: opts.Encoding})
 	ios := opts.IO
+	// Lines of tens of MB (data-URL images) would otherwise let the heap
+	// grow to twice what is live before the GC runs: a soft limit keeps
+	// peak RSS near what is really in use (input bounds that to about two
+	// lines). Not when the user set GOMEMLIMIT.
+	if opts.Getenv == nil || opts.Getenv("GOMEMLIMIT") == "" {
+		prev := debug.SetMemoryLimit(countMemoryLimit)
+		defer debug.SetMemoryLimit(prev)
+	}
 
 	var size int64
 	for _, f := range opts.Files {
@@ -346,7 +409,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	}
 	iopts := input.Options{
 		Registry: reg, Counter: counter, Model: opts.Model, Workers: opts.Workers,
-		Stdin: ios.In, Progress: progress,
+		Stdin: ios.In, Progress: progress, KeepGoing: true,
 	}
 	if opts.TPM > 0 {
 		iopts.TPMLimit, iopts.TPMLimitName = opts.TPM, "--tpm"
@@ -398,6 +461,12 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		if r.Resolution.Model != nil {
 			std, batch = tokens.Cost(r.Resolution.Model, cnt.PromptTokens, outBudget)
 		}
+		lc := false
+		if m := r.Resolution.Model; m != nil {
+			if th := m.LongContextThreshold(); th > 0 && cnt.PromptTokens > th {
+				lc = true
+			}
+		}
 		for _, t := range []*modelTotals{mt, &total} {
 			t.Requests++
 			t.PromptTokens += cnt.PromptTokens
@@ -405,9 +474,17 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 			t.TPMCharge += cnt.TPMCharge
 			t.CostStandard += std
 			t.CostBatch += batch
+			if lc {
+				t.LCRequests++
+				t.LCTPMCharge += cnt.TPMCharge
+			}
+			if r.Resolution.Model == nil && r.Model != "" {
+				t.CostUnknown = true
+				t.UnknownCostRequests++
+			}
 		}
 		if r.Model != "" {
-			perFile[fileModel{r.File, r.Model}] += cnt.TPMCharge
+			perFile[fileModel{r.File, r.Model, lc}] += cnt.TPMCharge
 		}
 		if enc != nil {
 			return enc.Encode(requestJSON(r))
@@ -439,7 +516,10 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 			if keys[i].file != keys[j].file {
 				return keys[i].file < keys[j].file
 			}
-			return keys[i].model < keys[j].model
+			if keys[i].model != keys[j].model {
+				return keys[i].model < keys[j].model
+			}
+			return !keys[i].lc && keys[j].lc
 		})
 		for _, k := range keys {
 			mt := byModel[k.model]
@@ -447,10 +527,15 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 				continue
 			}
 			l, ok := mt.res.Model.TierLimits(opts.Tier)
+			name := "tier " + opts.Tier
+			if k.lc {
+				l, _, ok = mt.res.Model.LimitsFor(opts.Tier, mt.res.Model.LongContextThreshold()+1)
+				name = "tier " + opts.Tier + " long-context (" + mt.res.Model.LongContext.AppliesWhen + ")"
+			}
 			if !ok {
 				continue
 			}
-			if p, over := input.CheckEnqueued(k.file, k.model, perFile[k], l.BatchQueueTokens, "tier "+opts.Tier); over {
+			if p, over := input.CheckEnqueued(k.file, k.model, perFile[k], l.BatchQueueTokens, name); over {
 				probs.add(p)
 			}
 		}
@@ -468,7 +553,10 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	for _, m := range order {
 		rep.models = append(rep.models, byModel[m])
 	}
-	rep.assumptions = countAssumptions(opts, assumed, estimated)
+	rep.assumptions = countAssumptions(opts, assumed, estimated, total.UnknownCostRequests)
+	for _, n := range rep.quotaNotes() {
+		rep.assumptions = append(rep.assumptions, "quota: "+n)
+	}
 
 	switch opts.Format {
 	case "json":
@@ -489,12 +577,25 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		return err
 	}
 	errs, warns := probs.bySev[tokens.Error], probs.bySev[tokens.Warning]
+	unreadable := probs.byCode["unreadable_file"]
+	errs -= unreadable
+	var msgs []string
+	code := exitcode.OK
+	if unreadable > 0 {
+		code = exitcode.Failure
+		msgs = append(msgs, fmt.Sprintf("%s could not be read", pluralize(int64(unreadable), "file", "files")))
+	}
 	switch {
 	case errs > 0:
-		return exitcode.Errorf(exitcode.Input, "%s the API would reject (%s, %s)",
-			pluralize(int64(countInvalid(sum)), "request", "requests"), pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings"))
+		code = exitcode.Worst(code, exitcode.Input)
+		msgs = append(msgs, fmt.Sprintf("%s the API would reject (%s, %s)",
+			pluralize(int64(countInvalid(sum)), "request", "requests"), pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings")))
 	case opts.Strict && warns > 0:
-		return exitcode.Errorf(exitcode.Input, "%s (--strict)", pluralize(int64(warns), "warning", "warnings"))
+		code = exitcode.Worst(code, exitcode.Input)
+		msgs = append(msgs, fmt.Sprintf("%s (--strict)", pluralize(int64(warns), "warning", "warnings")))
+	}
+	if code != exitcode.OK {
+		return exitcode.New(code, errors.New(strings.Join(msgs, "; ")))
 	}
 	return nil
 }
@@ -509,7 +610,7 @@ func pluralize(n int64, one, many string) string {
 }
 
 // countAssumptions states every assumption behind the figures.
-func countAssumptions(opts *CountOptions, assumed, estimated int64) []string {
+func countAssumptions(opts *CountOptions, assumed, estimated, unknownCost int64) []string {
 	var a []string
 	if assumed > 0 {
 		verb, each := "sets", "it"
@@ -526,6 +627,9 @@ func countAssumptions(opts *CountOptions, assumed, estimated int64) []string {
 		a = append(a, fmt.Sprintf("every request counted with %s (--encoding)", opts.Encoding))
 	}
 	a = append(a, "cost counts the whole output budget as output tokens (an upper bound); Batch prices are 50% of standard (OpenAI pricing)")
+	if unknownCost > 0 {
+		a = append(a, fmt.Sprintf("cost unknown for %s of models not in the registry (shown as ?/null); the totals leave them out", pluralize(unknownCost, "request", "requests")))
+	}
 	switch {
 	case opts.Tier != "":
 		a = append(a, fmt.Sprintf("quota: the published tier %s limits of each model (your organization's limits may differ: see its x-ratelimit-limit-* headers); minutes = max(TPM charge / TPM, requests / RPM) per model, models run side by side", opts.Tier))
@@ -545,35 +649,35 @@ type countReport struct {
 	assumptions []string
 }
 
-// quota is the minutes of quota one model's requests need.
+// quota is the minutes of quota one model's requests need. Under --tier,
+// RPM and TPM are the model's published standard limits at that tier;
+// requests whose prompt is above the model's long-context threshold are
+// charged to its separate long-context bucket (LongContext), and Minutes
+// is the larger of the two. Note says why limits are missing (a model not
+// in the registry, or none published at the tier); Minutes is then nil.
 type quota struct {
-	RPM     int64    `json:"rpm"`
-	TPM     int64    `json:"tpm"`
-	Minutes *float64 `json:"minutes"`
-	Binding string   `json:"binding,omitempty"` // "tpm" or "rpm"
+	RPM         int64    `json:"rpm"`
+	TPM         int64    `json:"tpm"`
+	Minutes     *float64 `json:"minutes"`
+	Binding     string   `json:"binding,omitempty"` // "tpm" or "rpm"
+	LongContext *quota   `json:"long_context,omitempty"`
+	Note        string   `json:"note,omitempty"`
 }
 
 func (r *countReport) hasLimits() bool {
 	return r.opts.Tier != "" || r.opts.RPM > 0 || r.opts.TPM > 0
 }
 
-func (r *countReport) quotaFor(m *modelTotals) quota {
-	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM}
-	if r.opts.Tier != "" {
-		q = quota{}
-		if m.res.Model != nil {
-			if l, ok := m.res.Model.TierLimits(r.opts.Tier); ok {
-				q.RPM, q.TPM = l.RPM, l.TPM
-			}
-		}
-	}
+// bucketMinutes fills q.Minutes and q.Binding for requests and charge
+// (tokens) against q.RPM and q.TPM.
+func bucketMinutes(q *quota, requests, charge int64) {
 	var best float64
 	known := false
 	if q.TPM > 0 {
-		best, q.Binding, known = float64(m.TPMCharge)/float64(q.TPM), "tpm", true
+		best, q.Binding, known = float64(charge)/float64(q.TPM), "tpm", true
 	}
 	if q.RPM > 0 {
-		if v := float64(m.Requests) / float64(q.RPM); !known || v > best {
+		if v := float64(requests) / float64(q.RPM); !known || v > best {
 			best, q.Binding = v, "rpm"
 		}
 		known = true
@@ -581,6 +685,45 @@ func (r *countReport) quotaFor(m *modelTotals) quota {
 	if known {
 		v := round(best, 4)
 		q.Minutes = &v
+	}
+}
+
+func (r *countReport) quotaFor(m *modelTotals) quota {
+	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM}
+	if r.opts.Tier == "" {
+		bucketMinutes(&q, m.Requests, m.TPMCharge)
+		return q
+	}
+	q = quota{}
+	mod := m.res.Model
+	if mod == nil {
+		if m.Model == "" {
+			q.Note = "no model: no limits known"
+		} else {
+			q.Note = fmt.Sprintf("unknown model %s: no published limits", m.Model)
+		}
+		return q
+	}
+	l, ok := mod.TierLimits(r.opts.Tier)
+	if !ok {
+		q.Note = fmt.Sprintf("no published tier %s limits for %s", r.opts.Tier, mod.ID)
+	}
+	q.RPM, q.TPM = l.RPM, l.TPM
+	bucketMinutes(&q, m.Requests-m.LCRequests, m.TPMCharge-m.LCTPMCharge)
+	if m.LCRequests > 0 {
+		lq := quota{}
+		if ll, lc, ok := mod.LimitsFor(r.opts.Tier, mod.LongContextThreshold()+1); ok && lc {
+			lq.RPM, lq.TPM = ll.RPM, ll.TPM
+		} else {
+			lq.Note = fmt.Sprintf("no published tier %s long-context limits for %s", r.opts.Tier, mod.ID)
+		}
+		bucketMinutes(&lq, m.LCRequests, m.LCTPMCharge)
+		if lq.Minutes != nil && (q.Minutes == nil || *lq.Minutes > *q.Minutes) {
+			v := *lq.Minutes
+			q.Minutes = &v
+			q.Binding = "long_context_" + lq.Binding
+		}
+		q.LongContext = &lq
 	}
 	return q
 }
@@ -635,8 +778,7 @@ func (r *countReport) writeTable(w io.Writer) error {
 	t.Header(header)
 	row := func(m *modelTotals, name, encoding string, minutes *float64) []string {
 		cells := []string{name, encoding, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
-			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), usd(m.CostStandard, m.res.Model == nil && name != "TOTAL"),
-			usd(m.CostBatch, m.res.Model == nil && name != "TOTAL")}
+			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"), costCell(m, m.CostBatch, name == "TOTAL")}
 		if r.hasLimits() {
 			if minutes == nil {
 				cells = append(cells, "—")
@@ -647,7 +789,7 @@ func (r *countReport) writeTable(w io.Writer) error {
 		return cells
 	}
 	for _, m := range r.models {
-		if err := t.Append(row(m, modelName(m.Model), m.Encoding, r.quotaFor(m).Minutes)); err != nil {
+		if err := t.Append(row(m, tsvCell(modelName(m.Model)), tsvCell(m.Encoding), r.quotaFor(m).Minutes)); err != nil {
 			return err
 		}
 	}
@@ -659,6 +801,9 @@ func (r *countReport) writeTable(w io.Writer) error {
 	if r.hasLimits() {
 		if m := r.totalMinutes(); m != nil {
 			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
+			if len(r.quotaNotes()) > 0 {
+				fmt.Fprint(w, " (for the models whose limits are known)")
+			}
 		}
 	}
 	fmt.Fprintln(w, ".")
@@ -666,6 +811,91 @@ func (r *countReport) writeTable(w io.Writer) error {
 		fmt.Fprintf(w, "  * %s\n", a)
 	}
 	return nil
+}
+
+// quotaNotes says why models' quota is unknown (not in the registry, or
+// no published limits at the tier), grouped, so that a "—" in the quota
+// column or a null minutes is never left unexplained.
+func (r *countReport) quotaNotes() []string {
+	if r.opts.Tier == "" {
+		return nil
+	}
+	var unpublished, unknown, lcMissing []string
+	for _, m := range r.models {
+		q := r.quotaFor(m)
+		switch {
+		case q.Note == "":
+		case m.res.Model != nil:
+			unpublished = append(unpublished, m.res.Model.ID)
+		case m.Model != "":
+			unknown = append(unknown, jsonString(m.Model))
+		}
+		if q.LongContext != nil && q.LongContext.Note != "" {
+			lcMissing = append(lcMissing, m.res.Model.ID)
+		}
+	}
+	var out []string
+	if len(unpublished) > 0 {
+		out = append(out, fmt.Sprintf("no published tier %s limits for %s: quota unknown", r.opts.Tier, strings.Join(dedupe(unpublished), ", ")))
+	}
+	if len(unknown) > 0 {
+		out = append(out, fmt.Sprintf("not in the registry, so no published limits: %s: quota unknown", strings.Join(unknown, ", ")))
+	}
+	if len(lcMissing) > 0 {
+		out = append(out, fmt.Sprintf("no published tier %s long-context limits for %s", r.opts.Tier, strings.Join(dedupe(lcMissing), ", ")))
+	}
+	return out
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// tsvCell escapes the control characters of a table or TSV cell (a model
+// name may hold a tab or newline): \t, \n, \r and \\ as such, any
+// other C0/C1 control or Unicode format character as \u{XXXX} — so each row
+// stays one line with a fixed number of columns.
+func tsvCell(s string) string {
+	clean := true
+	for _, c := range s {
+		if needsEscape(c) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\\':
+			b.WriteString(`\\`)
+		case needsEscape(c):
+			fmt.Fprintf(&b, `\u{%04X}`, c)
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(c rune) bool {
+	return c < 0x20 || c == 0x7f || c == '\\' || (c >= 0x80 && c < 0xa0) || unicode.Is(unicode.Cf, c)
 }
 
 // minutesText shows minutes with 2 decimals under 10, else 1.
@@ -690,6 +920,19 @@ func (r *countReport) limitName() string {
 	return strings.Join(parts, " / ")
 }
 
+// costCell is a table cost: "?" for a model not in the registry (its
+// prices are unknown), "—" for the lines that name no model.
+func costCell(m *modelTotals, v float64, total bool) string {
+	switch {
+	case total:
+	case m.CostUnknown:
+		return "?"
+	case m.res.Model == nil:
+		return "—"
+	}
+	return usd(v, false)
+}
+
 // usd formats dollars for people: 4 decimals under $1, else 2.
 func usd(v float64, unknown bool) string {
 	if unknown {
@@ -704,7 +947,12 @@ func usd(v float64, unknown bool) string {
 func (r *countReport) writeTSV(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	row := func(m *modelTotals, name, encoding string, minutes *float64) {
-		fmt.Fprintf(bw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%.6f", name, encoding, m.Requests, m.PromptTokens, m.OutputBudget, m.TPMCharge, m.CostStandard, m.CostBatch)
+		fmt.Fprintf(bw, "%s\t%s\t%d\t%d\t%d\t%d", tsvCell(name), tsvCell(encoding), m.Requests, m.PromptTokens, m.OutputBudget, m.TPMCharge)
+		if m.CostUnknown && name != "total" {
+			fmt.Fprint(bw, "\t\t") // unknown cost: empty cells, never 0
+		} else {
+			fmt.Fprintf(bw, "\t%.6f\t%.6f", m.CostStandard, m.CostBatch)
+		}
 		if r.hasLimits() {
 			if minutes != nil {
 				fmt.Fprintf(bw, "\t%.2f", *minutes)
@@ -766,9 +1014,11 @@ func jsonString(s string) string {
 
 // Stable JSON shapes (pinned by TestCountJSONFields).
 
+// costJSON is USD; both null for a model not in the registry (unknown
+// prices).
 type costJSON struct {
-	Standard float64 `json:"standard"`
-	Batch    float64 `json:"batch"`
+	Standard *float64 `json:"standard"`
+	Batch    *float64 `json:"batch"`
 }
 
 type modelJSON struct {
@@ -782,10 +1032,13 @@ type modelJSON struct {
 	Quota        *quota   `json:"quota,omitempty"`
 }
 
+// quotaJSON is the top-level quota: rpm and tpm are the --rpm/--tpm values
+// and are omitted under --tier (each model's published limits are in
+// by_model[].quota).
 type quotaJSON struct {
 	Tier    string   `json:"tier"`
-	RPM     int64    `json:"rpm"`
-	TPM     int64    `json:"tpm"`
+	RPM     int64    `json:"rpm,omitempty"`
+	TPM     int64    `json:"tpm,omitempty"`
 	Minutes *float64 `json:"minutes"`
 }
 
@@ -850,7 +1103,11 @@ func requestJSON(r *input.Request) requestLineJSON {
 
 func (r *countReport) writeJSON(w io.Writer) error {
 	cost := func(m *modelTotals) costJSON {
-		return costJSON{round(m.CostStandard, 6), round(m.CostBatch, 6)}
+		if m != &r.total && m.CostUnknown {
+			return costJSON{}
+		}
+		s, b := round(m.CostStandard, 6), round(m.CostBatch, 6)
+		return costJSON{&s, &b}
 	}
 	doc := countJSON{
 		Requests: int64(r.sum.Requests), ValidRequests: int64(r.sum.Valid),

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -214,8 +215,15 @@ func TestCountJSONFields(t *testing.T) {
 	bm := doc["by_model"].([]any)
 	countWantKeys(t, "by_model[]", bm[0], "model,encoding,requests,prompt_tokens,output_budget,tpm_charge,cost_usd,quota")
 	countWantKeys(t, "by_model[].quota", bm[0].(map[string]any)["quota"], "rpm,tpm,minutes,binding")
-	countWantKeys(t, "quota", doc["quota"], "tier,rpm,tpm,minutes")
+	// Under --tier the top-level quota has no rpm/tpm (each model's are in
+	// by_model[].quota); with --rpm/--tpm it has them.
+	countWantKeys(t, "quota", doc["quota"], "tier,minutes")
 	countWantKeys(t, "problems[]", doc["problems"].([]any)[0], "file,line,custom_id,severity,code,message")
+
+	r = runCount(t, false, "", nil, "count", "batch.jsonl", "--json", "--rpm", "100", "--tpm", "5000")
+	doc = nil
+	_ = json.Unmarshal([]byte(r.out), &doc)
+	countWantKeys(t, "quota (--rpm/--tpm)", doc["quota"], "tier,rpm,tpm,minutes")
 
 	// Without limits there is no quota anywhere.
 	r = runCount(t, false, "", nil, "count", "batch.jsonl", "--json")
@@ -256,6 +264,10 @@ func TestCountExitCodes(t *testing.T) {
 		{[]string{"bad.jsonl"}, exitcode.Input, "the API would reject"},
 		{[]string{"bad.jsonl", "--json"}, exitcode.Input, "the API would reject"},
 		{[]string{"valid.jsonl", "missing.jsonl"}, exitcode.Failure, "missing.jsonl"},
+		// Every file is checked; the exit code is the worst (3 beats 1).
+		{[]string{"missing.jsonl", "bad.jsonl"}, exitcode.Input, "missing.jsonl: cannot open"},
+		{[]string{"missing.jsonl", "bad.jsonl", "--json"}, exitcode.Input, "1 file could not be read"},
+		{[]string{"-", "-"}, exitcode.Usage, "can be given only once"},
 		{[]string{}, exitcode.Usage, "requires at least 1 arg"},
 		{[]string{"valid.jsonl", "--format", "xml"}, exitcode.Usage, "valid formats are table, json, jsonl"},
 		{[]string{"valid.jsonl", "--json", "--format", "jsonl"}, exitcode.Usage, "cannot be combined"},
@@ -523,5 +535,151 @@ func TestCountEnqueuedLimit(t *testing.T) {
 	}
 	if r := runCount(t, false, "", nil, "count", "q.jsonl", "--tier", "1", "--strict"); r.code != exitcode.Input {
 		t.Errorf("--strict: %s", r)
+	}
+}
+
+// TestCountLongContextTier (defect 3): a gpt-4.1 prompt above 128k tokens
+// is checked against the tier's long-context bucket (tier 1: 200,000 TPM,
+// 2,000,000 Batch queue), not the standard 30,000 TPM.
+func TestCountLongContextTier(t *testing.T) {
+	long := `{"custom_id": "g%d", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1", "max_tokens": 1000, "messages": [{"role": "user", "content": "` +
+		strings.Repeat("hello ", 150_000) + `"}]}}` + "\n"
+	short := `{"custom_id": "s1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}}` + "\n"
+	var file strings.Builder
+	for i := 0; i < 14; i++ { // 14 × ~151k = ~2.1M enqueued: over the 2M long-context queue
+		fmt.Fprintf(&file, long, i)
+	}
+	file.WriteString(short)
+	countWriteFixture(t, map[string]string{"one.jsonl": fmt.Sprintf(long, 0), "many.jsonl": file.String()})
+	r := runCount(t, false, "", nil, "count", "one.jsonl", "--tier", "1", "--json")
+	if r.code != exitcode.OK || strings.Contains(r.out, "request_too_large") {
+		t.Fatalf("one long-context request: %s", r)
+	}
+	var doc struct {
+		ByModel []struct {
+			Quota struct {
+				TPM         int64
+				Minutes     float64
+				Binding     string
+				LongContext *struct {
+					RPM, TPM int64
+					Minutes  float64
+				} `json:"long_context"`
+			}
+		} `json:"by_model"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	q := doc.ByModel[0].Quota
+	if q.LongContext == nil || q.LongContext.TPM != 200_000 || q.Binding != "long_context_tpm" || q.Minutes < 0.75 || q.Minutes > 0.76 {
+		t.Errorf("quota %+v %+v", q, q.LongContext)
+	}
+	r = runCount(t, false, "", nil, "count", "many.jsonl", "--tier", "1")
+	if !strings.Contains(r.errOut, "long-context") || !strings.Contains(r.errOut, "2,000,000") || strings.Contains(r.errOut, "request_too_large") {
+		t.Errorf("enqueued: %s", r)
+	}
+	// The standard bucket still applies to short prompts: --tpm as a check.
+	r = runCount(t, false, "", nil, "count", "one.jsonl", "--tpm", "30000")
+	if !strings.Contains(r.errOut, "request_too_large") {
+		t.Errorf("--tpm 30000: %s", r)
+	}
+}
+
+// TestCountUnknownModelCost (defect 4): a model without a registry entry
+// has unknown cost (null in JSON, "?" on a terminal, empty in TSV), a
+// warning, and under --tier a quota note; a model without free-tier
+// limits says so.
+func TestCountUnknownModelCost(t *testing.T) {
+	in := `{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mnii", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}}
+{"custom_id": "b", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}}
+`
+	countWriteFixture(t, map[string]string{"p.jsonl": in})
+	r := runCount(t, false, "", nil, "count", "p.jsonl", "--json", "--tier", "free")
+	var doc struct {
+		ByModel []struct {
+			Model   string
+			CostUSD struct{ Standard, Batch *float64 } `json:"cost_usd"`
+			Quota   struct {
+				Minutes *float64
+				Note    string
+			}
+		} `json:"by_model"`
+		Assumptions []string
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range doc.ByModel {
+		switch m.Model {
+		case "gpt-4o-mnii":
+			if m.CostUSD.Standard != nil || m.CostUSD.Batch != nil || m.Quota.Minutes != nil || !strings.Contains(m.Quota.Note, "no published limits") {
+				t.Errorf("unknown model: %+v", m)
+			}
+		case "gpt-4o":
+			if m.CostUSD.Standard == nil || *m.CostUSD.Standard == 0 || !strings.Contains(m.Quota.Note, "no published tier free limits for gpt-4o") {
+				t.Errorf("gpt-4o: %+v", m)
+			}
+		}
+	}
+	if !strings.Contains(r.out, "did you mean gpt-4o-mini?") || !strings.Contains(strings.Join(doc.Assumptions, "\n"), "cost unknown for 1 request") {
+		t.Errorf("%s", r)
+	}
+	r = runCount(t, true, "", nil, "count", "p.jsonl")
+	if !regexp.MustCompile(`gpt-4o-mnii .* \?\s+\?\s*\n`).MatchString(r.out) {
+		t.Errorf("table: %s", r)
+	}
+	r = runCount(t, false, "", nil, "count", "p.jsonl")
+	if !strings.Contains(r.out, "gpt-4o-mnii\to200k_base\t1\t8\t10\t18\t\t\n") {
+		t.Errorf("tsv: %q", r.out)
+	}
+}
+
+// TestCountTSVEscapesCells (defect 13): a model name with a tab or newline
+// keeps every TSV row one line with the same number of columns.
+func TestCountTSVEscapesCells(t *testing.T) {
+	in := `{"custom_id":"t\tab","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o\tx\ny\u200b","messages":[{"role":"user","content":"x"}],"max_tokens":3}}` + "\n"
+	countWriteFixture(t, map[string]string{"t.jsonl": in})
+	r := runCount(t, false, "", nil, "count", "t.jsonl")
+	rows := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
+	if len(rows) != 2 || !strings.HasPrefix(rows[0], `gpt-4o\tx\ny\u{200B}`+"\t") {
+		t.Fatalf("%q", r.out)
+	}
+	for _, row := range rows {
+		if n := strings.Count(row, "\t"); n != 7 {
+			t.Errorf("%d tabs in %q", n, row)
+		}
+	}
+	r = runCount(t, true, "", nil, "count", "t.jsonl")
+	if !strings.Contains(r.out, `gpt-4o\tx\ny\u{200B}`) {
+		t.Errorf("table: %s", r)
+	}
+}
+
+// TestCountUnreadableFiles (defect 23): a corrupt gzip does not hide what
+// was read: the JSON document is printed with an unreadable_file problem;
+// every file is checked; gzip data named .jsonl is a warning.
+func TestCountUnreadableFiles(t *testing.T) {
+	ok := `{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}}` + "\n"
+	var gz strings.Builder
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.ReplaceAll(ok, `"a"`, `"b"`)))
+	zw.Close()
+	countWriteFixture(t, map[string]string{"ok.jsonl": ok, "corrupt.jsonl.gz": "\x1f\x8b\x08\x00garbage", "zipped.jsonl": gz.String()})
+	r := runCount(t, false, "", nil, "count", "--json", "ok.jsonl", "corrupt.jsonl.gz", "zipped.jsonl")
+	var doc struct {
+		Requests int
+		Problems []input.Problem
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatalf("no JSON document: %v\n%s", err, r)
+	}
+	var got []string
+	for _, p := range doc.Problems {
+		got = append(got, fmt.Sprintf("%s:%d:%s:%s", p.File, p.Line, p.Severity, p.Code))
+	}
+	want := []string{"corrupt.jsonl.gz:0:error:unreadable_file", "zipped.jsonl:0:warning:gzip_without_gz_extension"}
+	if doc.Requests != 2 || !reflect.DeepEqual(got, want) || r.code != exitcode.Failure {
+		t.Errorf("requests %d, problems %v, want %v\n%s", doc.Requests, got, want, r)
 	}
 }

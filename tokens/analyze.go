@@ -106,6 +106,9 @@ type run struct {
 	failed   bool
 	estWhy   []string // parts counted by estimate, for the "estimated" note
 	imgNoted bool
+	// badBudget names an output-budget field that is present but invalid
+	// (already reported as invalid_output_budget), "" if none.
+	badBudget string
 }
 
 func (r *run) problem(sev Severity, code, format string, args ...any) {
@@ -154,10 +157,18 @@ func (c *Counter) Analyze(endpoint string, body []byte) (a Analysis) {
 		}
 	}()
 	r := &run{c: c, a: &a}
-	v, err := decodeJSON(body)
+	v, dups, err := decodeBody(body)
 	if err != nil {
 		r.problem(Error, CodeInvalidJSON, "body is not valid JSON: %v", err)
 		return a
+	}
+	for _, d := range dups {
+		where := "the body"
+		if d.path != "body" {
+			where = d.path
+		}
+		r.problem(Warning, CodeDuplicateMember, "member %q appears more than once in %s (%s, then %s); JSON parsers keep the last, so the API would likely use %s",
+			d.name, where, shorten(string(d.first)), shorten(string(d.last)), shorten(string(d.last)))
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -225,11 +236,19 @@ func (r *run) detectKind(k kind) kind {
 	_, hasMessages := r.obj["messages"]
 	_, hasInput := r.obj["input"]
 	_, hasPrompt := r.obj["prompt"]
+	// A Responses API prompt template reference: "prompt": {"id": "pmpt_…"}
+	// (an object; a completions prompt is a string or an array).
+	_, promptRef := r.obj["prompt"].(map[string]any)
+	if promptRef {
+		hasPrompt = false
+	}
 	model, _ := r.obj["model"].(string)
 	looks := kindUnknown
 	switch {
 	case hasMessages:
 		looks = kindChat
+	case promptRef:
+		looks = kindResponses
 	case hasPrompt:
 		looks = kindCompletions
 	case hasInput:
@@ -254,7 +273,14 @@ func (r *run) detectKind(k kind) kind {
 			}
 			return mismatch("prompt")
 		}
-	case kindResponses, kindEmbeddings, kindModerations:
+	case kindResponses:
+		if !hasInput && !promptRef && looks != kindUnknown {
+			if hasMessages {
+				return mismatch("messages")
+			}
+			return mismatch("prompt")
+		}
+	case kindEmbeddings, kindModerations:
 		if !hasInput && looks != kindUnknown {
 			if hasMessages {
 				return mismatch("messages")
@@ -327,11 +353,21 @@ func (r *run) resolveModel(k kind) {
 		r.estimate("no model, so the encoding is assumed")
 		return
 	}
-	if !res.Known && k != kindModerations {
-		if r.c.opts.Encoding != "" {
-			r.problem(Warning, CodeUnknownModel, "model %q is not in the registry (no limits or prices known); counting with --encoding %s", name, r.enc)
-		} else {
-			r.problem(Warning, CodeUnknownModel, "no encoding known for model %q; counting with %s (assumed); pass --encoding o200k_base|cl100k_base to choose", name, r.enc)
+	// Any model without a registry entry is reported, even when the
+	// tiktoken prefix table gives it an encoding ("gpt-4o-mnii" starts
+	// with "gpt-4o"): its cost and limits are unknown, never $0.
+	if res.Model == nil && present && k != kindModerations {
+		hint := ""
+		if s := r.c.suggest(name); s != "" {
+			hint = fmt.Sprintf(" — did you mean %s?", s)
+		}
+		switch {
+		case r.c.opts.Encoding != "":
+			r.problem(Warning, CodeUnknownModel, "model %q is not in the registry: cost and limits unknown; counting with --encoding %s%s", name, r.enc, hint)
+		case res.Known:
+			r.problem(Warning, CodeUnknownModel, "model %q is not in the registry: cost and limits unknown; counting with %s (by its name prefix)%s", name, r.enc, hint)
+		default:
+			r.problem(Warning, CodeUnknownModel, "model %q is not in the registry: cost and limits unknown; no encoding known, counting with %s (assumed); pass --encoding o200k_base|cl100k_base to choose%s", name, r.enc, hint)
 			r.estimate("encoding assumed for an unknown model")
 		}
 	}
@@ -340,19 +376,61 @@ func (r *run) resolveModel(k kind) {
 	}
 }
 
-// checkModelKind reports an embedding model sent to a generation endpoint
-// and the reverse (the API answers 400/404).
+// modelFamily is which endpoints a model serves.
+type modelFamily int
+
+const (
+	familyChat        modelFamily = iota // chat completions and responses (every current generation model)
+	familyCompletions                    // legacy completions only
+	familyEmbedding                      // /v1/embeddings only
+	familyUnknown                        // no model name
+)
+
+// completionsOnly are the models that serve /v1/completions and nothing
+// else (OpenAI's model pages: gpt-3.5-turbo-instruct, davinci-002 and
+// babbage-002 list only v1/completions), matched as prefixes.
+var completionsOnly = []string{"gpt-3.5-turbo-instruct", "davinci-002", "babbage-002", "text-davinci-", "text-curie-", "text-babbage-", "text-ada-"}
+
+// familyOf is THE table behind model_endpoint_mismatch: a registry entry
+// of kind "embedding", or a name containing "embedding", serves only
+// /v1/embeddings; completionsOnly names only /v1/completions; every other
+// model only /v1/chat/completions and /v1/responses.
+func (r *run) familyOf() modelFamily {
+	if r.name == "" {
+		return familyUnknown
+	}
+	if m := r.a.Model.Model; m != nil && m.Kind == "embedding" || strings.Contains(r.base, "embedding") {
+		return familyEmbedding
+	}
+	for _, p := range completionsOnly {
+		if strings.HasPrefix(r.base, p) {
+			return familyCompletions
+		}
+	}
+	return familyChat
+}
+
+// checkModelKind reports a model sent to an endpoint that does not serve
+// it (familyOf; the API answers 400/404): an embedding model on a
+// generation endpoint, a chat model on /v1/completions, a completions-only
+// model on chat or responses, and the like.
 func (r *run) checkModelKind(k kind) {
-	m := r.a.Model.Model
-	if m == nil || k == kindModerations {
+	if k == kindModerations || k == kindUnknown {
 		return
 	}
-	isEmbedding := m.Kind == "embedding"
-	switch {
-	case isEmbedding && k != kindEmbeddings:
-		r.problem(Error, CodeModelEndpointMismatch, "%s is an embedding model; send it to %s, not %s", m.ID, EndpointEmbeddings, kindEndpoint[k])
-	case !isEmbedding && k == kindEmbeddings:
-		r.problem(Error, CodeModelEndpointMismatch, "%s is not an embedding model; %s needs one such as text-embedding-3-small", m.ID, EndpointEmbeddings)
+	name := r.base
+	if m := r.a.Model.Model; m != nil {
+		name = m.ID
+	}
+	switch f := r.familyOf(); {
+	case f == familyEmbedding && k != kindEmbeddings:
+		r.problem(Error, CodeModelEndpointMismatch, "%s is an embedding model; send it to %s, not %s", name, EndpointEmbeddings, kindEndpoint[k])
+	case f != familyEmbedding && f != familyUnknown && k == kindEmbeddings:
+		r.problem(Error, CodeModelEndpointMismatch, "%s is not an embedding model; %s needs one such as text-embedding-3-small", name, EndpointEmbeddings)
+	case f == familyCompletions && k != kindCompletions:
+		r.problem(Error, CodeModelEndpointMismatch, "%s is a legacy completions model: it serves only %s (a \"prompt\" body), not %s", name, EndpointCompletions, kindEndpoint[k])
+	case f == familyChat && k == kindCompletions:
+		r.problem(Error, CodeModelEndpointMismatch, "%s is a chat model: %s serves only legacy models such as gpt-3.5-turbo-instruct; send it to %s with \"messages\"", name, EndpointCompletions, EndpointChat)
 	}
 }
 
@@ -376,12 +454,25 @@ func (r *run) intField(key, code string) (n int64, ok bool) {
 	}
 	num, isNum := v.(json.Number)
 	if isNum {
-		if i, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+		i, err := strconv.ParseInt(string(num), 10, 64)
+		if err == nil {
 			return i, true
+		}
+		if errors.Is(err, strconv.ErrRange) {
+			r.problem(Error, code, "%q is %s, out of range (not a 64-bit integer)", key, shorten(string(num)))
+			return 0, false
 		}
 	}
 	r.problem(Error, code, "%q must be an integer, not %s", key, jsonValue(v))
 	return 0, false
+}
+
+// shorten cuts s to 40 bytes for a message.
+func shorten(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
 }
 
 func jsonValue(v any) string {
@@ -397,18 +488,24 @@ func jsonValue(v any) string {
 func (r *run) budget(keys ...string) (int64, string) {
 	var got []string
 	vals := map[string]int64{}
+	r.badBudget = ""
 	for _, k := range keys {
-		if n, ok := r.intField(k, CodeInvalidOutputBudget); ok {
-			if n < 1 {
-				r.problem(Error, CodeInvalidOutputBudget, "%q must be at least 1, not %d", k, n)
-				continue
+		n, ok := r.intField(k, CodeInvalidOutputBudget)
+		if !ok {
+			if v, present := r.obj[k]; present && v != nil && r.badBudget == "" {
+				r.badBudget = k // reported by intField
 			}
-			if n > maxSaneBudget { // no model outputs this much; avoid overflow in TPMCharge
-				n = maxSaneBudget
-			}
-			got = append(got, k)
-			vals[k] = n
+			continue
 		}
+		if n < 1 {
+			r.problem(Error, CodeInvalidOutputBudget, "%q must be at least 1, not %d", k, n)
+			if r.badBudget == "" {
+				r.badBudget = k
+			}
+			continue
+		}
+		got = append(got, k)
+		vals[k] = n
 	}
 	switch len(got) {
 	case 0:
@@ -427,20 +524,43 @@ func (r *run) budget(keys ...string) (int64, string) {
 	return vals[best], best
 }
 
-const maxSaneBudget = 1 << 40
+// maxSaneBudget caps an output budget of a model whose maximum output is
+// unknown (tokens): no model outputs more, and a value like
+// 9223372036854775807 must not overflow TPMCharge or swamp the totals.
+const maxSaneBudget = 1 << 20
 
 func (r *run) setBudget(n int64, key string, def int64, defWhy string) {
 	cnt := &r.a.Count
 	if key == "" {
 		cnt.OutputBudget = def
 		cnt.BudgetAssumed = true
+		if r.badBudget != "" {
+			// The invalid value is already an error: counted with the
+			// default, without a contradictory "no budget" warning.
+			r.estimate(fmt.Sprintf("invalid %s counted as %d tokens", r.badBudget, def))
+			return
+		}
 		r.problem(Warning, CodeNoOutputBudget, "%s", defWhy)
 		return
 	}
 	cnt.OutputBudget = n
 	m := r.a.Model.Model
+	capped := false
 	if m != nil && m.MaxOutputTokens > 0 && n > m.MaxOutputTokens {
-		r.problem(Error, CodeOutputBudgetOverModelMax, "%s %d is more than %s can output (%d tokens)", key, n, m.ID, m.MaxOutputTokens)
+		// Within the context window the rate limiter still reserves the
+		// value as written (case B19: max_tokens 32000 on gpt-4o is a 429
+		// "Request too large"); beyond it the value is absurd, and is
+		// counted as the model's maximum so totals stay meaningful.
+		if (m.ContextWindow > 0 && n > m.ContextWindow) || n > maxSaneBudget {
+			cnt.OutputBudget, capped = m.MaxOutputTokens, true
+			r.problem(Error, CodeOutputBudgetOverModelMax, "%s %d is more than %s can output (%d tokens); counted as %d so the totals stay meaningful", key, n, m.ID, m.MaxOutputTokens, m.MaxOutputTokens)
+		} else {
+			r.problem(Error, CodeOutputBudgetOverModelMax, "%s %d is more than %s can output (%d tokens)", key, n, m.ID, m.MaxOutputTokens)
+		}
+	}
+	if !capped && n > maxSaneBudget {
+		cnt.OutputBudget = maxSaneBudget
+		r.estimate(fmt.Sprintf("%s %d capped at %d tokens", key, n, maxSaneBudget))
 	}
 	if r.reasoning() && n < SmallReasoningBudget && n > 0 {
 		r.problem(Warning, CodeSmallReasoningBudget, "%s %d is small for a reasoning model: reasoning tokens come out of it, so the visible answer may be empty (finish_reason \"length\"); allow at least a few thousand", key, n)
@@ -468,8 +588,14 @@ func (r *run) readN(keys ...string) {
 }
 
 func (r *run) checkStream() {
-	if b, _ := r.obj["stream"].(bool); b {
-		r.problem(Error, CodeStreamNotSupported, "\"stream\": true is not supported in Batch API requests (and oairl counts whole responses); remove it")
+	switch v := r.obj["stream"].(type) {
+	case bool:
+		if v {
+			r.problem(Error, CodeStreamNotSupported, "\"stream\": true is not supported in Batch API requests (and oairl counts whole responses); remove it")
+		}
+	case nil:
+	default:
+		r.problem(Error, CodeStreamNotSupported, "\"stream\" must be a boolean, not %s (the API rejects it; and Batch requests cannot stream): remove it", jsonValue(v))
 	}
 }
 
@@ -708,8 +834,15 @@ func (r *run) toolCalls(i int, v any) int64 {
 		return 0
 	}
 	var n int64
-	for _, c := range calls {
-		cm, _ := c.(map[string]any)
+	for j, c := range calls {
+		cm, ok := c.(map[string]any)
+		if !ok {
+			r.problem(Error, CodeMessageInvalid, "messages[%d].tool_calls[%d] must be an object, not %s", i, j, jsonType(c))
+			continue
+		}
+		if id, _ := cm["id"].(string); id == "" {
+			r.problem(Error, CodeMessageInvalid, "messages[%d].tool_calls[%d] has no \"id\" (a string the tool message's tool_call_id refers to)", i, j)
+		}
 		fn, _ := cm["function"].(map[string]any)
 		name, _ := fn["name"].(string)
 		args, _ := fn["arguments"].(string)
@@ -839,6 +972,13 @@ func (r *run) responses() {
 	perMessage, _ := r.framing()
 	cnt := &r.a.Count
 	r.estimate("Responses API framing (no published recipe; chat framing used)")
+	if pr, ok := r.obj["prompt"].(map[string]any); ok {
+		if id, _ := pr["id"].(string); id == "" {
+			r.problem(Error, CodeInputInvalid, "\"prompt\" (a prompt template reference) needs a string \"id\"")
+		} else if _, has := r.obj["input"]; has {
+			r.estimate("prompt template reference (its content is unknown offline; not counted)")
+		}
+	}
 	if s, ok := r.obj["instructions"].(string); ok && s != "" {
 		cnt.PromptTokens += perMessage + r.count("system") + r.count(s)
 	}
@@ -854,8 +994,12 @@ func (r *run) responses() {
 			cnt.PromptTokens += r.responseItem(i, item, perMessage)
 		}
 	case nil:
-		if !ok {
-			r.problem(Error, CodeInputMissing, "body has no \"input\"")
+		if _, ref := r.obj["prompt"].(map[string]any); ref && !ok {
+			// A prompt template supplies the input: valid, but its
+			// content is stored server-side and unknown offline.
+			r.estimate("prompt template reference (its content is unknown offline; not counted)")
+		} else if !ok {
+			r.problem(Error, CodeInputMissing, "body has no \"input\" (nor a \"prompt\" template reference)")
 		} else {
 			r.problem(Error, CodeInputInvalid, "\"input\" is null")
 		}
@@ -939,6 +1083,7 @@ func (r *run) tokenInputs(field string, v any) []int64 {
 					break
 				}
 			}
+			r.checkTokenIDs(field, x)
 			return []int64{int64(len(x))}
 		}
 		out := make([]int64, 0, len(x))
@@ -953,6 +1098,7 @@ func (r *run) tokenInputs(field string, v any) []int64 {
 						break
 					}
 				}
+				r.checkTokenIDs(fmt.Sprintf("%s[%d]", field, i), y)
 				out = append(out, int64(len(y)))
 			default:
 				r.problem(Error, CodeInputInvalid, "%s[%d] must be a string or an array of token ids, not %s", field, i, jsonType(e))
@@ -963,6 +1109,31 @@ func (r *run) tokenInputs(field string, v any) []int64 {
 	}
 	r.problem(Error, CodeInputInvalid, "%q must be a string, an array of strings or of token ids, not %s", field, jsonType(v))
 	return nil
+}
+
+// vocabSize is the number of token ids of each encoding (ids 0..n-1,
+// special tokens included): openai/tiktoken tiktoken_ext/openai_public.py
+// (r50k_base <|endoftext|> 50256; p50k_base 50280; p50k_edit's
+// <|endofprompt|> 50283; cl100k_base's 100276; o200k_base's 200018).
+var vocabSize = map[string]int64{
+	"r50k_base": 50257, "p50k_base": 50281, "p50k_edit": 50284, "cl100k_base": 100277, "o200k_base": 200019,
+}
+
+// checkTokenIDs reports the first token id of ids that is not an integer
+// in the encoding's vocabulary (the API answers 400 "invalid token").
+func (r *run) checkTokenIDs(field string, ids []any) {
+	size := vocabSize[r.enc]
+	for j, e := range ids {
+		num, ok := e.(json.Number)
+		if !ok {
+			return // reported as mixed
+		}
+		id, err := strconv.ParseInt(string(num), 10, 64)
+		if err != nil || id < 0 || (size > 0 && id >= size) {
+			r.problem(Error, CodeInputInvalid, "%s[%d] is %s, not a token id of %s (0..%d)", field, j, shorten(string(num)), r.enc, size-1)
+			return
+		}
+	}
 }
 
 func (r *run) embeddings() {

@@ -381,6 +381,7 @@ func TestProblemCodes(t *testing.T) {
 		{"remote image", EndpointChat, `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}],"max_tokens":5}`, CodeImageSizeAssumed},
 		{"estimated", EndpointResponses, `{"model":"gpt-4o","input":"hi","max_output_tokens":5}`, CodeEstimated},
 		{"provider prefix", EndpointChat, `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, CodeModelResolved},
+		{"duplicate member", EndpointChat, `{"model":"gpt-4o-mini","model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, CodeDuplicateMember},
 		{"bad encoding", EndpointChat, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, ""},
 	}
 	seen := map[string]bool{}

@@ -34,6 +34,11 @@
 //
 // TPMCharge = PromptTokens + OutputBudget × N.
 //
+// Memory: Analyze decodes the body with a decoder of its own (decode.go)
+// that does not copy strings of 4 KB or more without escapes (data-URL
+// images, long texts): they are views of the body, valid during the call.
+// Image sizes are read from the first bytes of the base64 payload only.
+//
 // Invalid UTF-8: Go's JSON decoder replaces each invalid byte of a string
 // with U+FFFD, and CountText does the same for raw text, so such text is
 // counted with one U+FFFD per bad byte (Node and Python replace each bad
@@ -52,7 +57,9 @@
 // prompt alone), output_budget_over_model_max, invalid_n,
 // embedding_input_too_long, too_many_embedding_inputs,
 // embedding_request_too_large, model_endpoint_mismatch, count_failed.
-// Warnings: unknown_model, no_output_budget, small_reasoning_budget.
+// Warnings: unknown_model (any model without a registry entry: cost and
+// limits unknown), no_output_budget, small_reasoning_budget,
+// duplicate_member (a name repeated in any object of the body).
 // Notes: image_size_assumed, estimated, model_resolved.
 // codes.go documents each; CodeSeverity maps them to their severity.
 //

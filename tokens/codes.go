@@ -31,6 +31,7 @@ const (
 	CodeUnknownModel         = "unknown_model"          // not in the registry: encoding assumed (o200k_base) unless --encoding, count Estimated
 	CodeNoOutputBudget       = "no_output_budget"       // no max_completion_tokens/max_tokens/max_output_tokens: the assumed budget is stated
 	CodeSmallReasoningBudget = "small_reasoning_budget" // reasoning model with an output budget < 1000 (case B29 r5)
+	CodeDuplicateMember      = "duplicate_member"       // a member name repeats in an object of the body (at any depth); the last value is likely used
 
 	// Notes: information.
 	CodeImageSizeAssumed = "image_size_assumed" // a remote image URL counted as 1024×1024 (size unknown offline)
@@ -47,6 +48,6 @@ var CodeSeverity = map[string]Severity{
 	CodeConflictingOutputBudget: Error, CodeInvalidOutputBudget: Error, CodeContextLengthExceeded: Error,
 	CodeOutputBudgetOverModelMax: Error, CodeInvalidN: Error, CodeEmbeddingInputTooLong: Error,
 	CodeTooManyEmbeddingInputs: Error, CodeEmbeddingRequestTooLarge: Error, CodeModelEndpointMismatch: Error, CodeCountFailed: Error,
-	CodeUnknownModel: Warning, CodeNoOutputBudget: Warning, CodeSmallReasoningBudget: Warning,
+	CodeUnknownModel: Warning, CodeNoOutputBudget: Warning, CodeSmallReasoningBudget: Warning, CodeDuplicateMember: Warning,
 	CodeImageSizeAssumed: Note, CodeEstimated: Note, CodeModelResolved: Note,
 }

@@ -120,6 +120,7 @@ type Counter struct {
 	reg   *models.Registry
 	mu    sync.Mutex
 	cache map[string]*textCache
+	ids   suggestIDs
 }
 
 // NewCounter returns a Counter. A nil Options.Registry means the built-in

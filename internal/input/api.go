@@ -21,8 +21,12 @@ import (
 type Severity = tokens.Severity
 
 // Problem is one finding, located. Line is the physical 1-based line of the
-// original file (a BOM, CRLF and blank lines do not shift it); 0 for a
-// file-level finding. CustomID is "" when unknown.
+// original file (a BOM, CRLF and blank lines do not shift it). File-level
+// findings anchored to a line carry it (bom: 1; crlf: the first CRLF line;
+// blank_lines: the first blank line; over_batch_requests: the 50,001st
+// request); the others (no_requests, several_models, over_batch_bytes,
+// over_enqueued_limit, unreadable_file, gzip_without_gz_extension) have 0.
+// CustomID is "" when unknown.
 type Problem struct {
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
@@ -38,9 +42,12 @@ type Request struct {
 	Line    int    // physical 1-based line where the request starts
 	EndLine int    // physical line where it ends (== Line for JSONL)
 	// Bare is true for a bare request body (no custom_id/method/url/body
-	// envelope); CustomID is then "line-N" and URL is inferred from the
-	// body (messages → /v1/chat/completions, input+model → /v1/responses
-	// or /v1/embeddings for embedding models, prompt → /v1/completions).
+	// envelope); CustomID is then AutoID's "line-N" (first source) or
+	// "BASE:line-N" (later sources), checked for duplicates like any id,
+	// and URL is inferred from the body (messages → /v1/chat/completions,
+	// input+model → /v1/responses or /v1/embeddings for embedding models,
+	// a prompt object (template reference) → /v1/responses, another
+	// prompt → /v1/completions); one endpoint per file applies to it.
 	Bare     bool
 	CustomID string
 	Method   string
@@ -88,9 +95,9 @@ type Options struct {
 	// Endpoint, when set, is the endpoint every line must use (batch
 	// --endpoint); when "", the first line with a valid Batch url sets it
 	// for its file and later lines of that file are checked against it
-	// (one endpoint per file: each file is one batch). Bare bodies are
-	// not checked: each is sent to its own inferred url (run); a caller
-	// that batches them compares Request.URL itself.
+	// (one endpoint per file: each file is one batch). Bare bodies count
+	// too, with their inferred url: a file mixing chat, embeddings,
+	// responses or completions bodies gets endpoint_mismatch errors.
 	Endpoint string
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
@@ -111,6 +118,12 @@ type Options struct {
 	Progress func(bytesRead int64)
 	// Stdin is read for the source "-" (nil: "-" is an error).
 	Stdin io.Reader
+	// KeepGoing turns a source that cannot be opened or read (missing,
+	// a directory, corrupt gzip, a read error part-way) into a file-level
+	// unreadable_file error in Summary.FileProblems, and goes on with the
+	// next source, instead of failing the whole Scan (count sets it; the
+	// lines read before a mid-file error are kept).
+	KeepGoing bool
 	// MaxLineBytes is the longest line held in memory (bytes; 0 =
 	// DefaultMaxLineBytes, 200 MiB). Longer lines are skipped and reported
 	// as line_too_large.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 )
 
 // physLine is one physical line of a source, as read.
@@ -20,13 +21,32 @@ type physLine struct {
 // lineReader splits a stream into physical lines with bufio.Reader (no
 // token limit: a line may be hundreds of MB), keeping at most max bytes
 // of any one line in memory.
+//
+// When the stream is a plain file (ra set), a line that grows past
+// spillBytes is not accumulated: the reader streams on to its end to
+// learn its length, then reads it in one exact-size allocation with
+// ReadAt (no growth copies), or, when it is over max, skips it having
+// held only a short prefix. A compressed or piped stream's long line is
+// spilled to a temporary file instead, and read back the same way (or
+// deleted unread when over max); if no temporary file can be created, it
+// is accumulated in memory.
 type lineReader struct {
 	br   *bufio.Reader
 	n    int
 	max  int
 	err  error
 	bomN int // 1 when a UTF-8 BOM was stripped at byte 0
+	ra   io.ReaderAt
+	off  int64 // bytes of the stream consumed so far
+	// noSpill is set once a temporary file could not be created.
+	noSpill bool
 }
+
+func (lr *lineReader) spillOK() bool { return !lr.noSpill }
+
+// spillBytes is the line length (bytes) from which a plain file's line is
+// measured first and then read in one piece.
+const spillBytes = 1 << 20
 
 func newLineReader(r io.Reader, max int) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
@@ -40,26 +60,66 @@ func (lr *lineReader) next() (physLine, bool) {
 	}
 	var buf []byte
 	var size int64
-	tooLong := false
+	start := lr.off
+	tooLong, spilled := false, false
+	var tmp *os.File // the spill file of a non-seekable stream's long line
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
 		size += int64(len(chunk))
-		if !tooLong {
-			if len(buf)+len(chunk) > lr.max+2 { // +2: the line ending is not content
-				// Keep only a short prefix (for the message), never the line.
-				room := tooLongPrefix - len(buf)
-				if room > len(chunk) {
-					room = len(chunk)
+		lr.off += int64(len(chunk))
+		switch {
+		case tooLong:
+			// only measuring: nothing kept past the prefix
+		case spilled:
+			if size > int64(lr.max)+2 {
+				tooLong = true // stop writing: it will be skipped
+			} else if tmp != nil {
+				if _, err := tmp.Write(chunk); err != nil {
+					lr.err = err
+					return physLine{}, false
 				}
-				if room > 0 {
-					buf = append(buf, chunk[:room]...)
-				} else if len(buf) > tooLongPrefix {
-					buf = buf[:tooLongPrefix:tooLongPrefix]
-				}
-				tooLong = true
-			} else {
-				buf = append(buf, chunk...)
 			}
+		case len(buf)+len(chunk) > lr.max+2: // +2: the line ending is not content
+			// Keep only a short prefix (for the message), never the line.
+			room := tooLongPrefix - len(buf)
+			if room > len(chunk) {
+				room = len(chunk)
+			}
+			if room > 0 {
+				buf = append(buf, chunk[:room]...)
+			} else if len(buf) > tooLongPrefix {
+				buf = buf[:tooLongPrefix:tooLongPrefix]
+			}
+			tooLong = true
+		case len(buf)+len(chunk) > spillBytes && (lr.ra != nil || lr.spillOK()):
+			if lr.ra == nil {
+				f, err := os.CreateTemp("", "oairl-line-*")
+				if err != nil {
+					lr.noSpill = true
+					buf = append(buf, chunk...)
+					break
+				}
+				tmp = f
+				if _, err := tmp.Write(buf); err == nil {
+					_, err = tmp.Write(chunk)
+				}
+				if err != nil {
+					lr.err = err
+					return physLine{}, false
+				}
+			}
+			spilled = true
+			if len(buf) > tooLongPrefix {
+				buf = append([]byte(nil), buf[:tooLongPrefix]...)
+			}
+		default:
+			buf = append(buf, chunk...)
 		}
 		if err == nil {
 			break
@@ -75,6 +135,23 @@ func (lr *lineReader) next() (physLine, bool) {
 			return physLine{}, false
 		}
 		break
+	}
+	if spilled {
+		if size > int64(lr.max)+2 {
+			tooLong = true
+		} else {
+			full := make([]byte, size)
+			var src io.ReaderAt = lr.ra
+			off := start
+			if tmp != nil {
+				src, off = tmp, 0
+			}
+			if _, err := src.ReadAt(full, off); err != nil && !(errors.Is(err, io.EOF)) {
+				lr.err = err
+				return physLine{}, false
+			}
+			buf = full
+		}
 	}
 	lr.n++
 	pl := physLine{n: lr.n, size: size, tooLong: tooLong}

@@ -10,11 +10,12 @@ import (
 // exactly as written. obj must be valid JSON text whose first non-space
 // byte is '{' (check with json.Valid first); on anything else it returns
 // what it could read, never panicking. When a name repeats, the last value
-// wins (as in encoding/json and Python's json), and dups lists the name.
+// wins (as in encoding/json and Python's json), and dups lists the name
+// with the value it replaced.
 //
 // It exists for speed: json.Unmarshal into map[string]json.RawMessage
 // validates the line twice and copies every value; this reads it once.
-func objectMembers(obj []byte) (m map[string]json.RawMessage, dups []string) {
+func objectMembers(obj []byte) (m map[string]json.RawMessage, dups []memberDup) {
 	m = make(map[string]json.RawMessage, 8)
 	i := skipWS(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
@@ -50,12 +51,18 @@ func objectMembers(obj []byte) (m map[string]json.RawMessage, dups []string) {
 		}
 		i = skipWS(obj, i+1)
 		vend := skipValue(obj, i)
-		if _, seen := m[key]; seen {
-			dups = append(dups, key)
+		if prev, seen := m[key]; seen {
+			dups = append(dups, memberDup{name: key, prev: prev})
 		}
 		m[key] = json.RawMessage(obj[i:vend:vend])
 		i = vend
 	}
+}
+
+// memberDup is a repeated member name and the earlier value it had.
+type memberDup struct {
+	name string
+	prev json.RawMessage
 }
 
 func containsByte(b []byte, c byte) bool {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/oairl/oairl/tokens"
@@ -103,10 +105,6 @@ func (p *parser) parse(it *item, req *Request) {
 		return
 	}
 	top, dups := objectMembers(raw)
-	if len(dups) > 0 {
-		add(tokens.Warning, "duplicate_member", fmt.Sprintf(
-			"member %s appears more than once in the line; the last one is used", quote(dups[0])))
-	}
 	envelope := false
 	for k := range top {
 		if envelopeKeys[k] {
@@ -123,17 +121,28 @@ func (p *parser) parse(it *item, req *Request) {
 		envelope = !bare
 	}
 	it.envelope = envelope
+	// Repeated names in the line's own object. For a bare body the line
+	// is the body, whose repeats (at any depth) the Counter reports.
+	if len(dups) > 0 && (envelope || p.opts.Counter == nil) {
+		d := dups[0]
+		last := top[d.name]
+		add(tokens.Warning, "duplicate_member", fmt.Sprintf(
+			"member %s appears more than once in the line (%s, then %s); JSON parsers keep the last, so the API would likely use %s",
+			quote(d.name), clip(d.prev), clip(last), clip(last)))
+	}
 	var body json.RawMessage
 	endpoint := ""
 	if envelope {
 		body, endpoint = p.envelope(it, req, top, add)
 	} else {
 		req.Bare = true
-		req.CustomID = fmt.Sprintf("line-%d", it.line)
+		req.CustomID = AutoID(p.sources, it.file, it.line)
+		it.idKind = idAuto
 		req.Method = "POST"
 		body = raw
 		endpoint = p.infer(top)
 		req.URL = endpoint
+		it.endpoint = endpoint // one endpoint per file applies to bare bodies too
 	}
 	if body == nil {
 		return
@@ -212,10 +221,10 @@ func (p *parser) envelope(it *item, req *Request, top map[string]json.RawMessage
 		case strings.TrimSpace(s) == "":
 			add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf("custom_id %s is only whitespace", quote(s)))
 			it.idKind = idString
-		case strings.TrimSpace(s) != s:
+		case idOddities(s, true) != "":
 			add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf(
-				"custom_id %s has leading or trailing whitespace; ids are compared byte-exactly, so it differs from %s",
-				quote(s), quote(strings.TrimSpace(s))))
+				"custom_id %s has %s; ids are compared byte-exactly, so it differs from %s",
+				quote(s), idOddities(s, true), quote(foldForMessage(s))))
 			it.idKind = idString
 		default:
 			it.idKind = idString
@@ -320,6 +329,22 @@ func (p *parser) envelope(it *item, req *Request, top map[string]json.RawMessage
 	return v, endpoint
 }
 
+// AutoID is the custom_id given to the bare body on physical line line of
+// sources[file]: "line-N" in the first source, "BASE:line-N" in later ones
+// (BASE the file name without directories; "stdin" for "-"), so ids stay
+// unique across files. Scan still checks them for duplicates (with each
+// other and with explicit custom_ids).
+func AutoID(sources []Source, file, line int) string {
+	if file <= 0 || file >= len(sources) {
+		return fmt.Sprintf("line-%d", line)
+	}
+	base := filepath.Base(sources[file].Name)
+	if sources[file].Name == "-" {
+		base = "stdin"
+	}
+	return fmt.Sprintf("%s:line-%d", base, line)
+}
+
 // infer returns the endpoint a bare body is meant for: messages → chat
 // completions; input → embeddings (embedding models), moderations
 // (moderation models) or responses; prompt → completions.
@@ -348,7 +373,10 @@ func (p *parser) infer(b map[string]json.RawMessage) string {
 		}
 		return "/v1/responses"
 	}
-	if _, ok := b["prompt"]; ok {
+	if v, ok := b["prompt"]; ok {
+		if len(v) > 0 && v[0] == '{' { // a Responses prompt template reference
+			return "/v1/responses"
+		}
 		return "/v1/completions"
 	}
 	return "/v1/chat/completions"
@@ -423,9 +451,15 @@ func (p *parser) checkTPM(req *Request, add func(Severity, string, string)) {
 		name = "the TPM limit"
 	}
 	if limit <= 0 && p.opts.Tier != "" && req.Resolution.Model != nil {
-		if l, ok := req.Resolution.Model.TierLimits(p.opts.Tier); ok && l.TPM > 0 {
+		// A prompt above the model's long-context threshold (gpt-4.1: >128k
+		// input tokens) is charged to the long-context bucket, whose TPM
+		// is larger (models.Model.LimitsFor).
+		if l, lc, ok := req.Resolution.Model.LimitsFor(p.opts.Tier, req.Count.PromptTokens); ok && l.TPM > 0 {
 			limit = l.TPM
 			name = fmt.Sprintf("the tier %s TPM limit for %s", strings.TrimPrefix(strings.ToLower(p.opts.Tier), "tier"), req.Resolution.Model.ID)
+			if lc {
+				name = fmt.Sprintf("the tier %s long-context TPM limit for %s (%s)", strings.TrimPrefix(strings.ToLower(p.opts.Tier), "tier"), req.Resolution.Model.ID, req.Resolution.Model.LongContext.AppliesWhen)
+			}
 		}
 	}
 	c := req.Count
@@ -489,6 +523,33 @@ func injectModel(body []byte, name string) json.RawMessage {
 	}
 	out = append(out, body[i+1:]...)
 	return out
+}
+
+// foldForMessage is s without what idOddities names, case kept: the id
+// the user probably meant.
+func foldForMessage(s string) string {
+	var b strings.Builder
+	for _, c := range strings.TrimSpace(s) {
+		if c == '\u00AD' || unicode.Is(unicode.Cf, c) {
+			continue
+		}
+		if m, ok := confusables[c]; ok && !(c >= 0xC0 && c <= 0x17F) {
+			c = m
+		}
+		if c >= 0xFF01 && c <= 0xFF5E {
+			c -= 0xFEE0
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// clip shortens a raw JSON value to 40 bytes for a message.
+func clip(v []byte) string {
+	if len(v) > 40 {
+		return string(v[:37]) + "..."
+	}
+	return string(v)
 }
 
 // jsonKind names the JSON type of a raw value.

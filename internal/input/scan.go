@@ -35,6 +35,10 @@ const DefaultMaxLineBytes = BatchMaxBytes
 // batchMaxBytes is BatchMaxBytes, a variable so tests can lower it.
 var batchMaxBytes int64 = BatchMaxBytes
 
+// inflightBytes bounds the bytes of lines read but not yet delivered, across
+// all workers (a line larger than this is processed alone).
+const inflightBytes = 24 << 20
+
 // maxBlockLines caps how many lines a pretty-printed object may span
 // before Scan gives up joining them.
 const maxBlockLines = 100_000
@@ -66,6 +70,7 @@ type idKind int
 const (
 	idNone idKind = iota // no usable custom_id (missing, not a string, bare line)
 	idString
+	idAuto // the "line-N" id of a bare body (AutoID)
 )
 
 // fileStats is what the reader learned about one source.
@@ -77,6 +82,7 @@ type fileStats struct {
 	blankN    int
 	bytes     int64 // uncompressed bytes
 	skipped   *Problem
+	extra     []Problem // more file-level findings (gzip_without_gz_extension)
 	requests  int
 	envelopes int
 	over      int // line of the 50,001st request (0 = none)
@@ -88,27 +94,38 @@ const maxListed = 20
 // calls fn once per non-blank line, in input order (even though counting
 // runs on Workers goroutines), with cross-line checks (duplicate
 // custom_id, one endpoint) already applied. Memory stays bounded whatever
-// the file size: at most a few dozen lines per worker (and at most
-// ~64 MB of line bytes, or one longer line) are in flight, plus 16 bytes
-// per custom_id seen, for the duplicate check. fn returning an error stops
-// the scan with that error. A source that cannot be opened or read is an
-// error naming it; Scan checks that every source can be opened before it
-// reads any, so a typo in the third file name costs no work.
+// the file size and line length: at most a few dozen lines per worker
+// (and at most inflightBytes, 24 MB, of line bytes) are in flight; a line
+// of a quarter of that or more is alone in flight (the next is read only
+// once it is delivered), is read in one exact-size allocation (lineReader)
+// and a line over MaxLineBytes is skipped without being held; plus 16
+// bytes per custom_id seen, for the duplicate check. fn returning an error
+// stops the scan with that error. A source that cannot be opened or read
+// is an error naming it (or, with Options.KeepGoing, an unreadable_file
+// file problem, and the scan goes on); Scan checks that every source can
+// be opened before it reads any, so a typo in the third file name costs
+// no work.
 func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request) error) (Summary, error) {
 	var sum Summary
 	if len(sources) == 0 {
 		return sum, errors.New("no input files")
 	}
-	for _, s := range sources {
+	unreadable := map[int]error{} // sources skipped up front (KeepGoing)
+	for i, s := range sources {
 		if s.Name == "-" {
 			continue
 		}
 		st, err := os.Stat(s.Name)
-		if err != nil {
-			return sum, fmt.Errorf("cannot open %s: %w", s.Name, unwrapPath(err))
+		if err == nil && st.IsDir() {
+			err = fmt.Errorf("cannot read %s: it is a directory", s.Name)
+		} else if err != nil {
+			err = fmt.Errorf("cannot open %s: %w", s.Name, unwrapPath(err))
 		}
-		if st.IsDir() {
-			return sum, fmt.Errorf("cannot read %s: it is a directory", s.Name)
+		if err != nil {
+			if !opts.KeepGoing {
+				return sum, err
+			}
+			unreadable[i] = err
 		}
 	}
 	workers := opts.Workers
@@ -126,7 +143,7 @@ func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request)
 	inflight := workers * 32
 	order := make(chan *item, inflight)
 	jobs := make(chan *item, inflight)
-	budget := newBudget(64 << 20)
+	budget := newBudget(inflightBytes)
 
 	p := &parser{opts: opts, sources: sources}
 	var wg sync.WaitGroup
@@ -146,7 +163,7 @@ func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request)
 		defer close(readDone)
 		defer close(jobs)
 		defer close(order)
-		r := &reader{opts: opts, maxLine: maxLine, ctx: ctx, budget: budget,
+		r := &reader{opts: opts, maxLine: maxLine, ctx: ctx, budget: budget, unreadable: unreadable,
 			emit: func(it *item) bool {
 				it.done = make(chan struct{})
 				select {
@@ -213,6 +230,18 @@ func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request)
 	return sum, nil
 }
 
+// unreadableProblem is the unreadable_file error of a source that could
+// not be opened or read (after lines lines were read).
+func unreadableProblem(name string, err error, lines int) *Problem {
+	msg := err.Error()
+	if lines > 0 {
+		msg = fmt.Sprintf("%s; reading stopped after line %d (the lines before it are counted)", msg, lines)
+	} else {
+		msg += "; nothing of it is counted"
+	}
+	return &Problem{File: name, Severity: tokens.Error, Code: "unreadable_file", Message: msg}
+}
+
 func unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -249,6 +278,19 @@ func (b *budget) acquire(ctx context.Context, n int64) bool {
 	return true
 }
 
+// waitIdle waits until no bytes are in flight; false when ctx is done.
+func (b *budget) waitIdle(ctx context.Context) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 {
+		if ctx.Err() != nil {
+			return false
+		}
+		b.cond.Wait()
+	}
+	return ctx.Err() == nil
+}
+
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
@@ -265,6 +307,8 @@ type reader struct {
 	budget  *budget
 	emit    func(*item) bool
 	read    int64 // bytes read on disk, all sources (for Progress)
+	// unreadable are the sources Scan found it cannot open (KeepGoing).
+	unreadable map[int]error
 }
 
 func (r *reader) run(sources []Source) error {
@@ -280,8 +324,17 @@ func (r *reader) run(sources []Source) error {
 		if r.ctx.Err() != nil {
 			return nil
 		}
+		if err, bad := r.unreadable[i]; bad {
+			r.emit(&item{file: i, eof: &fileStats{name: s.Name, skipped: unreadableProblem(s.Name, err, 0)}})
+			continue
+		}
 		if err := r.runOne(i, s); err != nil {
-			return err
+			if !r.opts.KeepGoing || r.ctx.Err() != nil {
+				return err
+			}
+			// runOne failed before reading any line (gzip header, .gz
+			// name): a file-level problem, then the next source.
+			r.emit(&item{file: i, eof: &fileStats{name: s.Name, skipped: unreadableProblem(s.Name, err, 0)}})
 		}
 	}
 	return nil
@@ -318,6 +371,7 @@ func (c *uncompressedCounter) Read(p []byte) (int, error) {
 
 func (r *reader) runOne(idx int, s Source) error {
 	var src io.Reader
+	var ra io.ReaderAt // the plain file, for lineReader's exact reads
 	if s.Name == "-" {
 		if r.opts.Stdin == nil {
 			return fmt.Errorf("cannot read -: no standard input")
@@ -330,6 +384,9 @@ func (r *reader) runOne(idx int, s Source) error {
 		}
 		defer fh.Close()
 		src = fh
+		if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() {
+			ra = fh
+		}
 	}
 	cr := &countingReader{r: src, rd: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
@@ -344,6 +401,10 @@ func (r *reader) runOne(idx int, s Source) error {
 		}
 		defer zr.Close()
 		body = zr
+		if s.Name != "-" && !strings.HasSuffix(strings.ToLower(s.Name), ".gz") {
+			st.extra = append(st.extra, Problem{File: s.Name, Severity: tokens.Warning, Code: "gzip_without_gz_extension",
+				Message: "file is gzip-compressed but its name does not end in .gz; oairl reads it, but the Batch API would reject this upload (it wants plain JSONL): decompress it, or name it .gz"})
+		}
 	case strings.HasSuffix(s.Name, ".gz"):
 		return fmt.Errorf("cannot read %s: named .gz but not gzip-compressed", s.Name)
 	case len(head) >= 2 && ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)):
@@ -356,6 +417,9 @@ func (r *reader) runOne(idx int, s Source) error {
 	}
 	uc := &uncompressedCounter{r: body}
 	lr := newLineReader(uc, r.maxLine)
+	if body == io.Reader(br) {
+		lr.ra = ra // not compressed: stream offsets are file offsets
+	}
 	err := r.lines(idx, lr, st)
 	st.bytes = uc.n
 	st.bom = lr.bomN == 1
@@ -363,7 +427,11 @@ func (r *reader) runOne(idx int, s Source) error {
 		return err
 	}
 	if lr.err != nil {
-		return fmt.Errorf("cannot read %s: %w", s.Name, lr.err)
+		err := fmt.Errorf("cannot read %s: %w", s.Name, lr.err)
+		if !r.opts.KeepGoing {
+			return err
+		}
+		st.skipped = unreadableProblem(s.Name, err, lr.n)
 	}
 	r.emit(&item{file: idx, eof: st})
 	return nil
@@ -393,7 +461,16 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 		if st.requests == BatchMaxRequests+1 {
 			st.over = it.line
 		}
-		return r.emit(it)
+		if !r.emit(it) {
+			return false
+		}
+		// After a big line (a quarter of the in-flight budget or more), read
+		// nothing more until it is delivered: two big lines are never in
+		// memory at once.
+		if int64(len(it.raw)) >= inflightBytes/4 {
+			return r.budget.waitIdle(r.ctx)
+		}
+		return true
 	}
 	for {
 		pl, ok := nextLine()
@@ -529,20 +606,45 @@ func (o *ordered) crossCheck(it *item) {
 		req.Problems = append(req.Problems, Problem{File: req.File, Line: req.Line, CustomID: req.CustomID,
 			Severity: sev, Code: code, Message: msg})
 	}
-	if it.idKind == idString && req.CustomID != "" {
+	if (it.idKind == idString || it.idKind == idAuto) && req.CustomID != "" {
 		h := maphash.String(o.seed, req.CustomID)
 		if first, dup := o.ids[h]; dup {
-			add(tokens.Error, "duplicate_custom_id", fmt.Sprintf("duplicate custom_id %s (first used on %s)",
-				quote(req.CustomID), o.where(first, it.file)))
+			msg := fmt.Sprintf("duplicate custom_id %s (first used on %s)", quote(req.CustomID), o.where(first, it.file))
+			if it.idKind == idAuto {
+				msg = fmt.Sprintf("the id %s given to this bare body (it has no custom_id) is already used on %s; give the lines explicit custom_ids",
+					quote(req.CustomID), o.where(first, it.file))
+			}
+			add(tokens.Error, "duplicate_custom_id", msg)
+		} else if it.idKind == idAuto {
+			o.ids[h] = o.pos(it.file, it.line)
 		} else {
 			here := o.pos(it.file, it.line)
 			o.ids[h] = here
-			n := strings.ToLower(strings.TrimSpace(req.CustomID))
-			nh := maphash.String(o.seed, n)
+			nh := maphash.String(o.seed, foldID(req.CustomID))
 			if e, ok := o.norm[nh]; ok && e.exact != h {
-				add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf(
-					"custom_id %s differs from the one on %s only in case or surrounding whitespace; ids are compared byte-exactly, so both are accepted, but results are easy to mix up",
-					quote(req.CustomID), o.where(e.pos, it.file)))
+				what := idOddities(req.CustomID, false)
+				switch {
+				case what != "":
+				case !isASCII(req.CustomID):
+					what = "accents or Unicode normalization (NFC vs NFD)"
+				case strings.ToLower(req.CustomID) != req.CustomID:
+					what = "case"
+				default:
+					what = "case, whitespace or invisible/look-alike characters of the other"
+				}
+				msg := fmt.Sprintf("it looks like the custom_id on %s (they differ only in %s); ids are compared byte-exactly, so both are accepted, but results are easy to mix up",
+					o.where(e.pos, it.file), what)
+				merged := false
+				for i := range req.Problems { // one look-alike warning per line
+					if req.Problems[i].Code == "custom_id_lookalike" {
+						req.Problems[i].Message += fmt.Sprintf(", and looks like the custom_id on %s", o.where(e.pos, it.file))
+						merged = true
+						break
+					}
+				}
+				if !merged {
+					add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf("custom_id %s: %s", quote(req.CustomID), msg))
+				}
 			} else if !ok {
 				o.norm[nh] = normEntry{exact: h, pos: here}
 			}
@@ -556,8 +658,14 @@ func (o *ordered) crossCheck(it *item) {
 		if want == "" {
 			o.endpoint = it.endpoint
 		} else if it.endpoint != want {
-			add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
-				"url %s differs from the batch endpoint %s — one endpoint per batch", quote(it.endpoint), quote(want)))
+			if req.Bare {
+				add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
+					"this bare body is for %s (inferred from its fields) but the file's endpoint is %s — one endpoint per file (a batch takes one); put each endpoint's requests in its own file",
+					quote(it.endpoint), quote(want)))
+			} else {
+				add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
+					"url %s differs from the batch endpoint %s — one endpoint per batch", quote(it.endpoint), quote(want)))
+			}
 		}
 	}
 	if o.models == nil {
@@ -585,6 +693,7 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 	if st.skipped != nil {
 		out = append(out, *st.skipped)
 	}
+	out = append(out, st.extra...)
 	if st.requests == 0 && st.skipped == nil {
 		add(0, tokens.Error, "no_requests", "file has no requests (it is empty or holds only blank lines); the Batch API rejects an empty file")
 	}
@@ -624,6 +733,15 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 	}
 	o.endpoint, o.models, o.modelOrd, o.envelopes = "", nil, nil, 0
 	return out
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func blankMessage(lines []int, n int) string {

@@ -426,15 +426,62 @@ func TestBareBodies(t *testing.T) {
 	}
 }
 
+// TestEndpointMismatchBareLines (defect 10): one endpoint per file holds
+// for bare bodies too (by their inferred url): a batch, or a run of one
+// file, takes one endpoint.
 func TestEndpointMismatchBareLines(t *testing.T) {
 	in := `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 {"model": "text-embedding-3-small", "input": "hello"}
+{"model": "gpt-4o-mini", "input": "hi"}
+{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 `
-	reqs, sum := scanOne(t, in)
-	// Bare lines are sent each to its own inferred url (run), so mixing
-	// endpoints is no error for them.
-	if p := find(reqs, sum, "endpoint_mismatch"); p != nil || reqs[1].URL != "/v1/embeddings" {
-		t.Errorf("bare lines: %+v %q", p, reqs[1].URL)
+	reqs, _ := scanOne(t, in)
+	if reqs[1].URL != "/v1/embeddings" || reqs[2].URL != "/v1/responses" {
+		t.Errorf("urls %q %q", reqs[1].URL, reqs[2].URL)
+	}
+	for i, want := range []bool{false, true, true, false} {
+		p := find(reqs[i:i+1], Summary{}, "endpoint_mismatch")
+		if (p != nil) != want {
+			t.Errorf("line %d: %+v", i+1, p)
+		}
+		if p != nil && (p.Severity != tokens.Error || !strings.Contains(p.Message, `"/v1/chat/completions"`)) {
+			t.Errorf("line %d: %+v", i+1, p)
+		}
+	}
+	// Each file has its own endpoint.
+	reqs, sum, err := scanFiles(t, Options{}, [2]string{"a.jsonl", `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}` + "\n"},
+		[2]string{"b.jsonl", `{"model": "text-embedding-3-small", "input": "hello"}` + "\n"})
+	if err != nil || find(reqs, sum, "endpoint_mismatch") != nil {
+		t.Errorf("two files: %v %v", err, codes(reqs, sum))
+	}
+}
+
+// TestAutoIDsUniqueAndChecked (defect 5): bare bodies get "line-N" in the
+// first file and "BASE:line-N" in later ones, and auto ids take part in
+// the duplicate check.
+func TestAutoIDsUniqueAndChecked(t *testing.T) {
+	bare := `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}` + "\n"
+	reqs, sum, err := scanFiles(t, Options{}, [2]string{"bareA.jsonl", bare}, [2]string{"bareB.jsonl", bare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs[0].CustomID != "line-1" || reqs[1].CustomID != "bareB.jsonl:line-1" || find(reqs, sum, "duplicate_custom_id") != nil {
+		t.Errorf("ids %q %q, %v", reqs[0].CustomID, reqs[1].CustomID, codes(reqs, sum))
+	}
+	in := line(`"line-2"`, `"POST"`, `"/v1/chat/completions"`, chatBody) + "\n" + bare
+	reqs, sum = scanOne(t, in)
+	p := find(reqs, sum, "duplicate_custom_id")
+	if p == nil || p.Line != 2 || !strings.Contains(p.Message, "line 1") {
+		t.Errorf("explicit vs auto: %v", codes(reqs, sum))
+	}
+	// And the other way round: an explicit id equal to an earlier auto id.
+	in = bare + line(`"line-1"`, `"POST"`, `"/v1/chat/completions"`, chatBody) + "\n"
+	reqs, sum = scanOne(t, in)
+	if p := find(reqs, sum, "duplicate_custom_id"); p == nil || p.Line != 2 {
+		t.Errorf("auto vs explicit: %v", codes(reqs, sum))
+	}
+	if got := AutoID([]Source{{Name: "a"}, {Name: "-"}}, 1, 3); got != "stdin:line-3" {
+		t.Errorf("stdin auto id %q", got)
 	}
 }
 
