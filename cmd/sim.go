@@ -35,13 +35,16 @@ spending money or quota. Point any OpenAI SDK at it with OPENAI_BASE_URL.
 It prints its base URL (one line on stdout, e.g. http://127.0.0.1:40123/v1)
 and serves until interrupted, then prints a summary on stderr: requests,
 2xx, 429s by limit type, 5xx, and goodput (requests and tokens per minute of
-sim time) against the limits.
+sim time, for runs of at least a minute) against the limits ("unlimited" where
+none applies).
 
 Limits are per model and shared by every API key, as OpenAI's are per
 organization. RPM and TPM are continuously refilling buckets whose capacity
 is the per-minute limit; a request's TPM charge is its prompt tokens plus
 max_tokens (or max_completion_tokens / max_output_tokens) times n, taken
-when it is admitted; rejected requests still use up a request. Every answer
+when it is admitted. Unsuccessful requests count: every 429, and every 400
+for a known model, uses up a request; retrying a 429 before its retry-after
+goes into debt, so the reset moves further away. Every answer
 carries the six x-ratelimit-* headers in OpenAI's formats (6m0s, 1.5s,
 20ms), x-request-id and openai-processing-ms; 429s carry OpenAI's error
 bodies ("Rate limit reached for MODEL in organization org-... on tokens per
@@ -56,8 +59,9 @@ shuffled output files, the enqueued-token limit, cancel and expiry).
 --time-scale K makes the whole clock K times faster: refill, resets,
 latency and batch progress. Durations in headers and messages are sim time.
 
-Fault modes: --quota-exhausted [CODE] (429 insufficient_quota or a billing
-code), --fault-rate F (500, 503, dropped connections), --invalid-key (401),
+Fault modes: --quota-exhausted [CODE] (every endpoint, Files and Batches
+included, answers 429 insufficient_quota or a billing code; also
+--quota-code CODE), --fault-rate F (500, 503, dropped connections), --invalid-key (401),
 --slow-down (429 slow_down), --max-concurrent N (429 when more are in
 flight). Requests over a model's context window get 400
 context_length_exceeded; unknown models 404 model_not_found; a missing
@@ -80,7 +84,12 @@ func newSimCmd(f *Factory, runF func(*SimOptions) error) *cobra.Command {
 		Short:   "Serve a local OpenAI-compatible API that enforces a tier's rate limits",
 		Long:    simLong,
 		Example: simExample,
-		Args:    cobra.NoArgs,
+		Args: func(c *cobra.Command, args []string) error {
+			if err := opts.Flags.TakeArgs(args); err != nil {
+				return FlagErrorf("%w", err)
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			if _, err := opts.Flags.Config(); err != nil {
 				return FlagErrorf("%w", err)

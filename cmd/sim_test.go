@@ -41,6 +41,15 @@ func TestNewSimCmdFlags(t *testing.T) {
 				t.Errorf("%q", o.Flags.QuotaExhausted)
 			}
 		}},
+		{"--quota-exhausted credit_balance_exhausted", "", func(t *testing.T, o *SimOptions) {
+			if o.Flags.QuotaExhausted != "credit_balance_exhausted" {
+				t.Errorf("space form: %q", o.Flags.QuotaExhausted)
+			}
+		}},
+		{"--quota-exhausted nope", `unexpected argument "nope"`, nil},
+		{"stray", `unexpected argument "stray"`, nil},
+		{"--time-scale 0", "--time-scale must be a positive number", nil},
+		{"--latency -1s", "--latency must not be negative", nil},
 		{"--tier 6", `unknown tier "6"`, nil},
 		{"--fault-rate 1.5", "between 0 and 1", nil},
 		{"--addr 10.0.0.1:80", "not a loopback", nil},

@@ -127,6 +127,23 @@ func (s *Server) advanceBatches(now time.Time) {
 	}
 }
 
+// enqueued reports whether o's tokens count against the enqueued-token
+// limit when b is checked: every unfinished batch does (in_progress,
+// finalizing, and validating ones created before b). wire-formats.md §1.6
+// says the limit "counts all in-progress batches"; a finalizing or
+// validating batch has not finished either, so counting it is the reading
+// chosen here. Later-created validating batches are checked after b in
+// time order.
+func enqueued(o, b *batch) bool {
+	switch o.Status {
+	case StatusInProgress, StatusFinalizing:
+		return true
+	case StatusValidating:
+		return o.Created.Before(b.Created)
+	}
+	return false
+}
+
 // step applies b's event at t.
 func (s *Server) step(b *batch, t time.Time) {
 	if !b.ExpiresAt.After(t) && (b.Status == StatusValidating || b.Status == StatusInProgress || b.Status == StatusFinalizing) {
@@ -143,7 +160,7 @@ func (s *Server) step(b *batch, t time.Time) {
 			var queued int64
 			for _, id := range s.batchIDs {
 				o := s.batches[id]
-				if o != b && o.Model == b.Model && o.Status == StatusInProgress {
+				if o != b && o.Model == b.Model && enqueued(o, b) {
 					queued += o.tokens
 				}
 			}
@@ -342,7 +359,7 @@ func (b *batch) object() map[string]any {
 func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	var req struct {
@@ -504,7 +521,7 @@ func (s *Server) parseBatchInput(b *batch, content []byte) {
 			add("model_mismatch", "body.model", fmt.Sprintf("The model '%s' on this line differs from '%s' used earlier in the file; a batch may use only one model.", model, b.Model), lineNo)
 			continue
 		}
-		if s.reg.Lookup(model).Model == nil {
+		if s.lookup(model).Model == nil {
 			add("model_not_found", "body.model", fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model), lineNo)
 			continue
 		}
@@ -515,7 +532,7 @@ func (s *Server) parseBatchInput(b *batch, content []byte) {
 		raw, _ := json.Marshal(env.Body)
 		var body map[string]json.RawMessage
 		_ = json.Unmarshal(raw, &body)
-		m := s.reg.Lookup(model).Model
+		m := s.lookup(model).Model
 		c, he := s.check(b.Endpoint, model, m, raw, body)
 		if c.total == 0 {
 			c = s.account(b.Endpoint, raw, body)
@@ -541,7 +558,7 @@ func (s *Server) parseBatchInput(b *batch, content []byte) {
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	s.mu.Lock()
@@ -559,7 +576,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	s.mu.Lock()
@@ -587,7 +604,7 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	q := r.URL.Query()
@@ -601,7 +618,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 	s.advanceBatches(s.clk.Now())
 	ids := append([]string(nil), s.batchIDs...)
 	reverse(ids)
-	page, more := paginate(ids, q.Get("after"), limit)
+	page, more := paginate(ids, q.Get("after"), limit, true)
 	data := make([]any, 0, len(page))
 	for _, id := range page {
 		data = append(data, s.batches[id].object())

@@ -476,7 +476,7 @@ func TestBatchOtherEndpoints(t *testing.T) {
 	for _, c := range []struct{ endpoint, body, object string }{
 		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"hello","dimensions":4}`, "list"},
 		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hello","max_output_tokens":16}`, "response"},
-		{"/v1/completions", `{"model":"gpt-3.5-turbo","prompt":"hello","max_tokens":5}`, "text_completion"},
+		{"/v1/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"hello","max_tokens":5}`, "text_completion"},
 	} {
 		line := fmt.Sprintf(`{"custom_id":"x","method":"POST","url":%q,"body":%s}`+"\n", c.endpoint, c.body)
 		fid := upload(t, srv, "in.jsonl", []byte(line))

@@ -68,8 +68,12 @@ type Config struct {
 	// FaultRate is the fraction of admitted requests that fail with 500,
 	// 503 or a dropped connection (0..1).
 	FaultRate float64
-	// Seed seeds the RNG behind faults, jitter, ids and shuffles.
+	// Seed seeds the RNG behind faults, jitter and batch shuffles. Ids are
+	// random per start (crypto randomness) so they never repeat across
+	// restarts, unless DeterministicIDs is set.
 	Seed int64
+	// DeterministicIDs derives ids from Seed too (tests that compare ids).
+	DeterministicIDs bool
 	// InvalidKey answers 401 invalid_api_key to every request.
 	InvalidKey bool
 	// SlowDown enables 429 slow_down when traffic ramps too fast.

@@ -32,11 +32,17 @@
 //   - QuotaExhausted: "" or a code (insufficient_quota,
 //     credit_balance_exhausted, organization_spend_limit_exceeded,
 //     project_spend_limit_exceeded, organization_usage_limit_exceeded,
-//     billing_hard_limit_reached, billing_not_active): every inference
-//     request gets 429 type insufficient_quota with that code, no retry-after.
+//     billing_hard_limit_reached, billing_not_active): every request to
+//     every endpoint (inference, Models, Files, Batches) gets 429 type
+//     insufficient_quota with that code, no retry-after. How the real
+//     Files and Batch endpoints answer an organization out of quota is not
+//     captured; refusing them too is a choice, so that a batch client's
+//     quota path (exit 5) can be exercised.
 //   - FaultRate F in [0,1] and Seed: after admission, a fraction F of
 //     requests fail with 500 server_error, 503 overloaded or a dropped
-//     connection, chosen by a RNG seeded with Seed (deterministic).
+//     connection, chosen by a RNG seeded with Seed (deterministic). Seed
+//     also fixes jitter and batch shuffles, not ids: ids are random per
+//     start (crypto randomness) unless DeterministicIDs is set.
 //   - InvalidKey: every request gets 401 invalid_api_key. A missing
 //     Authorization header always gets 401.
 //   - SlowDown: 429 slow_down (type rate_limit_error) when the requests in
@@ -88,11 +94,28 @@
 // LongContext, e.g. gpt-4.1 > 128K input tokens) use a second limiter with
 // the long-context tier limits, named "MODEL-long-context" in messages.
 // Checks, in order: 401 auth, 400 bad JSON / no model, 404
-// model_not_found, 429 insufficient_quota, 400 missing or invalid fields,
-// 400 context_length_exceeded, 400 max_tokens over the model's maximum,
-// 429 request too large (charge > TPM capacity), then RPD, TPD, RPM, TPM,
-// slow_down, concurrency. Every rejected 429 still takes one request from the
-// RPM and RPD buckets when one is left (OpenAI: failed requests count).
+// model_not_found, 429 insufficient_quota, 400 missing or invalid fields
+// (spec bounds: max_tokens and max_completion_tokens ≥ 1 (legacy
+// completions ≥ 0), n 1..128, temperature 0..2, stream boolean,
+// dimensions ≥ 1, max_output_tokens ≥ 16), 404 model not served on the
+// endpoint, 400 context_length_exceeded, 400 max_tokens over the model's
+// maximum, 429 request too large (charge > TPM capacity), then RPD, TPD,
+// RPM, TPM, slow_down, concurrency.
+//
+// What counts (wire-formats.md §1.7: "Unsuccessful requests contribute to
+// your per-minute limit"): an admitted request takes one request and its
+// charge in tokens; every 429 from the limiter (RPM/TPM/RPD/TPD, request
+// too large, slow_down, concurrency) and every 400 once the model is known
+// take one request from RPM and RPD, no tokens. When the request bucket is
+// empty, a 429 that arrives before the retry time the previous 429
+// advertised is taken as debt (the bucket goes negative, floor −limit), so
+// x-ratelimit-reset-requests grows and retrying early never gets through;
+// the advertised wait (retry-after, "Please try again in") includes the
+// debt, so a client that honours it is admitted. The first 429 at 0
+// remaining takes no debt, matching the capture "Limit 3, Used 3,
+// Requested 1. Please try again in 20s" (§1.4). A 401, a 404 for an unknown
+// model, unparseable JSON and insufficient_quota take nothing: they are
+// refused before any model's limiter (a choice; not captured).
 // Every response of an inference endpoint (once its model is known, errors
 // and 429s included) carries x-ratelimit-limit-,
 // -remaining- and -reset-{requests,tokens} (the request headers report the
@@ -102,7 +125,12 @@
 // api.openai.com does over HTTP/2.
 //
 // Endpoints: POST /v1/chat/completions (stream:true as SSE ending in
-// "data: [DONE]"), /v1/completions, /v1/embeddings, /v1/responses; GET
+// "data: [DONE]"), /v1/completions (only the spec's
+// CreateCompletionRequest models gpt-3.5-turbo-instruct, davinci-002,
+// babbage-002, which the simulator adds to the registry's; a chat model
+// there gets 404 "This is a chat model and not supported in the
+// v1/completions endpoint. Did you mean to use v1/chat/completions?"),
+// /v1/embeddings, /v1/responses; GET
 // /v1/models[/{id}]; /v1/files (POST multipart, GET list), GET/DELETE
 // /v1/files/{id}, GET /v1/files/{id}/content; POST/GET /v1/batches, GET
 // /v1/batches/{id}, POST /v1/batches/{id}/cancel.
@@ -110,7 +138,15 @@
 // Batches are evaluated lazily on the clock (no goroutines): validating →
 // in_progress → finalizing → completed, or failed (input file errors with
 // line numbers, or token_limit_exceeded when the model's enqueued tokens of
-// in_progress batches plus this one exceed EnqueuedLimit), cancelling →
-// cancelled, expired (after BatchCompletionWindow or ExpireBatch). Output and
-// error files are in the Batch output format, lines shuffled.
+// unfinished batches (in_progress, finalizing, and validating ones created
+// earlier) plus this one exceed EnqueuedLimit), cancelling → cancelled,
+// expired (after BatchCompletionWindow or ExpireBatch). Output and error
+// files are in the Batch output format, lines shuffled. GET /v1/batches
+// with an unknown after= cursor returns an empty page (has_more false; the
+// real answer is not documented, and restarting from the first page would
+// loop a paginating client).
+//
+// The exit summary (Stats.WriteSummary) reports goodput per minute only
+// for runs of at least one minute of sim time, and prints limits of 0 as
+// "unlimited".
 package sim

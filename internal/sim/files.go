@@ -56,7 +56,7 @@ func (s *Server) addFile(name, purpose string, content []byte, now time.Time) *f
 func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFileBytes+1<<20)
@@ -120,7 +120,7 @@ func (s *Server) lookupFile(x *exchange, id string) *file {
 func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	if f := s.lookupFile(x, r.PathValue("id")); f != nil {
@@ -135,7 +135,7 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	f := s.lookupFile(x, r.PathValue("id"))
@@ -154,7 +154,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	id := r.PathValue("id")
@@ -172,7 +172,7 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	q := r.URL.Query()
@@ -200,7 +200,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 	if order == "desc" {
 		reverse(ids)
 	}
-	page, more := paginate(ids, q.Get("after"), limit)
+	page, more := paginate(ids, q.Get("after"), limit, false)
 	data := make([]any, 0, len(page))
 	for _, id := range page {
 		data = append(data, s.files[id].object())
@@ -229,15 +229,26 @@ func parseLimit(v string, def, max int) (int, *httpErr) {
 }
 
 // paginate returns up to limit ids following after (the start when after is
-// "" or unknown) and whether more follow.
-func paginate(ids []string, after string, limit int) ([]string, bool) {
+// "") and whether more follow. An unknown after gives the first page when
+// unknownEmpty is false (files: the cursor may be a deleted file) and an
+// empty page otherwise (batches: a stale cursor must not restart the
+// listing and loop; the real API's answer is not captured in
+// wire-formats.md or the spec, so the empty page is a choice).
+func paginate(ids []string, after string, limit int, unknownEmpty bool) ([]string, bool) {
 	start := 0
 	if after != "" {
+		start = -1
 		for i, id := range ids {
 			if id == after {
 				start = i + 1
 				break
 			}
+		}
+		if start < 0 {
+			if unknownEmpty {
+				return nil, false
+			}
+			start = 0
 		}
 	}
 	rest := ids[start:]

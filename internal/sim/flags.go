@@ -2,7 +2,9 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -21,6 +23,7 @@ type Flags struct {
 	TimeScale              float64
 	RetryAfter             string
 	QuotaExhausted         string
+	QuotaCode              string // --quota-code CODE (implies --quota-exhausted)
 	FaultRate              float64
 	InvalidKey, SlowDown   bool
 	Latency, LatencyPerTok time.Duration
@@ -49,8 +52,9 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.IntVar(&f.MaxConcurrent, "max-concurrent", 0, "requests allowed in flight at once; more get 429 (0 = unlimited)")
 	fs.Float64Var(&f.TimeScale, "time-scale", 1, "run the whole clock (refill, resets, latency, batch progress) `K` times faster")
 	fs.StringVar(&f.RetryAfter, "retry-after", RetryAfterSeconds, "retry-after on 429s: seconds, none, or ms (adds retry-after-ms)")
-	fs.StringVar(&f.QuotaExhausted, "quota-exhausted", "", "answer every request 429 insufficient_quota, or with `CODE` (credit_balance_exhausted, billing_hard_limit_reached, ...)")
+	fs.StringVar(&f.QuotaExhausted, "quota-exhausted", "", "answer every request (all endpoints) 429 insufficient_quota, or with `CODE` (credit_balance_exhausted, billing_hard_limit_reached, ...); also --quota-exhausted CODE")
 	fs.Lookup("quota-exhausted").NoOptDefVal = "insufficient_quota"
+	fs.StringVar(&f.QuotaCode, "quota-code", "", "like --quota-exhausted=`CODE`: answer every request 429 with this quota code")
 	fs.Float64Var(&f.FaultRate, "fault-rate", 0, "fraction (0-1) of admitted requests that fail with 500, 503 or a dropped connection")
 	fs.BoolVar(&f.InvalidKey, "invalid-key", false, "answer every request 401 invalid_api_key")
 	fs.BoolVar(&f.SlowDown, "slow-down", false, "answer 429 slow_down when a minute's requests exceed 1.5x the previous minute's")
@@ -62,7 +66,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.BatchWindow, "batch-completion-window", 24*time.Hour, "when an unfinished batch expires (sim time)")
 	fs.Float64Var(&f.BatchFailRate, "batch-fail-rate", 0, "fraction (0-1) of batch requests that fail with a 500 in the error file")
 	fs.Int64Var(&f.EnqueuedLimit, "enqueued-limit", 0, "Batch enqueued-token limit per model in tokens (default: the tier's batch queue limit)")
-	fs.Int64Var(&f.Seed, "seed", 1, "seed of the random faults, jitter, ids and shuffles")
+	fs.Int64Var(&f.Seed, "seed", 1, "seed of the random faults, jitter and batch shuffles (ids are random per start)")
 	fs.StringVar(&f.Organization, "organization", DefaultOrganization, "organization id reported in headers and messages")
 	return f
 }
@@ -78,8 +82,28 @@ func (f *Flags) Config() (Config, error) {
 		BatchDuration: f.BatchDuration, BatchCompletionWindow: f.BatchWindow, BatchFailRate: f.BatchFailRate,
 		EnqueuedLimit: f.EnqueuedLimit, Seed: f.Seed, Organization: f.Organization,
 	}
-	if f.TimeScale < 0 {
-		return c, fmt.Errorf("--time-scale must be positive")
+	if !(f.TimeScale > 0) || math.IsInf(f.TimeScale, 0) {
+		return c, fmt.Errorf("--time-scale must be a positive number, got %g", f.TimeScale)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--latency", f.Latency}, {"--latency-per-token", f.LatencyPerTok}, {"--batch-duration", f.BatchDuration}, {"--batch-completion-window", f.BatchWindow}} {
+		if d.v < 0 {
+			return c, fmt.Errorf("%s must not be negative, got %s", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"--rpm", f.RPM}, {"--tpm", f.TPM}, {"--rpd", f.RPD}, {"--tpd", f.TPD}, {"--max-concurrent", int64(f.MaxConcurrent)},
+		{"--output-tokens", f.OutputTokens}, {"--assume-output", f.AssumeOutput}, {"--enqueued-limit", f.EnqueuedLimit}} {
+		if n.v < 0 {
+			return c, fmt.Errorf("%s must not be negative, got %d", n.name, n.v)
+		}
+	}
+	if f.QuotaCode != "" {
+		c.QuotaExhausted = f.QuotaCode
 	}
 	if _, err := c.withDefaults(); err != nil {
 		return c, err
@@ -98,10 +122,31 @@ func ParseArgs(args []string) (*Flags, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := f.TakeArgs(fs.Args()); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// TakeArgs accepts the positional arguments left after flag parsing: only
+// a quota code right after a bare --quota-exhausted (pflag needs
+// "--quota-exhausted=CODE" for an optional value, so "--quota-exhausted
+// credit_balance_exhausted" leaves the code as an argument). Anything else
+// is an error.
+func (f *Flags) TakeArgs(args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if len(args) == 1 && f.QuotaExhausted == "insufficient_quota" {
+		for _, q := range QuotaCodes {
+			if q == args[0] {
+				f.QuotaExhausted = q
+				return nil
+			}
+		}
+		return fmt.Errorf("unexpected argument %q: --quota-exhausted takes one of %s", args[0], strings.Join(QuotaCodes, ", "))
+	}
+	return fmt.Errorf("unexpected argument %q", args[0])
 }
 
 type nopWriter struct{}

@@ -91,7 +91,7 @@ func longContextThreshold(appliesWhen string) int64 {
 // Limits returns the limits the simulator applies to model (resolved through
 // the registry); ok is false for an unknown model.
 func (s *Server) Limits(model string) (l models.Limits, ok bool) {
-	res := s.reg.Lookup(model)
+	res := s.lookup(model)
 	if res.Model == nil {
 		return l, false
 	}
@@ -247,7 +247,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	var res models.Resolution
 	var lim *limiter
 	if x.model != "" {
-		res = s.reg.Lookup(x.model)
+		res = s.lookup(x.model)
 		if res.Model != nil {
 			s.mu.Lock()
 			lim = s.limiterFor(res.Model)
@@ -285,6 +285,16 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	c, herr := s.check(endpoint, x.model, res.Model, x.body, body)
 	if herr != nil {
+		if lim != nil && herr.status == 400 {
+			// A request rejected as invalid once its model is known still
+			// counts (wire-formats.md §1.7: unsuccessful requests count);
+			// it takes a request, no tokens, and never goes into debt.
+			s.mu.Lock()
+			lim.advance(s.clk.Now())
+			lim.takeRequest(false)
+			setRateHeaders(w.Header(), lim)
+			s.mu.Unlock()
+		}
 		x.json(herr.status, herr.body)
 		return
 	}
@@ -492,6 +502,10 @@ func (s *Server) check(endpoint, model string, m *models.Model, raw []byte, body
 // validateBody checks the endpoint's required fields as the API does.
 func validateBody(endpoint, model string, m *models.Model, body map[string]json.RawMessage) *httpErr {
 	embedding := m.Kind == "embedding"
+	legacy := isCompletionModel(m)
+	if e := validateParams(endpoint, body); e != nil {
+		return e
+	}
 	switch endpoint {
 	case "/v1/embeddings":
 		if !embedding {
@@ -506,7 +520,7 @@ func validateBody(endpoint, model string, m *models.Model, body map[string]json.
 		}
 		return nil
 	case "/v1/chat/completions":
-		if embedding {
+		if embedding || legacy {
 			return herr(404, "invalid_request_error", "model", "", "This is not a chat model and thus not supported in the v1/chat/completions endpoint. Did you mean to use v1/completions?")
 		}
 		raw, ok := body["messages"]
@@ -529,11 +543,16 @@ func validateBody(endpoint, model string, m *models.Model, body map[string]json.
 		if embedding {
 			return herr(404, "invalid_request_error", "model", "", "This is not a completions model.")
 		}
+		if !legacy {
+			// The mirror of the chat endpoint's message for a
+			// non-chat model.
+			return herr(404, "invalid_request_error", "model", "", "This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?")
+		}
 		if _, ok := body["prompt"]; !ok {
 			return herr(400, "invalid_request_error", "prompt", "missing_required_parameter", "Missing required parameter: 'prompt'.")
 		}
 	case "/v1/responses":
-		if embedding {
+		if embedding || legacy {
 			return herr(400, "invalid_request_error", "model", "", fmt.Sprintf("The model `%s` is not supported with the Responses API.", model))
 		}
 		// The spec's CreateResponse: max_output_tokens has minimum 16.
@@ -808,12 +827,12 @@ func (s *Server) stream(x *exchange, endpoint string, body map[string]json.RawMe
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	var data []any
-	for _, m := range s.reg.Models() {
-		data = append(data, modelObject(m.ID))
+	for _, id := range s.modelIDs() {
+		data = append(data, modelObject(id))
 	}
 	x.json(200, map[string]any{"object": "list", "data": data})
 }
@@ -822,11 +841,11 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
-	if !s.auth(x) {
+	if !s.gate(x) {
 		return
 	}
 	id := r.PathValue("id")
-	if s.reg.Lookup(id).Model == nil {
+	if s.lookup(id).Model == nil {
 		x.error(404, "invalid_request_error", "model", "model_not_found", fmt.Sprintf("The model '%s' does not exist", id))
 		return
 	}
@@ -835,4 +854,105 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 
 func modelObject(id string) map[string]any {
 	return map[string]any{"id": id, "object": "model", "created": 1700000000, "owned_by": "system"}
+}
+
+// jsonKind names a JSON value's type as OpenAI's invalid_type messages do
+// ("a string", "a decimal number", "an integer", "a boolean", ...).
+func jsonKind(raw json.RawMessage) string {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 {
+		return "nothing"
+	}
+	switch t[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	if bytes.ContainsAny(t, ".eE") {
+		return "a decimal number"
+	}
+	return "an integer"
+}
+
+// validateParams checks the common scalar parameters of chat, completions
+// and embeddings requests against the spec's schemas (openai-openapi
+// f85dbe2): max_tokens ≥ 1 on chat (≥ 0 on the legacy completions, whose
+// schema says minimum 0), max_completion_tokens ≥ 1, n in 1..128,
+// temperature in 0..2, stream a boolean, dimensions ≥ 1. null means unset.
+// Errors use the API's 400 invalid_request_error forms: code invalid_type
+// ("Invalid type for 'n': expected an integer, but got a string
+// instead."), integer_below_min_value / integer_above_max_value ("Invalid
+// 'max_tokens': integer below minimum value. Expected a value >= 1, but got
+// 0 instead.") and decimal_below_min_value / decimal_above_max_value.
+func validateParams(endpoint string, body map[string]json.RawMessage) *httpErr {
+	if endpoint == "/v1/responses" {
+		return nil // validated in validateBody (max_output_tokens ≥ 16)
+	}
+	typeErr := func(k, want string, raw json.RawMessage) *httpErr {
+		return herr(400, "invalid_request_error", k, "invalid_type", fmt.Sprintf(
+			"Invalid type for '%s': expected %s, but got %s instead.", k, want, jsonKind(raw)))
+	}
+	intParam := func(k string, lo, hi int64) *httpErr {
+		raw, ok := body[k]
+		if !ok || jsonKind(raw) == "null" {
+			return nil
+		}
+		if jsonKind(raw) != "an integer" {
+			return typeErr(k, "an integer", raw)
+		}
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+		if err != nil {
+			return typeErr(k, "an integer", raw)
+		}
+		if v < lo {
+			return herr(400, "invalid_request_error", k, "integer_below_min_value", fmt.Sprintf(
+				"Invalid '%s': integer below minimum value. Expected a value >= %d, but got %d instead.", k, lo, v))
+		}
+		if hi > 0 && v > hi {
+			return herr(400, "invalid_request_error", k, "integer_above_max_value", fmt.Sprintf(
+				"Invalid '%s': integer above maximum value. Expected a value <= %d, but got %d instead.", k, hi, v))
+		}
+		return nil
+	}
+	minTokens := int64(1)
+	if endpoint == "/v1/completions" {
+		minTokens = 0
+	}
+	for _, e := range []*httpErr{
+		intParam("max_tokens", minTokens, 0),
+		intParam("max_completion_tokens", 1, 0),
+		intParam("n", 1, 128),
+		intParam("dimensions", 1, 0),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if raw, ok := body["temperature"]; ok && jsonKind(raw) != "null" {
+		k := jsonKind(raw)
+		if k != "an integer" && k != "a decimal number" {
+			return typeErr("temperature", "a decimal", raw)
+		}
+		var v float64
+		_ = json.Unmarshal(raw, &v)
+		switch {
+		case v < 0:
+			return herr(400, "invalid_request_error", "temperature", "decimal_below_min_value", fmt.Sprintf(
+				"Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got %s instead.", bytes.TrimSpace(raw)))
+		case v > 2:
+			return herr(400, "invalid_request_error", "temperature", "decimal_above_max_value", fmt.Sprintf(
+				"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got %s instead.", bytes.TrimSpace(raw)))
+		}
+	}
+	if raw, ok := body["stream"]; ok && jsonKind(raw) != "null" && jsonKind(raw) != "a boolean" {
+		return typeErr("stream", "a boolean", raw)
+	}
+	return nil
 }

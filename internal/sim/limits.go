@@ -60,8 +60,9 @@ func (b *bucket) resetIn() time.Duration {
 // remaining is the whole tokens left.
 func (b *bucket) remaining() int64 { return int64(math.Floor(b.tokens + eps)) }
 
-// used is limit minus remaining, as OpenAI's "Used U" figure.
-func (b *bucket) used() int64 { return int64(b.limit) - b.remaining() }
+// used is limit minus remaining (remaining at least 0), as OpenAI's "Used
+// U" figure.
+func (b *bucket) used() int64 { return int64(b.limit) - max(0, b.remaining()) }
 
 func secs(s float64) time.Duration { return time.Duration(math.Ceil(s * float64(time.Second))) }
 
@@ -69,6 +70,27 @@ func secs(s float64) time.Duration { return time.Duration(math.Ceil(s * float64(
 type limiter struct {
 	model              string
 	rpm, tpm, rpd, tpd *bucket
+	// retryAt is when the last 429 told the client to come back; a
+	// rejected request arriving earlier goes into request debt.
+	retryAt time.Time
+}
+
+// takeRequest charges a rejected (429) or invalid (400) request one
+// request from the RPM and RPD buckets (cookbook: "Unsuccessful requests
+// contribute to your per-minute limit", wire-formats.md §1.7). When a
+// bucket is empty the request is taken as debt (down to -limit, so the
+// reset moves further away) only if debt is true: a 429 that arrives
+// before the retry time the previous 429 advertised.
+func (l *limiter) takeRequest(debt bool) {
+	for _, b := range []*bucket{l.rpm, l.rpd} {
+		switch {
+		case b == nil:
+		case b.has(1):
+			b.tokens--
+		case debt:
+			b.tokens = math.Max(b.tokens-1, -b.limit)
+		}
+	}
 }
 
 func (l *limiter) advance(now time.Time) {
@@ -133,28 +155,31 @@ func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *r
 	if s.cfg.Tier == "free" {
 		free = " You can increase your rate limit by adding a payment method to your account at https://platform.openai.com/account/billing."
 	}
+	early := now.Before(l.retryAt)
 	reject := func(limit, typ, dim, abbr string, b *bucket, req int64) *rejection {
-		w := b.wait(float64(req))
+		used := b.used()
 		// Failed requests count (openai-cookbook How_to_handle_rate_limits):
-		// a rejected request still takes a request from RPM and RPD.
+		// a rejected request still takes a request from RPM and RPD, into
+		// debt when it came before the advertised retry time.
+		l.takeRequest(early)
+		// The advertised wait is honest: after it, this request is
+		// admitted (if nothing else arrives meanwhile).
+		w := b.wait(float64(req))
 		for _, rb := range []*bucket{l.rpm, l.rpd} {
-			if rb != nil && rb.has(1) {
-				rb.tokens--
+			if rb != nil {
+				w = max(w, rb.wait(1))
 			}
 		}
+		l.retryAt = now.Add(w)
 		return &rejection{limit: limit, errType: typ, code: "rate_limit_exceeded", wait: w, message: fmt.Sprintf(
 			"Rate limit reached for %s in organization %s on %s (%s): Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.%s",
-			model, org, dim, abbr, int64(b.limit), b.used(), req, fmtDur(w), free)}
+			model, org, dim, abbr, int64(b.limit), used, req, fmtDur(w), free)}
 	}
 	if l.tpm != nil && float64(charge) > l.tpm.limit {
 		r := &rejection{limit: LimitTooLarge, errType: "tokens", code: "rate_limit_exceeded", message: fmt.Sprintf(
 			"Request too large for %s in organization %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
 			model, org, int64(l.tpm.limit), charge)}
-		for _, rb := range []*bucket{l.rpm, l.rpd} {
-			if rb != nil && rb.has(1) {
-				rb.tokens--
-			}
-		}
+		l.takeRequest(early)
 		return r
 	}
 	if l.rpd != nil && !l.rpd.has(1) {
@@ -170,14 +195,11 @@ func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *r
 		return reject(LimitTPM, "tokens", "tokens per min", "TPM", l.tpm, charge)
 	}
 	if r := s.slowDownCheck(l, now); r != nil {
+		l.takeRequest(early)
 		return r
 	}
 	if s.cfg.MaxConcurrent > 0 && s.inflight >= s.cfg.MaxConcurrent {
-		for _, rb := range []*bucket{l.rpm, l.rpd} {
-			if rb != nil && rb.has(1) {
-				rb.tokens--
-			}
-		}
+		l.takeRequest(early)
 		return &rejection{limit: LimitConcurrency, errType: "requests", code: "rate_limit_exceeded",
 			message: "Too many concurrent requests for this model.", wait: time.Second}
 	}

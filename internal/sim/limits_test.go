@@ -656,7 +656,7 @@ func TestRuntimeModesAndIntercept(t *testing.T) {
 
 func TestCompletionsAndEmbeddings(t *testing.T) {
 	srv, _ := newSim(t, sim.Config{Tier: "none"})
-	r := post(t, srv, "/completions", `{"model":"gpt-3.5-turbo","prompt":"Say this is a test"}`)
+	r := post(t, srv, "/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"Say this is a test"}`)
 	u := decode[struct{ Usage usage }](t, r.Body).Usage
 	if r.Status != 200 || u.CompletionTokens != 16 {
 		t.Errorf("completions default max_tokens 16: %d %+v", r.Status, u)

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +32,8 @@ type Server struct {
 	mux     *http.ServeMux
 
 	mu       sync.Mutex
-	rng      *rand.Rand
+	rng      *rand.Rand // faults, jitter, shuffles (Config.Seed)
+	idRng    *rand.Rand // ids (random per start unless Config.DeterministicIDs)
 	limiters map[string]*limiter
 	inflight int
 	slow     slowState
@@ -63,12 +67,14 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: c, clk: c.Clock, reg: c.Registry, counter: c.Counter,
 		rng:      rand.New(rand.NewSource(c.Seed)),
+		idRng:    rand.New(rand.NewSource(idSeed(c))),
 		limiters: map[string]*limiter{},
 		files:    map[string]*file{},
 		batches:  map[string]*batch{},
 	}
 	s.mode = mode{quota: c.QuotaExhausted, invalidKey: c.InvalidKey, faultRate: c.FaultRate}
 	s.stats.Start = s.clk.Now()
+	s.stats.Tier = c.Tier
 	s.stats.Limits = map[string]models.Limits{}
 	s.stats.RateLimited = map[string]int64{}
 	s.stats.Status = map[int]int64{}
@@ -194,6 +200,30 @@ func (s *Server) auth(x *exchange) bool {
 	return true
 }
 
+// gate is auth plus the quota fault mode for the endpoints without a model
+// (Models, Files, Batches): false means a 401 or a 429 was written.
+//
+// Under --quota-exhausted every API endpoint answers the same 429
+// insufficient_quota envelope (no retry-after). How the real Files and
+// Batch endpoints behave for an organization out of quota is not captured
+// (wire-formats.md §1.4 only shows inference answers); refusing them too
+// is a choice, so that a client's quota handling (exit 5) can be exercised
+// on every path.
+func (s *Server) gate(x *exchange) bool {
+	if !s.auth(x) {
+		return false
+	}
+	s.mu.Lock()
+	q := s.mode.quota
+	s.mu.Unlock()
+	if q != "" {
+		x.limit = LimitQuota
+		x.error(429, "insufficient_quota", "", q, quotaMessage(q))
+		return false
+	}
+	return true
+}
+
 // maskKey masks a key as OpenAI does in 401 messages: first 3 and last 4
 // characters kept.
 func maskKey(k string) string {
@@ -294,11 +324,24 @@ type logLine struct {
 const hexDigits = "0123456789abcdef"
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
+// idSeed seeds the id generator: Config.Seed when DeterministicIDs is set
+// (tests), otherwise crypto randomness mixed with the start time, so ids
+// (x-request-id, chatcmpl-…, file-…, batch_…) never repeat across restarts
+// while --seed still fixes faults, jitter and shuffles.
+func idSeed(c Config) int64 {
+	if c.DeterministicIDs {
+		return c.Seed
+	}
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return int64(binary.LittleEndian.Uint64(b[:])) ^ time.Now().UnixNano()
+}
+
 // hex returns n random hex digits; s.mu must be held.
 func (s *Server) hex(n int) string {
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = hexDigits[s.rng.Intn(16)]
+		b[i] = hexDigits[s.idRng.Intn(16)]
 	}
 	return string(b)
 }
@@ -307,7 +350,7 @@ func (s *Server) hex(n int) string {
 func (s *Server) alnumID(n int) string {
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = alnum[s.rng.Intn(len(alnum))]
+		b[i] = alnum[s.idRng.Intn(len(alnum))]
 	}
 	return string(b)
 }
@@ -335,6 +378,9 @@ type Stats struct {
 	GoodUsedTokens int64
 	// Limits are the limits applied, per model that was requested.
 	Limits map[string]models.Limits
+	// Tier is the configured tier ("free", "1".."5", "none", or "" for
+	// custom limits only).
+	Tier string
 }
 
 // Stats returns a copy of the counters.
@@ -361,23 +407,52 @@ func copyMap[K comparable, V any](m map[K]V) map[K]V {
 
 // WriteSummary prints the stats for people: requests, 2xx, 429 by limit
 // type, 5xx, and goodput (requests and tokens per minute of sim time)
-// against the limits.
+// against the limits. Goodput is not extrapolated from runs shorter than a
+// minute of sim time (it would exceed the per-minute limits); limits of 0
+// print as "unlimited", and a model with no published free-tier limits
+// says so.
 func (st Stats) WriteSummary(w io.Writer) {
-	mins := st.End.Sub(st.Start).Minutes()
-	fmt.Fprintf(w, "sim summary (%.1f min sim time): %d requests, %d 2xx, %d 429, %d 5xx/dropped\n",
-		mins, st.Requests, st.OK, sumMap(st.RateLimited), st.ServerErrors)
+	elapsed := st.End.Sub(st.Start)
+	fmt.Fprintf(w, "sim summary (%s sim time): %d requests, %d 2xx, %d 429, %d 5xx/dropped\n",
+		fmtDur(elapsed), st.Requests, st.OK, sumMap(st.RateLimited), st.ServerErrors)
 	for _, k := range []string{LimitRPM, LimitTPM, LimitRPD, LimitTPD, LimitTooLarge, LimitConcurrency, LimitSlowDown, LimitQuota} {
 		if n := st.RateLimited[k]; n > 0 {
 			fmt.Fprintf(w, "  429 %-18s %d\n", k, n)
 		}
 	}
-	if mins > 0 {
+	if mins := elapsed.Minutes(); mins >= 1 {
 		fmt.Fprintf(w, "  goodput: %.1f req/min, %.0f tokens/min charged, %.0f tokens/min used\n",
 			float64(st.GoodRequests)/mins, float64(st.GoodCharged)/mins, float64(st.GoodUsedTokens)/mins)
+	} else {
+		fmt.Fprintf(w, "  goodput: n/a for runs under a minute of sim time (%d requests succeeded, %d tokens charged)\n",
+			st.GoodRequests, st.GoodCharged)
 	}
-	for m, l := range st.Limits {
-		fmt.Fprintf(w, "  limits %s: %d RPM, %d TPM, %d RPD, %d TPD\n", m, l.RPM, l.TPM, l.RPD, l.TPD)
+	names := make([]string, 0, len(st.Limits))
+	for m := range st.Limits {
+		names = append(names, m)
 	}
+	sort.Strings(names)
+	for _, m := range names {
+		l := st.Limits[m]
+		if l.RPM == 0 && l.TPM == 0 && l.RPD == 0 && l.TPD == 0 {
+			switch st.Tier {
+			case "free":
+				fmt.Fprintf(w, "  limits %s: no free-tier limits published (unlimited here)\n", m)
+			default:
+				fmt.Fprintf(w, "  limits %s: unlimited\n", m)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "  limits %s: %s RPM, %s TPM, %s RPD, %s TPD\n", m, limitStr(l.RPM), limitStr(l.TPM), limitStr(l.RPD), limitStr(l.TPD))
+	}
+}
+
+// limitStr prints a limit, "unlimited" for 0.
+func limitStr(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func sumMap(m map[string]int64) int64 {

@@ -135,7 +135,7 @@ func TestSpecInference(t *testing.T) {
 		{"/chat/completions", "CreateChatCompletionRequest", "CreateChatCompletionResponse",
 			`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"hello"}]}],"max_tokens":5}`},
 		{"/completions", "CreateCompletionRequest", "CreateCompletionResponse",
-			`{"model":"gpt-3.5-turbo","prompt":"Say this is a test","max_tokens":7}`},
+			`{"model":"gpt-3.5-turbo-instruct","prompt":"Say this is a test","max_tokens":7}`},
 		{"/embeddings", "CreateEmbeddingRequest", "CreateEmbeddingResponse",
 			`{"model":"text-embedding-3-small","input":["a","b"],"dimensions":8}`},
 		{"/embeddings", "CreateEmbeddingRequest", "CreateEmbeddingResponse",
