@@ -60,6 +60,8 @@ func TestOpenAIClient_B10(t *testing.T) {
 			w.Write(b)
 		case r.Method == "GET" && r.URL.Path == "/v1/batches":
 			w.Write(list)
+		case r.Method == "GET" && r.URL.Path == "/v1/files":
+			w.Write([]byte(`{"object":"list","data":[]}`))
 		default:
 			t.Errorf("unexpected %s %s", r.Method, r.URL)
 			w.WriteHeader(404)
@@ -95,8 +97,8 @@ func TestOpenAIClient_B10(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
-	if j.QueueLimits["gpt-4o"] != 90000 {
-		t.Errorf("learned limit %d, want 90000", j.QueueLimits["gpt-4o"])
+	if j.QueueLimit("gpt-4o") != 90000 {
+		t.Errorf("learned limit %d, want 90000", j.QueueLimit("gpt-4o"))
 	}
 	md := createBodies[1]["metadata"].(map[string]any)
 	if createBodies[1]["completion_window"] != "24h" || createBodies[1]["input_file_id"] != "file-IN0001" || md[MetaJob] != j.ID || md[MetaShard] != "0" || md[MetaAttempt] != "2" || md[MetaInputSHA256] != j.InputSHA256 {

@@ -62,6 +62,8 @@ type Client interface {
 	UploadFile(ctx context.Context, path, name string) (File, error)
 	// ListFiles lists the organization's files (for crash recovery).
 	ListFiles(ctx context.Context) ([]File, error)
+	// DeleteFile deletes an uploaded file (best-effort cleanup).
+	DeleteFile(ctx context.Context, id string) error
 	// CreateBatch creates a batch (completion window 24h).
 	CreateBatch(ctx context.Context, fileID, endpoint string, metadata map[string]string) (Batch, error)
 	GetBatch(ctx context.Context, id string) (Batch, error)
@@ -104,6 +106,11 @@ func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File,
 		return File{}, err
 	}
 	return fromOpenAIFile(f), nil
+}
+
+// DeleteFile deletes file id (DELETE /files/{id}).
+func (c *OpenAIClient) DeleteFile(ctx context.Context, id string) error {
+	return c.C.DeleteFile(ctx, id)
 }
 
 func fromOpenAIFile(f openai.File) File {

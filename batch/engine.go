@@ -85,6 +85,11 @@ type RunOptions struct {
 	// has a batch that has left validating (the moment to say "submitted").
 	OnSubmitted func()
 	Hooks       Hooks
+	// ModelOf, when set, returns the model of a batch not of this job
+	// ("" when unknown), e.g. from the local state of other jobs: the
+	// Batch object carries no model, and only batches of the same model
+	// share its enqueued-token queue.
+	ModelOf func(b Batch) string
 }
 
 type runner struct {
@@ -96,6 +101,9 @@ type runner struct {
 	waitLogged map[int]bool
 	// apiErrs counts consecutive transient API errors (for backoff).
 	apiErrs int
+	// files caches the file list read by findFile.
+	files       []File
+	filesListed bool
 }
 
 // Run drives job until the until condition holds: it uploads and creates
@@ -268,7 +276,40 @@ func oneLine(err error) string {
 // uploadName is the file name a shard is uploaded under: it names the job
 // and shard, so a rerun after a crash can find the file again.
 func uploadName(job *Job, s *Shard) string {
+	if job.Plan > 0 {
+		return fmt.Sprintf("oairl-%s-p%d-shard-%03d.jsonl", job.ID, job.Plan, s.Index)
+	}
 	return fmt.Sprintf("oairl-%s-shard-%03d.jsonl", job.ID, s.Index)
+}
+
+// shardMeta is the oairl_shard metadata of shard s: its index, plus the
+// plan after a re-split ("3.p1"), so batches of an earlier split never
+// match.
+func shardMeta(job *Job, s *Shard) string {
+	if job.Plan > 0 {
+		return fmt.Sprintf("%d.p%d", s.Index, job.Plan)
+	}
+	return strconv.Itoa(s.Index)
+}
+
+// findFile looks for a file already uploaded for shard s (an upload
+// interrupted after the server stored it): same name, same size. The file
+// list is read at most once per run.
+func (r *runner) findFile(ctx context.Context, s *Shard) (File, bool, error) {
+	if !r.filesListed {
+		files, err := r.Client.ListFiles(ctx)
+		if err != nil {
+			return File{}, false, err
+		}
+		r.files, r.filesListed = files, true
+	}
+	name := uploadName(r.job, s)
+	for _, f := range r.files {
+		if f.Filename == name && (f.Bytes == 0 || f.Bytes == s.Bytes) && (f.Purpose == "" || f.Purpose == "batch") {
+			return f, true, nil
+		}
+	}
+	return File{}, false, nil
 }
 
 // recover finds what a crashed earlier run left behind: files uploaded
@@ -376,11 +417,11 @@ func (r *runner) findBatches(ctx context.Context) (map[int][]Batch, error) {
 			if b.Metadata[MetaJob] != r.job.ID {
 				continue
 			}
-			k, err := strconv.Atoi(b.Metadata[MetaShard])
-			if err != nil {
-				continue
+			for _, s := range r.job.Shards {
+				if b.Metadata[MetaShard] == shardMeta(r.job, s) {
+					out[s.Index] = append(out[s.Index], b)
+				}
 			}
-			out[k] = append(out[k], b)
 		}
 		if !p.HasMore || p.LastID == "" || p.LastID == after {
 			break
@@ -425,7 +466,16 @@ func (r *runner) submitReady(ctx context.Context) (bool, error) {
 			blocked[s.Model] = true
 			continue
 		}
-		limit := r.job.QueueLimits[s.Model]
+		limit := r.job.QueueLimit(s.Model)
+		if limit > 0 && s.Tokens > limit {
+			// Never create a batch that cannot fit the queue even alone.
+			if !r.job.Started() {
+				return changed, r.tooBig(s, limit)
+			}
+			r.giveUp(s, limit)
+			changed = true
+			continue
+		}
 		if q := r.queued(s.Model); limit > 0 && q > 0 && q+s.Tokens > limit {
 			blocked[s.Model] = true
 			if !r.waitLogged[s.Index] {
@@ -453,16 +503,43 @@ func (r *runner) submitReady(ctx context.Context) (bool, error) {
 // false without an error when a transient API error should be retried.
 func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 	if s.FileID == "" {
+		// A file uploaded by an interrupted run is reused, never
+		// uploaded twice.
+		if f, ok, err := r.findFile(ctx, s); err != nil {
+			return false, r.transient("listing files", err)
+		} else if ok {
+			r.logf("shard %d: found file %s already uploaded for this shard; reusing it", s.Index, f.ID)
+			s.FileID, s.Status = f.ID, StatusUploaded
+			if err := r.save(); err != nil {
+				return false, err
+			}
+		}
+	}
+	if s.FileID == "" {
 		s.Status = StatusUploading
 		if err := r.save(); err != nil {
 			return false, err
 		}
 		f, err := r.Client.UploadFile(ctx, r.job.ShardPath(s), uploadName(r.job, s))
 		if err != nil {
+			if ctx.Err() != nil {
+				// Interrupted mid-upload: the server may have the file.
+				// Delete it when its id is known; otherwise the status
+				// stays "uploading" and the rerun looks for it by name.
+				if f.ID != "" {
+					dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if r.Client.DeleteFile(dctx, f.ID) == nil {
+						s.Status = StatusPending
+					}
+					cancel()
+				}
+				return false, r.interrupted()
+			}
 			s.Status = StatusPending
 			return false, r.transient(fmt.Sprintf("shard %d: uploading %s", s.Index, r.job.ShardPath(s)), err)
 		}
 		s.FileID = f.ID
+		r.files = append(r.files, f)
 		if h := r.Hooks.AfterUpload; h != nil {
 			if err := h(s); err != nil {
 				s.FileID = ""
@@ -484,7 +561,7 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 		md[k] = v
 	}
 	md[MetaJob] = r.job.ID
-	md[MetaShard] = strconv.Itoa(s.Index)
+	md[MetaShard] = shardMeta(r.job, s)
 	md[MetaInputSHA256] = r.job.InputSHA256
 	md[MetaAttempt] = strconv.Itoa(s.Attempt)
 	b, err := r.Client.CreateBatch(ctx, s.FileID, s.Endpoint, md)
@@ -528,20 +605,24 @@ func serverQueueLimit(msg string) int64 {
 // could never run, and the input must be split under that limit.
 func (r *runner) queueFull(ctx context.Context, s *Shard, batchID, msg string) error {
 	if lim := serverQueueLimit(msg); lim > 0 {
-		if r.job.QueueLimits == nil {
-			r.job.QueueLimits = map[string]int64{}
+		if r.job.ServerLimits == nil {
+			r.job.ServerLimits = map[string]int64{}
 		}
-		if cur := r.job.QueueLimits[s.Model]; cur == 0 || cur > lim {
-			r.job.QueueLimits[s.Model] = lim
+		if cur := r.job.ServerLimits[s.Model]; cur == 0 || cur > lim {
+			r.job.ServerLimits[s.Model] = lim
 		}
 		if s.Tokens > lim {
 			if batchID != "" && !contains(s.FailedBatches, batchID) {
 				s.FailedBatches = append(s.FailedBatches, batchID)
 			}
 			s.BatchID, s.Status = "", StatusUploaded
+			s.RequestCounts, s.Errors = RequestCounts{}, nil
+			if r.job.Started() {
+				r.giveUp(s, lim)
+				return r.save()
+			}
 			_ = r.save()
-			return exitcode.Errorf(exitcode.RateLimited, "shard %d needs ~%d enqueued tokens but the %s queue holds at most %d (server: %s); resubmit with --enqueued-limit %d to split it smaller",
-				s.Index, s.Tokens, s.Model, lim, msg, lim)
+			return r.tooBig(s, lim)
 		}
 	}
 	if batchID != "" && !contains(s.FailedBatches, batchID) {
@@ -561,11 +642,17 @@ func (r *runner) queueFull(ctx context.Context, s *Shard, batchID, msg string) e
 	}
 	// Batches of other jobs or tools hold the queue too (B10): name the
 	// unfinished ones of the first page (the Batch object has no model in
-	// go-openai's type, so they are not filtered by model).
+	// go-openai's type: they are filtered by model only where ModelOf
+	// knows it).
 	if p, err := r.Client.ListBatches(ctx, "", 20); err == nil {
 		for _, b := range p.Data {
 			if b.Metadata[MetaJob] == r.job.ID || !Queued(b.Status) || b.ID == batchID {
 				continue
+			}
+			if r.ModelOf != nil {
+				if m := r.ModelOf(b); m != "" && m != s.Model {
+					continue // another model's queue
+				}
 			}
 			others = append(others, fmt.Sprintf("%s (%s, %d/%d)", b.ID, b.Status, b.RequestCounts.Completed+b.RequestCounts.Failed, b.RequestCounts.Total))
 		}
@@ -584,6 +671,34 @@ func (r *runner) queueFull(ctx context.Context, s *Shard, batchID, msg string) e
 	}
 	r.logf("%s", line)
 	return nil
+}
+
+// tooBig is the exit-6 error for shard s, larger than its model's queue
+// limit lim (tokens) by itself, in a job no batch of which has run (the
+// callers handle a started job with giveUp): rerunning submit with the
+// limit re-splits the job, so that is the advice.
+func (r *runner) tooBig(s *Shard, lim int64) error {
+	_ = r.save()
+	cmd := "the same 'oairl batch submit'"
+	if in := strings.Join(r.job.Inputs, " "); in != "" && !contains(r.job.Inputs, "-") {
+		cmd = "'oairl batch submit " + in + "'"
+	}
+	return exitcode.Errorf(exitcode.RateLimited, "shard %d needs ~%d enqueued tokens but the %s queue holds at most %d; no batch was created for it: rerun %s with --enqueued-limit %d (no batch of job %s has run yet, so it will be re-split into smaller shards)",
+		s.Index, s.Tokens, s.Model, lim, cmd, lim, r.job.ID)
+}
+
+// giveUp ends shard s, too large for its model's queue limit lim (tokens)
+// in a job whose other batches already ran, so it cannot be re-split: the
+// shard is marked failed locally (no batch is ever created for it), the
+// other shards go on, and 'batch results' writes its requests to --failed,
+// to be resubmitted under the smaller limit.
+func (r *runner) giveUp(s *Shard, lim int64) {
+	s.Status = StatusFailed
+	s.Errors = []BatchError{{Code: CodeTokenLimitExceeded, Message: fmt.Sprintf(
+		"never submitted: the shard needs ~%d enqueued tokens but the %s queue holds at most %d; resubmit its requests (batch results --failed) with --enqueued-limit %d",
+		s.Tokens, s.Model, lim, lim)}}
+	r.logf("shard %d: needs ~%d enqueued tokens but the %s queue holds at most %d, and batches of job %s already ran, so it cannot be re-split: not submitted; its %d requests will be in 'oairl batch results %s --failed FILE' (resubmit that file with --enqueued-limit %d)",
+		s.Index, s.Tokens, s.Model, lim, r.job.ID, s.Requests, r.job.ID, lim)
 }
 
 func (r *runner) logStatus(s *Shard) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -394,7 +395,176 @@ func TestRun_ShardOverServerQueueLimit(t *testing.T) {
 	if exitcode.Of(err) != exitcode.RateLimited || !strings.Contains(err.Error(), "--enqueued-limit 500") {
 		t.Fatalf("exit %d: %v", exitcode.Of(err), err)
 	}
-	if api.creates != 1 || j.QueueLimits["gpt-4o"] != 500 {
-		t.Errorf("creates %d, learned limit %d", api.creates, j.QueueLimits["gpt-4o"])
+	if api.creates != 1 || j.QueueLimit("gpt-4o") != 500 {
+		t.Errorf("creates %d, learned limit %d", api.creates, j.QueueLimit("gpt-4o"))
+	}
+	// A rerun (same split, flags that allow more) never creates the
+	// doomed batch again: the server's limit is kept.
+	j.QueueLimits["gpt-4o"] = 2_000_000
+	err = Run(context.Background(), j, runOpts(api, clk, &syncBuf{}))
+	if exitcode.Of(err) != exitcode.RateLimited || api.creates != 1 || !strings.Contains(err.Error(), "re-split") {
+		t.Fatalf("rerun: exit %d, creates %d: %v", exitcode.Of(err), api.creates, err)
+	}
+}
+
+// Defect: Ctrl-C during a shard upload left the status "pending", so the
+// rerun uploaded the shard again and orphaned the first file. A file of the
+// same name and size is reused; each shard is uploaded once.
+func TestRun_InterruptedUploadNotDuplicated(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 10, 5, "gpt-4o-mini", 10, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	api.onUpload = func() error { cancel(); return context.Canceled }
+	err := Run(ctx, j, runOpts(api, clk, &syncBuf{}))
+	if exitcode.Of(err) != exitcode.Interrupted {
+		t.Fatalf("exit %d (%v), want 130", exitcode.Of(err), err)
+	}
+	api.onUpload = nil
+	d, err := LoadJob(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuf{}
+	opts := runOpts(api, clk, log)
+	opts.Until = UntilDone
+	if err := Run(context.Background(), d, opts); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	names := map[string]int{}
+	for _, f := range api.files {
+		if !strings.HasSuffix(f.name, ".jsonl") || strings.Contains(f.name, "output") {
+			continue
+		}
+		names[f.name]++
+	}
+	for n, c := range names {
+		if c > 1 {
+			t.Errorf("%s uploaded %d times", n, c)
+		}
+	}
+	if api.uploads != 2 || !strings.Contains(log.String(), "reusing it") {
+		t.Errorf("uploads %d, want 2 (one per shard)\n%s", api.uploads, log)
+	}
+
+	// Also a state reset to pending (older runs) finds the file by name.
+	api2 := newFakeAPI(clk)
+	j2 := newTestJob(t, 5, 5, "gpt-4o-mini", 10, 0)
+	f, err := api2.UploadFile(context.Background(), j2.ShardPath(j2.Shards[0]), uploadName(j2, j2.Shards[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), j2, runOpts(api2, clk, &syncBuf{})); err != nil {
+		t.Fatal(err)
+	}
+	if api2.uploads != 1 || j2.Shards[0].FileID != f.ID {
+		t.Errorf("uploads %d, file %s, want the existing %s reused", api2.uploads, j2.Shards[0].FileID, f.ID)
+	}
+}
+
+// Defect 6: Ctrl-C during `batch results` cut the download short and was
+// reported as a broken file ("not a Batch output line", exit 1). It is an
+// interruption: exit 130, no file written.
+func TestResults_InterruptedDownload(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 20, 10, "gpt-4o-mini", 10, 0)
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Until = UntilDone
+	if err := Run(context.Background(), j, opts); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	api.onContent = cancel
+	out := filepath.Join(t.TempDir(), "r.jsonl")
+	_, err := Results(ctx, j, nil, ResultsOptions{Client: api, Out: out})
+	if exitcode.Of(err) != exitcode.Interrupted || !strings.Contains(err.Error(), "interrupted") || strings.Contains(err.Error(), "not a Batch output line") {
+		t.Fatalf("exit %d (%v), want 130 interrupted", exitcode.Of(err), err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("results file written after an interrupt: %v", err)
+	}
+}
+
+// B10 message: other queued batches are named, but only those of the same
+// model when the model is known (ModelOf, from local job state): a
+// gpt-4o-mini batch does not hold gpt-4o's queue.
+func TestRun_B10_OthersFilteredByModel(t *testing.T) {
+	for _, filter := range []bool{false, true} {
+		clk := clock.Scaled(testScale)
+		api := newFakeAPI(clk)
+		api.running = time.Hour
+		api.queueLimit = 1500
+		a := newTestJob(t, 5, 10, "gpt-4o-mini", 100, 0)
+		oa := runOpts(api, clk, &syncBuf{})
+		oa.Until = UntilSubmitted
+		if err := Run(context.Background(), a, oa); err != nil {
+			t.Fatal(err)
+		}
+		api.external["gpt-4o"] = 1000
+		b := newTestJob(t, 10, 10, "gpt-4o", 100, 0)
+		b.ID = "job_other"
+		log := &syncBuf{}
+		ob := runOpts(api, clk, log)
+		ob.Deadline = clk.Now().Add(3 * time.Minute)
+		if filter {
+			ob.ModelOf = func(x Batch) string {
+				if x.ID == a.Shards[0].BatchID {
+					return "gpt-4o-mini"
+				}
+				return ""
+			}
+		}
+		_ = Run(context.Background(), b, ob)
+		if !strings.Contains(log.String(), "token_limit_exceeded") {
+			t.Fatalf("no token_limit_exceeded:\n%s", log)
+		}
+		listed := strings.Contains(log.String(), a.Shards[0].BatchID)
+		if listed == filter {
+			t.Errorf("filter %v: gpt-4o-mini batch %s listed %v:\n%s", filter, a.Shards[0].BatchID, listed, log)
+		}
+	}
+}
+
+// A shard over a (new, smaller) queue limit in a job whose other batches
+// already ran cannot be re-split: it is never created, the other shards go
+// on, and its requests come back as failed (for --failed), not lost.
+func TestRun_OversizedShardOfStartedJob(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 20, 10, "gpt-4o", 100, 0) // 2 shards of ~1,000 tokens
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Hooks.AfterUpload = func(s *Shard) error {
+		if s.Index == 1 {
+			return errors.New("injected crash")
+		}
+		return nil
+	}
+	_ = Run(context.Background(), j, opts)
+	if j.Shards[0].BatchID == "" || api.creates != 1 {
+		t.Fatalf("setup: shard 0 %+v, creates %d", j.Shards[0], api.creates)
+	}
+	j.QueueLimits["gpt-4o"] = 500
+	log := &syncBuf{}
+	opts = runOpts(api, clk, log)
+	opts.Until = UntilDone
+	if err := Run(context.Background(), j, opts); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	s := j.Shards[1]
+	if api.creates != 1 || s.Status != StatusFailed || s.BatchID != "" || !strings.Contains(log.String(), "cannot be re-split") {
+		t.Fatalf("creates %d, shard 1 %s %q\n%s", api.creates, s.Status, s.BatchID, log)
+	}
+	out := filepath.Join(t.TempDir(), "r.jsonl")
+	failed := out + ".failed"
+	sum, err := Results(context.Background(), j, nil, ResultsOptions{Client: api, Out: out, Failed: failed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Succeeded != 10 || sum.Failed != 10 || len(readJSONL(t, failed)) != 10 {
+		t.Errorf("summary %+v", sum)
+	}
+	if c := j.Counts(); c.Failed != 10 || c.Completed != 10 {
+		t.Errorf("counts %+v", c)
 	}
 }

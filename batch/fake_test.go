@@ -40,6 +40,13 @@ type fakeAPI struct {
 	external map[string]int64
 
 	creates, uploads, lists int
+	// onUpload, when set, is called after the file is stored and before
+	// UploadFile returns; a non-nil error is returned (the server kept the
+	// file, the client never learnt its id: an interrupted upload).
+	onUpload func() error
+	// onContent, when set, is called by FileContent, which then returns
+	// only half the file (a download interrupted by Ctrl-C).
+	onContent func()
 	// failGet makes the next n GetBatch calls fail with err.
 	failGet    int
 	failGetErr error
@@ -80,7 +87,22 @@ func (f *fakeAPI) UploadFile(ctx context.Context, path, name string) (File, erro
 	f.uploads++
 	ff := &fakeFile{id: f.id("file"), name: name, data: data}
 	f.files[ff.id] = ff
+	if f.onUpload != nil {
+		if err := f.onUpload(); err != nil {
+			return File{}, err
+		}
+	}
 	return File{ID: ff.id, Filename: name, Bytes: int64(len(data))}, nil
+}
+
+func (f *fakeAPI) DeleteFile(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files[id] == nil {
+		return fmt.Errorf("no such file %s", id)
+	}
+	delete(f.files, id)
+	return nil
 }
 
 func (f *fakeAPI) ListFiles(ctx context.Context) ([]File, error) {
@@ -285,6 +307,11 @@ func (f *fakeAPI) FileContent(ctx context.Context, id string) (io.ReadCloser, er
 	ff := f.files[id]
 	if ff == nil {
 		return nil, fmt.Errorf("no file %q", id)
+	}
+	if f.onContent != nil {
+		// A download cut short: half of the file, then EOF.
+		f.onContent()
+		return io.NopCloser(bytes.NewReader(ff.data[:len(ff.data)/2])), nil
 	}
 	return io.NopCloser(bytes.NewReader(ff.data)), nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -315,9 +316,10 @@ func (m *Merger) Merge(in InputIter, opts MergeOptions) (MergeSummary, error) {
 		if opts.Registry != nil && u.Model != "" {
 			if r := opts.Registry.Lookup(u.Model); r.Model != nil {
 				_, u.CostUSD = tokens.Cost(r.Model, u.PromptTokens, u.CompletionTokens)
+				u.CostUSD = roundUSD(u.CostUSD)
 			}
 		}
-		s.CostUSD += u.CostUSD
+		s.CostUSD = roundUSD(s.CostUSD + u.CostUSD)
 		s.Usage = append(s.Usage, u)
 	}
 	sort.Slice(s.Usage, func(a, b int) bool { return s.Usage[a].Model < s.Usage[b].Model })
@@ -475,3 +477,8 @@ func (ji *JobInput) Close() error {
 	}
 	return ji.orderF.Close()
 }
+
+// roundUSD rounds a cost to 1e-10 USD, dropping float noise
+// (0.0000042000000000000004 → 0.0000042) while keeping the cost of a
+// single token (≥ 1e-8 USD at today's prices) exact.
+func roundUSD(x float64) float64 { return math.Round(x*1e10) / 1e10 }

@@ -47,14 +47,27 @@ type PrepareOptions struct {
 	// Problem is called with every problem found, in input order.
 	Problem func(input.Problem)
 	Now     time.Time
+	// BaseURL is the API base URL the job is for; a job kept for another
+	// server is never resumed (a new job is started instead).
+	BaseURL string
+	// New starts a new job even when one exists for the same input
+	// (--new); with StatePath it is an error, the file being taken.
+	New bool
 }
 
 // PrepareResult says what Prepare did.
 type PrepareResult struct {
 	Job     *Job
 	Resumed bool // the same input was submitted before: its job is reused
-	Summary input.Summary
-	Invalid int // invalid lines (written to Rejected, or the cause of the error)
+	// Replanned: the reused job had no batch yet and its split differed
+	// from the current one (another --enqueued-limit or --tier), so its
+	// shards were replaced by the new split.
+	Replanned bool
+	// Previous is the earlier job for the same input that was not
+	// resumed (another server, or New), else nil.
+	Previous *Job
+	Summary  input.Summary
+	Invalid  int // invalid lines (written to Rejected, or the cause of the error)
 	// Warnings counts warning-severity problems (file and line level).
 	Warnings int
 }
@@ -112,8 +125,19 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		}
 	}
 	valid := 0
+	revived := 0 // lines whose only error was endpoint_mismatch
 	var splitErr error
 	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
+		if opts.Scan.Endpoint == "" {
+			// Shards are split by endpoint like by model, so a file
+			// mixing endpoints is fine without --endpoint: input's
+			// endpoint_mismatch (one endpoint per file) does not apply.
+			wasValid := r.Valid()
+			r.Problems = dropCode(r.Problems, codeEndpointMismatch)
+			if !wasValid && r.Valid() {
+				revived++
+			}
+		}
 		for _, p := range r.Problems {
 			report(p)
 		}
@@ -143,6 +167,10 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		report(p)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C while reading: nothing was kept or uploaded.
+			return res, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while reading the input; nothing was uploaded"))
+		}
 		return res, exitcode.New(exitcode.Input, err)
 	}
 	if res.Invalid > 0 && opts.Rejected == nil {
@@ -158,8 +186,8 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if n != valid || (opts.Rejected == nil && n != sum.Valid) {
-		return res, fmt.Errorf("refusing to upload: the shards hold %d requests but the input has %d valid requests", n, sum.Valid)
+	if n != valid || (opts.Rejected == nil && n != sum.Valid+revived) {
+		return res, fmt.Errorf("refusing to upload: the shards hold %d requests but the input has %d valid requests", n, sum.Valid+revived)
 	}
 	if n == 0 {
 		return res, exitcode.Errorf(exitcode.Input, "no valid requests to submit")
@@ -171,10 +199,19 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	id := JobID(sha)
 	path := opts.StatePath
 	if path == "" {
+		// Jobs for the same input: JOB, JOB-2, JOB-3, ...; the newest is
+		// the one to resume.
+		for n := 2; ; n++ {
+			next := fmt.Sprintf("%s-%d", JobID(sha), n)
+			if _, err := os.Stat(JobPath(opts.StateDir, next)); err != nil {
+				break
+			}
+			id = next
+		}
 		path = JobPath(opts.StateDir, id)
 	}
 	job := &Job{
-		Version: StateVersion, ID: id, InputSHA256: sha, Endpoint: shards[0].Endpoint,
+		Version: StateVersion, ID: id, InputSHA256: sha, BaseURL: opts.BaseURL, Endpoint: shards[0].Endpoint,
 		Requests: n, Rejected: res.Invalid, Metadata: opts.Metadata, CreatedAt: now.UTC(), Shards: shards,
 		QueueLimits: map[string]int64{},
 	}
@@ -195,19 +232,63 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		if old.InputSHA256 != sha {
 			return res, fmt.Errorf("state file %s holds job %s for a different input; pass another --state FILE", path, old.ID)
 		}
-		// Same input: reuse the job (its shards, files and batches).
-		if opts.QueueLimit != nil {
-			for _, s := range old.Shards {
-				if l := opts.QueueLimit(s.Model); l > 0 {
-					if old.QueueLimits == nil {
-						old.QueueLimits = map[string]int64{}
+		otherServer := old.BaseURL != "" && opts.BaseURL != "" && old.BaseURL != opts.BaseURL
+		if otherServer || opts.New {
+			if opts.StatePath != "" {
+				why := "--new"
+				if otherServer {
+					why = "job " + old.ID + " was submitted to " + old.BaseURL + ", not " + opts.BaseURL
+				}
+				return res, exitcode.Errorf(exitcode.Usage, "state file %s holds job %s (%s); pass another --state FILE to start a new job", path, old.ID, why)
+			}
+			// A new job next to the old one: JOB-N+1.
+			res.Previous = old
+			n := 1
+			if i := len(JobID(sha)); len(old.ID) > i {
+				fmt.Sscanf(old.ID[i:], "-%d", &n)
+			}
+			job.ID = fmt.Sprintf("%s-%d", JobID(sha), n+1)
+			path = JobPath(opts.StateDir, job.ID)
+		} else {
+			// Same input, same server: reuse the job (its shards, files
+			// and batches).
+			if opts.QueueLimit != nil {
+				for _, s := range old.Shards {
+					if l := opts.QueueLimit(s.Model); l > 0 {
+						if old.QueueLimits == nil {
+							old.QueueLimits = map[string]int64{}
+						}
+						old.QueueLimits[s.Model] = l
 					}
-					old.QueueLimits[s.Model] = l
 				}
 			}
+			if old.BaseURL == "" {
+				old.BaseURL = opts.BaseURL
+			}
+			res.Job, res.Resumed = old, true
+			if old.Started() || samePlan(old.Shards, shards) {
+				return res, nil
+			}
+			// No batch has run yet and the split changed (another
+			// --enqueued-limit or --tier): replace the shards, so no
+			// shard over the new limit is ever created.
+			dir := old.ShardDir()
+			if err := os.RemoveAll(dir); err != nil {
+				return res, err
+			}
+			if err := os.Rename(tmp, dir); err != nil {
+				return res, err
+			}
+			keep = true
+			old.Shards = shards
+			old.QueueLimits = job.QueueLimits
+			old.Plan++
+			res.Replanned = true
+			if err := old.Save(now); err != nil {
+				return res, err
+			}
+			return res, nil
 		}
-		res.Job, res.Resumed = old, true
-		return res, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return res, err
 	}
@@ -224,6 +305,36 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// codeEndpointMismatch is input's problem code for a line whose endpoint
+// differs from its file's first line's.
+const codeEndpointMismatch = "endpoint_mismatch"
+
+// dropCode returns ps without the problems of code.
+func dropCode(ps []input.Problem, code string) []input.Problem {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p.Code != code {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// samePlan reports whether two splits have the same shards (endpoint,
+// model, requests, bytes and tokens each).
+func samePlan(a, b []*Shard) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Endpoint != y.Endpoint || x.Model != y.Model || x.Requests != y.Requests || x.Bytes != y.Bytes || x.Tokens != y.Tokens || x.File != y.File {
+			return false
+		}
+	}
+	return true
 }
 
 // Plan summarises a job's shards per model, for --dry-run and messages.
@@ -243,7 +354,7 @@ func PlanOf(j *Job) []Plan {
 	for _, s := range j.Shards {
 		p := by[s.Model]
 		if p == nil {
-			p = &Plan{Model: s.Model, QueueLimit: j.QueueLimits[s.Model]}
+			p = &Plan{Model: s.Model, QueueLimit: j.QueueLimit(s.Model)}
 			by[s.Model] = p
 		}
 		p.Shards++

@@ -109,7 +109,16 @@ func TestPrepare_B03_WrongURL(t *testing.T) {
 		if exitcode.Of(pr.err) != exitcode.Input {
 			t.Fatalf("endpoint %q: exit code = %d (%v), want 3", ep, exitcode.Of(pr.err), pr.err)
 		}
-		for _, line := range []int{2, 3, 4, 5, 6} {
+		lines := []int{2, 3, 4, 5, 6}
+		if ep == "" {
+			// Without --endpoint, shards are split by endpoint (issue 6):
+			// the /v1/responses line 5 is valid on its own.
+			lines = []int{2, 3, 4, 6}
+			if problemAt(pr.problems, 5, "endpoint_mismatch") {
+				t.Errorf("endpoint %q: line 5 endpoint_mismatch, want it split by endpoint", ep)
+			}
+		}
+		for _, line := range lines {
 			if !problemAt(pr.problems, line, "") {
 				t.Errorf("endpoint %q: no error on line %d", ep, line)
 			}
@@ -118,6 +127,39 @@ func TestPrepare_B03_WrongURL(t *testing.T) {
 			t.Errorf("endpoint %q: line 1 is valid but got an error", ep)
 		}
 		nothingLeft(t, pr.dir)
+	}
+}
+
+// Issue 6: without --endpoint, a file mixing chat and embeddings lines is
+// split into one shard per endpoint (and model); with --endpoint, the
+// other endpoint's lines stay errors.
+func TestPrepare_MixedEndpointsSplit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mixed.jsonl")
+	var b strings.Builder
+	for i := 0; i < 6; i++ {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `{"custom_id":"c%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}`+"\n", i)
+		} else {
+			fmt.Fprintf(&b, `{"custom_id":"e%d","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}`+"\n", i)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr := prepare(t, path, nil)
+	if pr.err != nil {
+		t.Fatalf("mixed endpoints: %v (problems %v)", pr.err, pr.problems)
+	}
+	eps := map[string]int{}
+	for _, s := range pr.res.Job.Shards {
+		eps[s.Endpoint] += s.Requests
+	}
+	if eps["/v1/chat/completions"] != 3 || eps["/v1/embeddings"] != 3 || len(pr.res.Job.Shards) != 2 {
+		t.Errorf("shards by endpoint %v (%d shards), want 3 + 3 in 2 shards", eps, len(pr.res.Job.Shards))
+	}
+	pr = prepare(t, path, func(o *PrepareOptions) { o.Scan.Endpoint = "/v1/chat/completions" })
+	if exitcode.Of(pr.err) != exitcode.Input || !problemAt(pr.problems, 2, "endpoint_mismatch") {
+		t.Errorf("--endpoint chat: exit %d (%v), want 3 with endpoint_mismatch on line 2", exitcode.Of(pr.err), pr.err)
 	}
 }
 
@@ -349,4 +391,121 @@ func TestPrepare_SameInputReusesJob(t *testing.T) {
 	if len(jobs) != 1 {
 		t.Errorf("%d jobs in state dir, want 1", len(jobs))
 	}
+}
+
+// Defect: after token_limit_exceeded the advice was "resubmit with
+// --enqueued-limit N", but the rerun resumed the old one-shard split. A job
+// no batch of which has run is re-split when the split changes; a started
+// job keeps its shards.
+func TestPrepare_ReplanUnstartedJob(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "q.jsonl")
+	writeLines(t, path, 30, func(int) string { return "gpt-4o-mini" })
+	run := func(limit int64) *PrepareResult {
+		t.Helper()
+		res, err := Prepare(context.Background(), PrepareOptions{
+			Sources: []input.Source{{Name: path}}, Scan: scanOpts(), StateDir: dir,
+			QueueLimit: func(string) int64 { return limit }, Now: time.Now(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := run(0)
+	if len(first.Job.Shards) != 1 {
+		t.Fatalf("%d shards, want 1", len(first.Job.Shards))
+	}
+	total := first.Job.Shards[0].Tokens
+	// The trap: the shard was uploaded and refused by the server.
+	first.Job.Shards[0].Status, first.Job.Shards[0].FileID = StatusUploaded, "file-1"
+	first.Job.Shards[0].FailedBatches = []string{"batch_1"}
+	first.Job.ServerLimits = map[string]int64{"gpt-4o-mini": total / 3}
+	if err := first.Job.Save(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	second := run(total / 3)
+	if !second.Resumed || !second.Replanned || second.Job.ID != first.Job.ID || second.Job.Plan != 1 {
+		t.Fatalf("resumed %v replanned %v id %s plan %d", second.Resumed, second.Replanned, second.Job.ID, second.Job.Plan)
+	}
+	if len(second.Job.Shards) < 3 {
+		t.Errorf("%d shards, want >= 3", len(second.Job.Shards))
+	}
+	sum := 0
+	for _, s := range second.Job.Shards {
+		sum += s.Requests
+		if s.Tokens > total/3 || s.FileID != "" || s.Status != StatusPending {
+			t.Errorf("shard %+v: over the limit %d or not fresh", s, total/3)
+		}
+		if _, err := os.Stat(second.Job.ShardPath(s)); err != nil {
+			t.Error(err)
+		}
+	}
+	if sum != 30 {
+		t.Errorf("shards hold %d requests, want 30", sum)
+	}
+	if second.Job.ServerLimits["gpt-4o-mini"] != total/3 {
+		t.Errorf("server limit lost: %v", second.Job.ServerLimits)
+	}
+	// Started: a batch exists, so the split is kept whatever the flags.
+	second.Job.Shards[0].BatchID, second.Job.Shards[0].Status = "batch_2", StatusInProgress
+	if err := second.Job.Save(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	third := run(total / 6)
+	if third.Replanned || len(third.Job.Shards) != len(second.Job.Shards) {
+		t.Errorf("started job re-split: replanned %v, %d shards", third.Replanned, len(third.Job.Shards))
+	}
+}
+
+// Defect: the job id came from the input alone, so a job of another
+// server (a restarted sim) was "resumed". A job is resumed only for its own
+// base URL; --new starts another.
+func TestPrepare_OtherServerStartsNewJob(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "q.jsonl")
+	writeLines(t, path, 3, func(int) string { return "gpt-4o-mini" })
+	run := func(base string, fresh bool, state string) (*PrepareResult, error) {
+		return Prepare(context.Background(), PrepareOptions{
+			Sources: []input.Source{{Name: path}}, Scan: scanOpts(), StateDir: dir, StatePath: state,
+			BaseURL: base, New: fresh, Now: time.Now(),
+		})
+	}
+	a, err := run("http://a/v1", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := run("http://b/v1", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Resumed || b.Previous == nil || b.Previous.ID != a.Job.ID || b.Job.ID != a.Job.ID+"-2" || b.Job.BaseURL != "http://b/v1" {
+		t.Fatalf("other server: resumed %v id %s (previous %v)", b.Resumed, b.Job.ID, b.Previous)
+	}
+	again, err := run("http://b/v1", false, "")
+	if err != nil || !again.Resumed || again.Job.ID != b.Job.ID {
+		t.Fatalf("same server again: %v resumed %v id %s, want %s", err, again != nil && again.Resumed, again.Job.ID, b.Job.ID)
+	}
+	fresh, err := run("http://b/v1", true, "")
+	if err != nil || fresh.Resumed || fresh.Job.ID != a.Job.ID+"-3" {
+		t.Fatalf("--new: %v id %s", err, fresh.Job.ID)
+	}
+	if _, err := run("http://c/v1", false, a.Job.Path()); exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "http://a/v1") {
+		t.Errorf("--state of another server: %v", err)
+	}
+}
+
+// Ctrl-C while the input is read is an interruption (exit 130), not an
+// invalid input (exit 3); nothing is kept.
+func TestPrepare_Interrupted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.jsonl")
+	writeLines(t, path, 2000, func(int) string { return "gpt-4o-mini" })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	_, err := Prepare(ctx, PrepareOptions{Sources: []input.Source{{Name: path}}, Scan: scanOpts(), StateDir: dir, Now: time.Now()})
+	if exitcode.Of(err) != exitcode.Interrupted {
+		t.Fatalf("exit %d (%v), want 130", exitcode.Of(err), err)
+	}
+	nothingLeft(t, dir)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/models"
 )
@@ -54,6 +56,9 @@ func missingFor(job *Job) func(int) (string, string) {
 			return CodeBatchCancelled, fmt.Sprintf("batch %s was cancelled before this request ran", s.BatchID)
 		case StatusFailed:
 			msg := fmt.Sprintf("batch %s failed", s.BatchID)
+			if s.BatchID == "" {
+				msg = fmt.Sprintf("shard %d was never submitted", s.Index)
+			}
 			for _, e := range s.Errors {
 				msg += ": " + e.Code + ": " + e.Message
 				break
@@ -117,11 +122,25 @@ func download(ctx context.Context, opts ResultsOptions, m *Merger, s *Shard, id 
 	}
 	rc, err := opts.Client.FileContent(ctx, id)
 	if err != nil {
+		if ctx.Err() != nil {
+			return exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while downloading %s of %s; nothing was written", id, s.BatchID))
+		}
+		if st, _, _, _, ok := api.APIError(err); ok && st == http.StatusNotFound {
+			return exitcode.New(exitcode.Failure, fmt.Errorf("the server no longer has file %s of %s (expired or different server): %w", id, s.BatchID, err))
+		}
 		return APIErr(fmt.Sprintf("downloading %s of %s", id, s.BatchID), err, now)
 	}
 	defer rc.Close()
 	if err := m.AddOutput(id, rc); err != nil {
+		// A cancelled download ends the body early: that is an
+		// interruption, not a malformed file.
+		if ctx.Err() != nil {
+			return exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while downloading %s of %s; nothing was written", id, s.BatchID))
+		}
 		return fmt.Errorf("%s of %s: %w", id, s.BatchID, err)
+	}
+	if ctx.Err() != nil {
+		return exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while downloading %s of %s; nothing was written", id, s.BatchID))
 	}
 	return nil
 }

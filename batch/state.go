@@ -20,7 +20,7 @@ const StateVersion = 1
 // (the bytes uploaded), so submitting the same file again finds the same job.
 type Job struct {
 	Version     int               `json:"version"`
-	ID          string            `json:"id"`           // "job_" + 16 hex digits of InputSHA256
+	ID          string            `json:"id"`           // "job_" + 16 hex digits of InputSHA256, + "-N" for the Nth job of the same input (--new, another server)
 	InputSHA256 string            `json:"input_sha256"` // hex SHA-256 of the normalised input (LF, no BOM, no blank lines)
 	Inputs      []string          `json:"inputs"`       // the input paths as given
 	Endpoint    string            `json:"endpoint"`     // e.g. "/v1/chat/completions"
@@ -30,9 +30,21 @@ type Job struct {
 	// QueueLimits maps model → enqueued-token limit (tokens) used when
 	// splitting and queueing; 0 or absent means unknown (no local limit).
 	QueueLimits map[string]int64 `json:"queue_limits,omitempty"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
-	Shards      []*Shard         `json:"shards"`
+	// ServerLimits maps model → the enqueued-token limit the server
+	// named in a token_limit_exceeded error (tokens). Unlike QueueLimits it
+	// is never overwritten by flags on a rerun: a shard over it is never
+	// created.
+	ServerLimits map[string]int64 `json:"server_limits,omitempty"`
+	// BaseURL is the API base URL the job was submitted to; a job is only
+	// resumed, waited for or merged against the same server.
+	BaseURL string `json:"base_url,omitempty"`
+	// Plan counts re-splits of the job (0 = the first split). It is part
+	// of the upload names and shard metadata, so files and batches of an
+	// earlier split are never mistaken for the current one's.
+	Plan      int       `json:"plan,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Shards    []*Shard  `json:"shards"`
 
 	path string // the state file; "" for a job not backed by a file
 }
@@ -110,15 +122,70 @@ func (j *Job) Done() bool {
 }
 
 // Counts sums the request counts of all shards; Total counts every request
-// of the job (also those of shards not yet submitted).
+// of the job (also those of shards not yet submitted). Every request of a
+// terminal shard that did not complete counts as failed (a cancelled,
+// expired or failed batch, or a shard never submitted), as 'batch results'
+// counts it.
 func (j *Job) Counts() RequestCounts {
 	var c RequestCounts
 	for _, s := range j.Shards {
 		c.Completed += s.RequestCounts.Completed
-		c.Failed += s.RequestCounts.Failed
+		c.Failed += s.FailedRequests()
 		c.Total += s.Requests
 	}
 	return c
+}
+
+// FailedRequests is the shard's failed requests: the batch's failed count,
+// and once the shard is terminal every request that did not complete
+// (expired, cancelled, never submitted), as 'batch results' counts them.
+func (s *Shard) FailedRequests() int {
+	failed := s.RequestCounts.Failed
+	if Terminal(s.Status) {
+		if rest := s.Requests - s.RequestCounts.Completed; rest > failed {
+			failed = rest
+		}
+	}
+	return failed
+}
+
+// Cancelled reports whether the job was cancelled: some shard is
+// cancelling or cancelled.
+func (j *Job) Cancelled() bool {
+	for _, s := range j.Shards {
+		if s.Status == StatusCancelled || s.Status == StatusCancelling {
+			return true
+		}
+	}
+	return false
+}
+
+// Started reports whether any shard has (or may have) a batch that holds
+// or held work: everything but pending, uploading and uploaded shards
+// (batches refused with token_limit_exceeded do not count).
+func (j *Job) Started() bool {
+	for _, s := range j.Shards {
+		if s.BatchID != "" {
+			return true
+		}
+		switch s.Status {
+		case StatusPending, StatusUploading, StatusUploaded:
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// QueueLimit is the enqueued-token limit (tokens) shards of model must fit:
+// the smaller of the planned limit (QueueLimits) and the one the server
+// named (ServerLimits); 0 when neither is known.
+func (j *Job) QueueLimit(model string) int64 {
+	l := j.QueueLimits[model]
+	if s := j.ServerLimits[model]; s > 0 && (l == 0 || s < l) {
+		l = s
+	}
+	return l
 }
 
 // ShardByBatch returns the shard whose current or earlier batch is id.

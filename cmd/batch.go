@@ -17,6 +17,7 @@ import (
 
 	"github.com/oairl/oairl/batch"
 	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/tokens"
@@ -85,19 +86,38 @@ type batchDeps struct {
 	Clock clock.Clock
 	// State is --state FILE ("" = the state directory).
 	State string
+	// BaseURL is the API base URL in use (jobs remember theirs).
+	BaseURL string
+	// HasKey reports whether an API key is configured.
+	HasKey func() bool
 }
 
 func newBatchDeps(f *Factory) batchDeps {
 	return batchDeps{
 		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
+		BaseURL: f.Config().BaseURL,
+		HasKey:  func() bool { return f.Config().APIKey != "" },
 		Client: func() (batch.Client, error) {
 			c, err := f.APIClient()
 			if err != nil {
-				return nil, err
+				// A missing key is an auth problem (exit 4), as in
+				// 'oairl run' and 'oairl diagnose'.
+				return nil, exitcode.New(exitcode.Auth, err)
 			}
 			return batch.NewOpenAIClient(c), nil
 		},
 	}
+}
+
+// checkServer refuses a job submitted to another server than the current
+// base URL: its batch and file ids mean nothing (or something unrelated)
+// there.
+func (d *batchDeps) checkServer(j *batch.Job) error {
+	if j.BaseURL == "" || d.BaseURL == "" || strings.TrimRight(j.BaseURL, "/") == strings.TrimRight(d.BaseURL, "/") {
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Failure, "job %s was submitted to %s, but the base URL is now %s: its batch ids mean nothing on another server; use --base-url %s (or OPENAI_BASE_URL), or submit the input again there",
+		j.ID, j.BaseURL, d.BaseURL, j.BaseURL)
 }
 
 func (d *batchDeps) stateDir() string { return batchStateDir(d.Getenv) }
@@ -116,6 +136,9 @@ func (d *batchDeps) logWriter() io.Writer {
 func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, batch.Client, error) {
 	j, err := batch.FindJob(d.stateDir(), d.State, ref)
 	if err == nil {
+		if err := d.checkServer(j); err != nil {
+			return nil, nil, err
+		}
 		c, cerr := d.Client()
 		return j, c, cerr
 	}
@@ -178,7 +201,7 @@ func batchProblem(p input.Problem) string {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
 	b.WriteString(": ")
-	if p.CustomID != "" && p.CustomID != fmt.Sprintf("line-%d", p.Line) {
+	if p.CustomID != "" && !autoID(p.CustomID, p.Line) {
 		fmt.Fprintf(&b, "custom_id %q: ", p.CustomID)
 	}
 	switch p.Severity {
@@ -189,6 +212,24 @@ func batchProblem(p input.Problem) string {
 	}
 	fmt.Fprintf(&b, "%s [%s]", p.Message, p.Code)
 	return b.String()
+}
+
+// autoID reports whether id is input.AutoID's id for a bare body on line
+// (line-N, or BASE:line-N for later files): not worth printing.
+func autoID(id string, line int) bool {
+	auto := fmt.Sprintf("line-%d", line)
+	return id == auto || strings.HasSuffix(id, ":"+auto)
+}
+
+// plural returns "1 shard" / "2 shards", "1 batch" / "2 batches".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	if strings.HasSuffix(word, "ch") {
+		return fmt.Sprintf("%d %ses", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // jobOutcome is the exit code of a finished job: 0 when every shard
@@ -205,9 +246,17 @@ func jobOutcome(j *batch.Job) (code int, summary string) {
 			parts = append(parts, fmt.Sprintf("%d %s", byStatus[st], st))
 		}
 	}
-	summary = fmt.Sprintf("%s: %d/%d batches terminal (%s); %s requests: %s completed, %s failed",
+	detail := ""
+	if len(parts) > 0 {
+		detail = " (" + strings.Join(parts, ", ") + ")"
+	}
+	batches := "batches"
+	if len(j.Shards) == 1 {
+		batches = "batch"
+	}
+	summary = fmt.Sprintf("%s: %d/%d %s terminal%s; %s requests: %s completed, %s failed",
 		j.ID, byStatus[batch.StatusCompleted]+byStatus[batch.StatusFailed]+byStatus[batch.StatusExpired]+byStatus[batch.StatusCancelled],
-		len(j.Shards), strings.Join(parts, ", "), input.Thousands(int64(c.Total)), input.Thousands(int64(c.Completed)), input.Thousands(int64(c.Failed)))
+		len(j.Shards), batches, detail, input.Thousands(int64(c.Total)), input.Thousands(int64(c.Completed)), input.Thousands(int64(c.Failed)))
 	if byStatus[batch.StatusCompleted] != len(j.Shards) || c.Failed > 0 || c.Completed < c.Total {
 		return 7, summary
 	}
@@ -237,5 +286,27 @@ func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, u
 		opts.NoStatusLines = true
 	}
 	opts.Log = d.logWriter()
+	opts.ModelOf = d.modelOf()
 	return batch.Run(ctx, j, opts)
+}
+
+// modelOf returns the model of a batch from the local state of the job
+// that created it ("" when no local job knows it; go-openai's Batch has no
+// model field).
+func (d *batchDeps) modelOf() func(b batch.Batch) string {
+	var byBatch map[string]string
+	return func(b batch.Batch) string {
+		if byBatch == nil {
+			byBatch = map[string]string{}
+			jobs, _ := batch.ListJobs(d.stateDir())
+			for _, j := range jobs {
+				for _, s := range j.Shards {
+					if s.BatchID != "" {
+						byBatch[s.BatchID] = s.Model
+					}
+				}
+			}
+		}
+		return byBatch[b.ID]
+	}
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -45,9 +46,35 @@ func batchCancelRun(c *cobra.Command, opts *BatchCancelOptions) error {
 	if err != nil {
 		return err
 	}
+	before := map[int]string{}
+	for _, s := range job.Shards {
+		before[s.Index] = s.Status
+	}
 	ids, err := batch.Cancel(ctx, job, client, opts.Clock.Now(), opts.logWriter())
 	for _, id := range ids {
 		fmt.Fprintln(opts.IO.Out, id)
+	}
+	if log := opts.logWriter(); log != nil {
+		var done, unsent []string
+		for _, s := range job.Shards {
+			switch {
+			case batch.Terminal(before[s.Index]):
+				done = append(done, batch.Describe(s))
+			case s.BatchID == "":
+				unsent = append(unsent, fmt.Sprintf("shard %d", s.Index))
+			}
+		}
+		fmt.Fprintf(log, "%s: asked to cancel %s", job.ID, plural(len(ids), "batch"))
+		if len(ids) > 0 {
+			fmt.Fprintf(log, " (%s)", strings.Join(ids, " "))
+		}
+		if len(unsent) > 0 {
+			fmt.Fprintf(log, "; %d never submitted, marked cancelled", len(unsent))
+		}
+		if len(done) > 0 {
+			fmt.Fprintf(log, "; already terminal: %s", strings.Join(done, ", "))
+		}
+		fmt.Fprintln(log)
 	}
 	return err
 }

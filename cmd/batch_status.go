@@ -173,7 +173,7 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 				total = s.Requests
 			}
 			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Index, s.BatchID, s.Status, s.Model,
-				rc.Completed, rc.Failed, total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s))
+				rc.Completed, s.FailedRequests(), total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s))
 		}
 		return nil
 	}
@@ -190,7 +190,7 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 			id = "—"
 		}
 		t.Append([]string{strconv.Itoa(s.Index), id, s.Status, modelOrNone(s.Model), input.Thousands(int64(rc.Completed)),
-			input.Thousands(int64(rc.Failed)), input.Thousands(int64(total)), batchTime(s.CreatedAt, true), batchTime(s.ExpiresAt, true), shardErrors(s)})
+			input.Thousands(int64(s.FailedRequests())), input.Thousands(int64(total)), batchTime(s.CreatedAt, true), batchTime(s.ExpiresAt, true), shardErrors(s)})
 	}
 	return t.Render()
 }

@@ -33,6 +33,7 @@ type BatchSubmitOptions struct {
 	Metadata      []string      // --metadata k=v
 	SkipInvalid   string        // --skip-invalid FILE
 	DryRun        bool          // --dry-run
+	New           bool          // --new: a new job even if this input has one
 	Strict        bool          // --strict
 	PollInterval  time.Duration // --poll-interval
 	Timeout       time.Duration // --timeout (with --wait)
@@ -73,7 +74,13 @@ lost.
 Idempotent: the job id comes from the input's SHA-256. Running the same
 submit again resumes the job; after a crash, files and batches already
 created are found by name and metadata (oairl_job, oairl_shard) and reused,
-never created twice.
+never created twice. If no batch of the job has run yet and the split
+changed (another --enqueued-limit or --tier), the job is re-split; a
+shard over the limit is never created (in a job whose batches already ran
+it is marked failed and its requests go to 'batch results --failed'). A job
+submitted to another server (base URL) is not resumed: a new job
+(JOB-2, ...) starts. A finished or cancelled job is not submitted again
+unless --new is given. The input "-" is standard input.
 
 Exit codes: 0 submitted (with --wait: all requests succeeded), 7 with
 --wait when some requests failed, 8 with --wait --timeout when batches are
@@ -111,6 +118,9 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 			if opts.EnqueuedLimit < 0 || opts.AssumeOutput < 0 {
 				return FlagErrorf("--enqueued-limit and --assume-output must not be negative")
 			}
+			if opts.New && opts.State != "" {
+				return FlagErrorf("--new and --state cannot be combined: give another --state FILE for a new job")
+			}
 			if opts.Timeout > 0 && !opts.Wait {
 				return FlagErrorf("--timeout needs --wait")
 			}
@@ -142,6 +152,7 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.StringArrayVar(&opts.Metadata, "metadata", nil, "metadata key=value added to every batch (repeatable; at most 12 of your own)")
 	fl.StringVar(&opts.SkipInvalid, "skip-invalid", "", "write invalid lines to this file and submit the valid ones")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "validate and show the shards; upload nothing")
+	fl.BoolVar(&opts.New, "new", false, "start a new job even if this input was submitted before (finished, cancelled or running)")
 	fl.BoolVar(&opts.Strict, "strict", false, "refuse the file on warnings too (BOM, CRLF, blank lines, unknown model, ...)")
 	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 8; the batches keep running)")
@@ -176,6 +187,11 @@ func parseMetadata(kvs []string) (map[string]string, error) {
 func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	ctx := c.Context()
 	ios := opts.IO
+	// No key, no state: fail before anything is written (exit 4, like
+	// 'oairl run' and 'oairl diagnose').
+	if !opts.DryRun && opts.HasKey != nil && !opts.HasKey() {
+		return exitcode.Errorf(exitcode.Auth, "no API key: set OPENAI_API_KEY (any value works against oairl sim); nothing was submitted")
+	}
 	reg, err := opts.Registry()
 	if err != nil {
 		return err
@@ -201,7 +217,8 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		sources = append(sources, input.Source{Name: f})
 	}
 	po := batch.PrepareOptions{
-		Sources: sources, Scan: input.Options{Registry: reg, Counter: counter, Endpoint: opts.Endpoint, Model: opts.Model},
+		Sources: sources, Scan: input.Options{Registry: reg, Counter: counter, Endpoint: opts.Endpoint, Model: opts.Model, Stdin: ios.In},
+		BaseURL: opts.BaseURL, New: opts.New,
 		StatePath: opts.State, StateDir: opts.stateDir(), QueueLimit: queueLimit,
 		MaxRequests: opts.MaxRequests, MaxBytes: opts.MaxBytes,
 		Strict: opts.Strict, Metadata: md, DryRun: opts.DryRun, Now: opts.Clock.Now(),
@@ -254,18 +271,38 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		return printPlan(opts, job)
 	}
 	log := opts.logWriter()
+	if res.Resumed && (job.Done() || job.Cancelled()) {
+		return finishedJob(opts, job)
+	}
 	if log != nil {
+		if p := res.Previous; p != nil {
+			why := "--new"
+			if p.BaseURL != "" && p.BaseURL != job.BaseURL {
+				why = "it was submitted to " + p.BaseURL + ", not " + job.BaseURL
+			}
+			fmt.Fprintf(log, "not resuming %s (%s): starting job %s\n", p.ID, why, job.ID)
+		}
 		verb := "created"
-		if res.Resumed {
+		switch {
+		case res.Replanned:
+			verb = "re-split (no batch had run; the limits changed)"
+		case res.Resumed:
 			verb = "resuming"
 		}
-		fmt.Fprintf(log, "%s %s: %s requests in %d shards (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), len(job.Shards), job.Path())
+		fmt.Fprintf(log, "%s %s: %s requests in %s (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), plural(len(job.Shards), "shard"), job.Path())
+		eps := map[string]bool{}
+		for _, s := range job.Shards {
+			eps[s.Endpoint] = true
+		}
+		if len(eps) > 1 {
+			fmt.Fprintf(log, "  the input mixes %d endpoints: each shard holds one endpoint and one model\n", len(eps))
+		}
 		for _, p := range batch.PlanOf(job) {
 			limit := "no enqueued-token limit known (give --tier or --enqueued-limit)"
 			if p.QueueLimit > 0 {
 				limit = "enqueued-token limit " + input.Thousands(p.QueueLimit)
 			}
-			fmt.Fprintf(log, "  %s: %d shards, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), p.Shards, input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
+			fmt.Fprintf(log, "  %s: %s, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), plural(p.Shards, "shard"), input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
 		}
 	}
 	client, err := opts.Client()
@@ -284,6 +321,9 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		}
 		var ids, failed []string
 		for _, s := range job.Shards {
+			if s.BatchID == "" {
+				continue
+			}
 			ids = append(ids, s.BatchID)
 			if s.Status == batch.StatusFailed {
 				failed = append(failed, s.BatchID)
@@ -293,7 +333,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			fmt.Fprintf(log, "submitted %d batches, but %d failed validation: %s\n", len(ids), len(failed), strings.Join(failed, " "))
 			return
 		}
-		fmt.Fprintf(log, "submitted OK: %d batches (%s)\n", len(ids), strings.Join(ids, " "))
+		fmt.Fprintf(log, "submitted OK: %s (%s)\n", plural(len(ids), "batch"), strings.Join(ids, " "))
 	}
 	if err := opts.waitJob(ctx, job, client, until, opts.PollInterval, opts.Timeout, opts.Hooks, onSubmitted); err != nil {
 		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
@@ -323,6 +363,32 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	if log != nil {
 		fmt.Fprintln(log, summary)
 		fmt.Fprintf(log, "next: oairl batch results %s -o results.jsonl --failed retry.jsonl\n", job.ID)
+	}
+	if code != 0 {
+		return exitcode.New(code, nil)
+	}
+	return nil
+}
+
+// finishedJob handles a rerun of submit on a job that is finished or was
+// cancelled: nothing is submitted. A cancelled job exits 1; a finished one
+// prints its id and exits like 'batch wait' would (0, or 7 with failures).
+func finishedJob(opts *BatchSubmitOptions, job *batch.Job) error {
+	if job.Cancelled() {
+		n := 0
+		for _, s := range job.Shards {
+			if s.Status == batch.StatusCancelled || s.Status == batch.StatusCancelling {
+				n++
+			}
+		}
+		return exitcode.Errorf(exitcode.Failure, "job %s was cancelled (%d of %s cancelled); nothing was submitted: pass --new to submit the input again, or get what ran with 'oairl batch results %s -o results.jsonl --failed retry.jsonl'",
+			job.ID, n, plural(len(job.Shards), "shard"), job.ID)
+	}
+	fmt.Fprintln(opts.IO.Out, job.ID)
+	code, summary := jobOutcome(job)
+	if log := opts.logWriter(); log != nil {
+		fmt.Fprintf(log, "job %s already completed at %s; nothing was submitted\n%s\nresults: oairl batch results %s -o results.jsonl --failed retry.jsonl; pass --new to submit again\n",
+			job.ID, job.UpdatedAt.UTC().Format(time.RFC3339), summary, job.ID)
 	}
 	if code != 0 {
 		return exitcode.New(code, nil)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,8 +209,8 @@ func TestBatchE2E_EnqueuedLimitQueuesShards(t *testing.T) {
 	if !strings.Contains(errOut, "waiting for room in the gpt-4o batch queue") {
 		t.Errorf("no shard waited:\n%s", errOut)
 	}
-	if !strings.Contains(errOut, "submitted OK") {
-		t.Errorf("no 'submitted OK':\n%s", errOut)
+	if !strings.Contains(errOut, "submitted OK: ") || strings.Contains(errOut, "batchs") || strings.Contains(errOut, " 1 shards") {
+		t.Errorf("no 'submitted OK', or a bad plural:\n%s", errOut)
 	}
 }
 
@@ -513,6 +514,10 @@ func TestBatchE2E_WaitTimeout(t *testing.T) {
 	if code != exitcode.Pending {
 		t.Errorf("exit %d, want 8\n%s", code, errOut)
 	}
+	// Defect: "0/1 batches terminal ()".
+	if strings.Contains(errOut, "()") || !strings.Contains(errOut, "0/1 batch terminal;") {
+		t.Errorf("timeout summary:\n%s", errOut)
+	}
 }
 
 // Auth errors map to exit 4.
@@ -664,5 +669,245 @@ func TestBatchE2E_SkipInvalid(t *testing.T) {
 	by := batchesOfJob(e.srv.Sim, strings.TrimSpace(out))
 	if len(by) != 1 || by["0"][0].Total != 2 {
 		t.Errorf("batches %+v", by)
+	}
+}
+
+// runIn runs `oairl ARGS...` with stdin.
+func (e *batchEnv) runIn(stdin string, args ...string) (string, string, int) {
+	e.t.Helper()
+	f, out, errOut := newTestFactory(e.env)
+	f.IOStreams.In = io.NopCloser(strings.NewReader(stdin))
+	code := run(f, context.Background(), args)
+	return out.String(), errOut.String(), code
+}
+
+func countBatches(s *sim.Server, job string) int {
+	n := 0
+	for _, bs := range batchesOfJob(s, job) {
+		n += len(bs)
+	}
+	return n
+}
+
+// Defect 1: after token_limit_exceeded the advice "resubmit with
+// --enqueued-limit 1000" led to a rerun that resumed the old one-shard job
+// and created another doomed batch, forever. A shard over the limit is
+// never created again, and the advised rerun re-splits the job.
+func TestBatchE2E_EnqueuedLimitTrap(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{EnqueuedLimit: 1000})
+	in := e.path("q.jsonl")
+	writeRequests(t, in, 30, "gpt-4o-mini", 90) // ~2,900 tokens
+	args := []string{"batch", "submit", in, "--time-scale", e.scale, "--poll-interval", "2s"}
+	out, errOut, code := e.run(append(args, "--tier", "1")...)
+	if code != exitcode.RateLimited || !strings.Contains(errOut, "--enqueued-limit 1000") || !strings.Contains(errOut, "re-split") {
+		t.Fatalf("first submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	if job == "" {
+		jobs, _ := batch.ListJobs(e.env["OAIRL_STATE_DIR"])
+		job = jobs[0].ID
+	}
+	if n := countBatches(e.srv.Sim, job); n != 1 {
+		t.Fatalf("%d batches after the first submit, want 1", n)
+	}
+	// The same flags again: refused locally, no second doomed batch.
+	_, errOut, code = e.run(append(args, "--tier", "1")...)
+	if code != exitcode.RateLimited || countBatches(e.srv.Sim, job) != 1 {
+		t.Fatalf("rerun --tier 1: exit %d, %d batches\n%s", code, countBatches(e.srv.Sim, job), errOut)
+	}
+	// The advice: re-split under 1,000 and run to completion.
+	out, errOut, code = e.run(append(args, "--enqueued-limit", "1000", "--wait")...)
+	if code != 0 || !strings.Contains(errOut, "re-split") {
+		t.Fatalf("rerun --enqueued-limit 1000: exit %d\n%s", code, errOut)
+	}
+	if strings.TrimSpace(out) != job {
+		t.Errorf("job %q, want %s", out, job)
+	}
+	for k, bs := range batchesOfJob(e.srv.Sim, job) {
+		for _, b := range bs {
+			if b.Status == "completed" && b.EnqueuedTokens > 1000 {
+				t.Errorf("shard %s: %d tokens over 1,000", k, b.EnqueuedTokens)
+			}
+		}
+	}
+	res := e.path("r.jsonl")
+	if _, errOut, code := e.run("batch", "results", job, "-o", res); code != 0 {
+		t.Fatalf("results %d\n%s", code, errOut)
+	}
+	checkResults(t, res, 30)
+}
+
+// Defect 2: the same input against a new server (a restarted sim) silently
+// "resumed" the finished job of the old one; its batch ids then resolved to
+// nothing (404) or to unrelated batches. A finished job on rerun is said
+// so; a 404 on a known file is explained.
+func TestBatchE2E_OtherServerAndFinishedJob(t *testing.T) {
+	a := newBatchEnv(t, sim.Config{})
+	in := a.path("in.jsonl")
+	writeRequests(t, in, 4, "gpt-4o-mini", 5)
+	out, errOut, code := a.run("batch", "submit", in, "--wait", "--time-scale", a.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	// Rerun on the same server: finished, nothing submitted.
+	out, errOut, code = a.run("batch", "submit", in, "--time-scale", a.scale, "--poll-interval", "2s")
+	if code != 0 || strings.TrimSpace(out) != job || !strings.Contains(errOut, "job "+job+" already completed at") || !strings.Contains(errOut, "pass --new") {
+		t.Errorf("rerun of a finished job: exit %d out %q\n%s", code, out, errOut)
+	}
+	if n := countBatches(a.srv.Sim, job); n != 1 {
+		t.Errorf("%d batches after the rerun, want 1", n)
+	}
+	// --new submits again.
+	out, errOut, code = a.run("batch", "submit", in, "--new", "--wait", "--time-scale", a.scale, "--poll-interval", "2s")
+	if code != 0 || strings.TrimSpace(out) != job+"-2" {
+		t.Errorf("--new: exit %d out %q\n%s", code, out, errOut)
+	}
+
+	// A new server, the same state dir: a new job, not a resume.
+	b := newBatchEnv(t, sim.Config{})
+	b.env["OAIRL_STATE_DIR"] = a.env["OAIRL_STATE_DIR"]
+	out, errOut, code = b.run("batch", "submit", in, "--wait", "--time-scale", b.scale, "--poll-interval", "2s")
+	if code != 0 || strings.TrimSpace(out) != job+"-3" || !strings.Contains(errOut, "not resuming "+job+"-2 (it was submitted to "+a.srv.URL) {
+		t.Fatalf("other server: exit %d out %q\n%s", code, out, errOut)
+	}
+	if n := countBatches(b.srv.Sim, job+"-3"); n != 1 {
+		t.Errorf("%d batches on the new server, want 1", n)
+	}
+	// The old job's ids mean nothing on the new server: refused.
+	_, errOut, code = b.run("batch", "results", job, "-o", b.path("r.jsonl"))
+	if code != exitcode.Failure || !strings.Contains(errOut, "was submitted to "+a.srv.URL) {
+		t.Errorf("results of the old server's job: exit %d\n%s", code, errOut)
+	}
+	// A known file the server no longer has.
+	j, err := batch.FindJob(b.env["OAIRL_STATE_DIR"], "", job+"-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Shards[0].OutputFileID = "file-gone"
+	if err := j.Save(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = b.run("batch", "results", job+"-3", "-o", b.path("r.jsonl"))
+	if code != exitcode.Failure || !strings.Contains(errOut, "the server no longer has file file-gone") {
+		t.Errorf("results with a missing file: exit %d\n%s", code, errOut)
+	}
+}
+
+// Defect 3: submit without a key wrote a job state, printed "created job"
+// and then failed with exit 1. Now: exit 4, nothing written.
+func TestBatchE2E_NoKeyCreatesNothing(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	delete(e.env, "OPENAI_API_KEY")
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 3, "gpt-4o-mini", 5)
+	_, errOut, code := e.run("batch", "submit", in)
+	if code != exitcode.Auth || strings.Contains(errOut, "created") || !strings.Contains(errOut, "no API key") {
+		t.Errorf("exit %d, want 4\n%s", code, errOut)
+	}
+	if _, err := os.Stat(e.env["OAIRL_STATE_DIR"]); !os.IsNotExist(err) {
+		t.Errorf("state written without a key: %v", err)
+	}
+	for _, args := range [][]string{{"batch", "list"}, {"batch", "wait", "batch_x"}, {"batch", "status", "batch_x"}} {
+		if _, errOut, code := e.run(args...); code != exitcode.Auth {
+			t.Errorf("%v: exit %d, want 4\n%s", args, code, errOut)
+		}
+	}
+	// --dry-run needs no key.
+	if _, errOut, code := e.run("batch", "submit", in, "--dry-run"); code != 0 {
+		t.Errorf("--dry-run without a key: %d\n%s", code, errOut)
+	}
+}
+
+// Defect 5: a cancelled job resubmitted reported "submitted OK: 3 batches
+// (batch_x  )" with blank ids; wait counted 10 failed where results
+// counted 30.
+func TestBatchE2E_CancelledJob(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{BatchDuration: time.Hour})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 30, "gpt-4o-mini", 5)
+	args := []string{in, "--time-scale", e.scale, "--poll-interval", "2s"}
+	_, errOut, code := e.submit(func(o *BatchSubmitOptions) {
+		o.MaxRequests = 10
+		o.Hooks.AfterUpload = func(s *batch.Shard) error {
+			if s.Index == 1 {
+				return errInjected // like Ctrl-C after shard 0 was created
+			}
+			return nil
+		}
+	}, args...)
+	if code == 0 {
+		t.Fatalf("injected crash: exit 0\n%s", errOut)
+	}
+	jobs, _ := batch.ListJobs(e.env["OAIRL_STATE_DIR"])
+	job := jobs[0].ID
+	out, errOut, code := e.run("batch", "cancel", job)
+	if code != 0 || !strings.Contains(errOut, "asked to cancel 1 batch (") || !strings.Contains(errOut, "2 never submitted") || strings.Count(out, "batch_") != 1 {
+		t.Fatalf("cancel: exit %d out %q\n%s", code, out, errOut)
+	}
+	_, errOut, code = e.run("batch", "wait", job, "--time-scale", e.scale, "--poll-interval", "10s")
+	if code != exitcode.Partial || !strings.Contains(errOut, "30 requests: 0 completed, 30 failed") {
+		t.Errorf("wait: exit %d\n%s", code, errOut)
+	}
+	out, _, _ = e.run("batch", "status", job)
+	failed := 0
+	for _, row := range strings.Split(strings.TrimSpace(out), "\n") {
+		var n int
+		fmt.Sscan(strings.Split(row, "\t")[5], &n)
+		failed += n
+	}
+	if failed != 30 {
+		t.Errorf("status failed column sums to %d, want 30:\n%s", failed, out)
+	}
+	if _, errOut, code := e.run("batch", "results", job, "-o", e.path("r.jsonl")); code != exitcode.Partial || !strings.Contains(errOut, "30 requests: 0 succeeded, 30 failed") {
+		t.Errorf("results: exit %d\n%s", code, errOut)
+	}
+	before := countBatches(e.srv.Sim, job)
+	out, errOut, code = e.run(append([]string{"batch", "submit"}, args...)...)
+	if code != exitcode.Failure || !strings.Contains(errOut, "was cancelled") || strings.Contains(errOut, "submitted OK") || countBatches(e.srv.Sim, job) != before {
+		t.Errorf("submit of a cancelled job: exit %d out %q\n%s", code, out, errOut)
+	}
+}
+
+// Defect 7: `cat f | oairl batch submit -` failed "no standard input".
+// Defect 8: a file mixing chat and embeddings lines is split by endpoint.
+func TestBatchE2E_StdinAndMixedEndpoints(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	var b strings.Builder
+	for i := 0; i < 6; i++ {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}`+"\n", i)
+		} else {
+			fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}`+"\n", i)
+		}
+	}
+	out, errOut, code := e.runIn(b.String(), "batch", "submit", "-", "--wait", "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 || !strings.Contains(errOut, "mixes 2 endpoints") {
+		t.Fatalf("submit - (mixed): exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	eps := map[string]bool{}
+	for _, bs := range batchesOfJob(e.srv.Sim, job) {
+		for _, b := range bs {
+			eps[b.Model] = true // one endpoint per model here
+		}
+	}
+	if len(eps) != 2 {
+		t.Errorf("batch models %v, want the chat and the embeddings one", eps)
+	}
+	res := e.path("r.jsonl")
+	out, errOut, code = e.run("batch", "results", job, "-o", res, "--json")
+	if code != 0 {
+		t.Fatalf("results: %d\n%s", code, errOut)
+	}
+	checkResults(t, res, 6)
+	// Defect 9: cost printed as 0.0000042000000000000004.
+	if strings.Contains(out, "00000000") {
+		t.Errorf("results --json cost has float noise:\n%s", out)
+	}
+	// With --endpoint, the other endpoint's lines stay errors.
+	_, errOut, code = e.runIn(b.String(), "batch", "submit", "-", "--endpoint", "/v1/chat/completions", "--new")
+	if code != exitcode.Input || !strings.Contains(errOut, "endpoint_mismatch") {
+		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
 	}
 }
