@@ -154,6 +154,11 @@ for name, okfn in (("oairl run", lambda r: r.get("error") is None and r["respons
 print(f"{'client':26} {'TPM % of limit':>14} {'429s % of req':>13} {'429s':>6} {'HTTP req':>8} {'lost':>5} {'dup':>4} {'sim min':>8} {'wall s':>7} {'CPU s':>6} {'RSS KB':>7}")
 for r in rows:
     print(f"{r[0]:26} {r[1]:14.1f} {r[2]:13.1f} {r[3]:6d} {r[4]:8d} {r[5]:5d} {r[6]:4d} {r[7]:8.1f} {r[8]:7.1f} {r[9]:6.2f} {r[10]:7d}")
+osum = json.load(open(f"{out}/oairl-summary.json"))
+om = osum["models"][0]
+print(f"\noairl run's own summary (steady state: the initial full bucket excluded): {om['achieved_tpm']:.0f} TPM, "
+      f"{om['tpm_percent']:.1f}% of {om['tpm_limit']}; sent {osum['sent']}, unsent {osum['unsent']}, "
+      f"{sum(osum['rate_limited'].values())} 429s")
 wall, cpu, rss = tm(f"{out}/cpu.time")
 cs = json.load(open(f"{out}/cpu-summary.json"))
 print(f"\nCPU per request (oairl run, {cs['succeeded']} of {cpu_n} requests, zero-latency sim, no limits): "

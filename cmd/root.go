@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,11 +39,17 @@ func Main(version string) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
-		n := 0
+		var first time.Time
 		for range sigs {
-			n++
-			if n == 1 {
+			if first.IsZero() {
+				first = time.Now()
 				cancelSoft()
+				continue
+			}
+			// `timeout -s INT` (without --foreground) and some process
+			// managers deliver one interrupt twice, to the process and to its
+			// group: a second signal within 300 ms is the same Ctrl-C.
+			if time.Since(first) < 300*time.Millisecond {
 				continue
 			}
 			cancelHard()

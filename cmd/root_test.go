@@ -90,4 +90,3 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Errorf("APIClient without key: %v", err)
 	}
 }
-

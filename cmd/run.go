@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -70,30 +72,69 @@ Results (-o, required): one line per request in the Batch API output format,
 appended as answers arrive:
   {"id":"batch_req_...","custom_id":"...","response":{"status_code":200,
    "request_id":"req_...","body":{...}},"error":null}
-A failed request has "error":{"code","message"} (and "response" when an HTTP
-answer came). Rerunning the same command skips every custom_id already in the
-file and sends the rest; a torn last line left by a crash is removed first.
---retry-failed also resends recorded retryable failures (5xx, rate limits,
-network errors). --ordered rewrites the file in input order at the end.
+Each line also carries "oairl_body_sha256" (16 hex digits of the SHA-256 of
+the body sent; Batch readers ignore it). A failed request has
+"error":{"code","message"} (and "response" when an HTTP answer came); a 200
+whose body is empty, not JSON or an error is a (retryable) failure, never a
+success. The API key is masked in every message and stored error.
+
+Resume: rerunning the same command skips every custom_id that already has a
+result (a line with response.status_code or an error; other lines are
+reported and ignored) for the same body fingerprint, and sends the rest. If a
+line's body changed, a line with an explicit custom_id is sent again (with a
+warning); bare bodies (auto ids line-N) refuse to run (exit 3): the input
+changed, so give the lines custom_ids or use a new -o. A success always wins
+over a failure recorded for the same custom_id. A torn last line left by a
+crash is removed (a complete one missing only its newline is kept). Recorded
+failures for the input make a rerun exit 7; --retry-failed resends the
+retryable ones (5xx, rate limits, network errors, bad 200s). --ordered
+rewrites the file in input order at the end. Only one run may use a results
+file at a time (lock .NAME.lock beside it): a second is refused, exit 1. The
+results file must not be an input file (or a link to one): exit 2.
+
+If nothing reaches the server (connection refused or DNS failure on the first
+attempts, no answer yet), the run stops early: "cannot reach BASE_URL", exit 1,
+nothing recorded.
 
 Ctrl-C stops sending and lets in-flight requests finish (--grace); a second
-Ctrl-C abandons them. Either way the results so far are kept: rerun the same
-command to resume (exit 130).
+Ctrl-C abandons them (they may have been processed and billed; a rerun sends
+them again). Either way the results so far are kept: rerun the same command
+to resume (exit 130).
+
+Progress: on a terminal one line, in the run's clock: done/total, RPM and TPM
+over the last minute "of" the limits in force, 429s, ETA. Off a terminal
+(CI logs): one plain line per state change (pause, limit learned, concurrency
+lowered) and a "progress:" heartbeat every 30 s of wall time (not with -q).
 
 Summary (stdout): a table, or with --format json one document with the keys
-requests, invalid, skipped, to_send, sent, succeeded, failed, failed_by_kind,
-unsent, attempts, retries, rate_limited (429s by RPM/TPM/RPD/TPD/concurrency/
-other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
+requests, invalid, skipped, to_send, sent (reached the server at least once),
+succeeded, failed, failed_by_kind, unsent (never sent), abandoned (in flight
+when abandoned), no_result (all without a result line), skipped_failed,
+quota_errors (insufficient_quota/billing, not counted as rate limits),
+attempts, retries, rate_limited (429s by RPM/TPM/RPD/TPD/concurrency/
+request_too_large/edge_throttled/other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
 active_seconds, torn_bytes, stop_reason, exit_code, and models[] (model,
 rpm_limit, tpm_limit, succeeded, failed, attempts, retries, rate_limited,
 tpm_charged, prompt_tokens, completion_tokens, achieved_rpm, achieved_tpm,
-rpm_percent, tpm_percent, cost_usd). --metrics FILE writes the same counters
+rpm_percent, tpm_percent, cost_usd). rpm_limit/tpm_limit are the limits in
+force at the end (a lower one learned from headers replaces the one given).
+achieved_rpm/tpm are steady-state rates in the run's clock: the first
+limit's worth of successes (the initial full bucket, which any short run
+drains at once) is excluded, and the rest is divided by the time from the
+success that drained it to the last one; a run that fits in the initial
+bucket is divided by max(elapsed, 1 minute). So they never read as over the
+limit; with no 429 at all the percentages are capped at 100. --metrics FILE writes the same counters
 in Prometheus text format (labels model, limit_type).
 
-Additional exit codes: 3 invalid input under --strict, or nothing valid;
-4 auth (401/403, model not found); 5 insufficient_quota or billing; 6 still
-rate-limited after --max-attempts, or a wait over --max-wait; 7 some requests
-failed (their lines carry the error); 130 interrupted. The worst wins.`
+Exit codes of run: 1 cannot reach the base URL, results file in use by
+another run, unreadable input or results file; 2 usage (also -o naming an
+input file); 3 invalid input under --strict, nothing valid, or bare-body
+input changed since the results were written; 4 auth (401/403, model not
+found); 5 insufficient_quota or billing; 6 still rate-limited after
+--max-attempts, or a wait over --max-wait; 7 partial: results were written
+and some requests failed — including 5xx and network errors after the
+retries, and failures recorded by an earlier run (their lines carry the
+error); 130 interrupted. The worst wins.`
 
 const runExample = `  # rehearse against the simulator at tier 1, 60x faster than real time
   oairl sim --tier 1 --time-scale 60 --addr 127.0.0.1:8080 &
@@ -198,6 +239,15 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 	}
 	for _, file := range opts.Files {
 		ro.Sources = append(ro.Sources, input.Source{Name: file})
+		if file == "-" {
+			continue
+		}
+		// Unreadable input is exit 1 (as in count), checked before the key.
+		if fh, err := os.Open(file); err != nil {
+			return exitcode.Errorf(exitcode.Failure, "cannot open %s: %w; nothing was sent", file, errors.Unwrap(err))
+		} else {
+			fh.Close()
+		}
 	}
 	if !opts.DryRun {
 		client, err := f.APIClient()
@@ -205,9 +255,13 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 			return exitcode.New(exitcode.Auth, err)
 		}
 		ro.Client = client
+		cfg := f.Config()
+		ro.APIKey, ro.BaseURL = cfg.APIKey, cfg.BaseURL
 	}
 	if ios.ProgressEnabled() {
-		ro.NewBar = func(total int64) runner.Bar { return ios.NewProgressBar(total, "sending") }
+		ro.NewBar = func(total int64) runner.Bar { return &lineBar{w: ios.ErrOut} }
+	} else if !ios.Quiet {
+		ro.Heartbeat = 30 * time.Second
 	}
 	sum, err := runner.Run(c.Context(), ro)
 	if err != nil {
@@ -232,17 +286,58 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 	resume := fmt.Sprintf("rerun the same command to resume: oairl %s", strings.Join(redactArgs(os.Args[1:]), " "))
 	switch {
 	case sum.ExitCode == exitcode.Interrupted:
-		fmt.Fprintf(ios.ErrOut, "oairl: interrupted: %d results written to %s, %d requests not sent; %s\n",
-			sum.Succeeded+sum.Failed, opts.Output, sum.Unsent, resume)
+		fmt.Fprintf(ios.ErrOut, "oairl: interrupted: %d results written to %s; %s; %s\n",
+			sum.Succeeded+sum.Failed, opts.Output, noResultWords(sum), resume)
 	case sum.StopReason != "":
 		fmt.Fprintf(ios.ErrOut, "oairl: stopped: %s\n", sum.StopReason)
-		if sum.Unsent > 0 {
-			fmt.Fprintf(ios.ErrOut, "%d requests not sent; %s\n", sum.Unsent, resume)
+		if sum.NoResult > 0 {
+			fmt.Fprintf(ios.ErrOut, "%s; %s\n", noResultWords(sum), resume)
 		}
 	case sum.Failed > 0 && !ios.Quiet:
 		fmt.Fprintf(ios.ErrOut, "%d requests failed; their lines in %s carry the error (--retry-failed resends the retryable ones)\n", sum.Failed, opts.Output)
 	}
 	return exitOrNil(sum.ExitCode)
+}
+
+// noResultWords says which requests have no result: never sent, abandoned
+// in flight (may have been billed), or sent and stopped between retries.
+func noResultWords(sum *runner.Summary) string {
+	parts := []string{fmt.Sprintf("%d never sent", sum.Unsent)}
+	if sum.Abandoned > 0 {
+		parts = append(parts, fmt.Sprintf("%d in flight were abandoned: they may have been processed and billed; a rerun sends them again", sum.Abandoned))
+	}
+	if n := sum.NoResult - sum.Unsent - sum.Abandoned; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d sent but stopped before a final answer", n))
+	}
+	return fmt.Sprintf("%d requests have no result (%s)", sum.NoResult, strings.Join(parts, "; "))
+}
+
+// lineBar is the terminal progress line: one line, redrawn in place, with
+// the runner's description (done/total, RPM and TPM of the limits, 429s,
+// ETA, all in the run's clock), so no wall-clock rate mixes in.
+type lineBar struct {
+	w     io.Writer
+	drawn bool
+}
+
+func (b *lineBar) Add(int64) {}
+func (b *lineBar) Describe(s string) {
+	fmt.Fprintf(b.w, "\r\x1b[Ksending %s", s)
+	b.drawn = true
+}
+func (b *lineBar) Finish() {
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+	}
+}
+
+// Clear erases the line before a log line is printed (the next Describe
+// draws it again).
+func (b *lineBar) Clear() {
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+		b.drawn = false
+	}
 }
 
 func exitOrNil(code int) error {

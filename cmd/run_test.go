@@ -170,3 +170,67 @@ func TestRunJSONSummaryAndMetrics(t *testing.T) {
 		t.Errorf("metrics %v:\n%s", err, b)
 	}
 }
+
+// A missing input file is exit 1 (as in count), before the API key is
+// even required.
+func TestRunMissingInputExit1(t *testing.T) {
+	dir := t.TempDir()
+	f, out, errOut := newTestFactory(nil) // no OPENAI_API_KEY
+	got := run(f, context.Background(), []string{"run", filepath.Join(dir, "nope.jsonl"), "-o", filepath.Join(dir, "out.jsonl")})
+	if got != exitcode.Failure || !strings.Contains(errOut.String(), "cannot open") {
+		t.Errorf("exit %d, want 1\nstdout %s\nstderr %s", got, out, errOut)
+	}
+}
+
+// A base URL where nothing listens stops after a few attempts: exit 1,
+// "cannot reach", no result lines (a rerun sends everything).
+func TestRunUnreachableExit1(t *testing.T) {
+	dir, in := writeRunInput(t, runLineA, runLineB)
+	f, out, errOut := newTestFactory(map[string]string{"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1"})
+	outPath := filepath.Join(dir, "out.jsonl")
+	got := run(f, context.Background(), []string{"run", in, "-o", outPath, "--rpm", "100", "--tpm", "100000"})
+	if got != exitcode.Failure || !strings.Contains(errOut.String(), "cannot reach http://127.0.0.1:1/v1") {
+		t.Errorf("exit %d, want 1\nstdout %s\nstderr %s", got, out, errOut)
+	}
+	if b, _ := os.ReadFile(outPath); len(b) != 0 {
+		t.Errorf("results written: %s", b)
+	}
+}
+
+// A rerun whose results file holds failures for the input exits 7 and
+// says how to resend them.
+func TestRunRecordedFailuresExit7(t *testing.T) {
+	srv := simtest.New(t, sim.Config{Tier: "none"})
+	dir, in := writeRunInput(t, runLineA)
+	outPath := filepath.Join(dir, "out.jsonl")
+	line := `{"id":"batch_req_1","custom_id":"a","response":{"status_code":500,"request_id":"r","body":{"error":{"message":"boom","type":"server_error"}}},"error":{"code":"server_error","message":"boom"}}` + "\n"
+	if err := os.WriteFile(outPath, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, out, errOut := newTestFactory(map[string]string{"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": srv.URL})
+	got := run(f, context.Background(), []string{"run", in, "-o", outPath})
+	if got != exitcode.Partial || !strings.Contains(errOut.String(), "--retry-failed") {
+		t.Errorf("exit %d, want 7\nstdout %s\nstderr %s", got, out, errOut)
+	}
+	got = run(f, context.Background(), []string{"run", in, "-o", outPath, "--retry-failed"})
+	if got != exitcode.OK {
+		t.Errorf("--retry-failed: exit %d, want 0\nstderr %s", got, errOut)
+	}
+}
+
+// The terminal progress line is redrawn in place and erased before a log
+// line and at the end.
+func TestRunLineBar(t *testing.T) {
+	var b strings.Builder
+	bar := &lineBar{w: &b}
+	bar.Clear() // nothing drawn: nothing to erase
+	bar.Add(1)
+	bar.Describe("1/2 · 3 RPM of 3 · 10 TPM of 40000 · 429s 0")
+	bar.Clear()
+	bar.Describe("2/2")
+	bar.Finish()
+	want := "\r\x1b[Ksending 1/2 · 3 RPM of 3 · 10 TPM of 40000 · 429s 0\r\x1b[K\r\x1b[Ksending 2/2\r\x1b[K"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

@@ -97,7 +97,9 @@ fixed: scripts and CI may depend on them. When several apply, the worst wins
 (130 > 5 > 4 > 2 > 6 > 3 > 1 > 7 > 8 > 0).
 
   0    success
-  1    any other failure (network, server errors after retries, a bug)
+  1    any other failure: the API cannot be reached, a file cannot be read or
+       is locked by another run, a server error outside run (run exits 7 when
+       results were written and some requests failed after their retries)
   2    usage: bad flags or arguments
   3    invalid input: lines the API would reject (count, run --strict, batch
        submit), or a saved response that cannot be read (diagnose --from)

@@ -73,8 +73,14 @@ func WriteMetrics(w io.Writer, s *Summary) error {
 	for _, m := range s.Models {
 		fmt.Fprintf(&b, "oairl_run_cost_usd_total{model=\"%s\"} %g\n", q(m.Model), m.CostUSD)
 	}
-	metric("oairl_run_unsent", "gauge", "Requests not sent when the run stopped (resumable).")
+	metric("oairl_run_unsent", "gauge", "Requests never sent when the run stopped (resumable).")
 	fmt.Fprintf(&b, "oairl_run_unsent %d\n", s.Unsent)
+	metric("oairl_run_abandoned", "gauge", "Requests in flight when abandoned (may have been billed; resent on rerun).")
+	fmt.Fprintf(&b, "oairl_run_abandoned %d\n", s.Abandoned)
+	metric("oairl_run_no_result", "gauge", "Requests of this run without a result line (resumable).")
+	fmt.Fprintf(&b, "oairl_run_no_result %d\n", s.NoResult)
+	metric("oairl_run_quota_errors_total", "counter", "insufficient_quota and billing answers (not rate limits).")
+	fmt.Fprintf(&b, "oairl_run_quota_errors_total %d\n", s.QuotaErrors)
 	metric("oairl_run_elapsed_seconds", "gauge", "Run time in seconds of the run's clock.")
 	fmt.Fprintf(&b, "oairl_run_elapsed_seconds %g\n", round3(s.Elapsed.Seconds()))
 	_, err := io.WriteString(w, b.String())

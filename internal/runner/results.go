@@ -3,6 +3,8 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,11 +29,42 @@ import (
 // (the API error envelope's code, else the diagnose verdict such as
 // "network_error" or "request_too_large") and message, whether or not an
 // HTTP answer came (Batch output files set it only for the former).
+//
+// BodySHA256 (oairl_body_sha256, an extra top-level field that Batch
+// readers ignore) is the first 16 hex digits of the SHA-256 of the request
+// body as sent: on resume a recorded result only counts for an input line
+// whose body has the same fingerprint (bodyFingerprint).
 type Result struct {
-	ID       string          `json:"id"`
-	CustomID string          `json:"custom_id"`
-	Response *ResultResponse `json:"response"`
-	Error    *ResultError    `json:"error"`
+	ID         string          `json:"id"`
+	CustomID   string          `json:"custom_id"`
+	Response   *ResultResponse `json:"response"`
+	Error      *ResultError    `json:"error"`
+	BodySHA256 string          `json:"oairl_body_sha256,omitempty"`
+}
+
+// bodyFingerprint is the fingerprint recorded with a result: the first 16
+// hex digits (64 bits) of the SHA-256 of the body bytes.
+func bodyFingerprint(body []byte) string {
+	h := sha256.Sum256(body)
+	return hex.EncodeToString(h[:8])
+}
+
+// better reports whether state a outranks b for one custom_id: a success
+// wins over any failure (a success is never removed or resent), a final
+// failure over a retryable one.
+func better(a, b recState) bool {
+	rank := func(s recState) int {
+		switch s {
+		case recSucceeded:
+			return 3
+		case recFailed:
+			return 2
+		case recRetryable:
+			return 1
+		}
+		return 0
+	}
+	return rank(a) > rank(b)
 }
 
 // ResultResponse is the HTTP answer of a Result.
@@ -70,19 +103,56 @@ type resultsFile struct {
 
 // loadReport is what loadResults found in an existing file.
 type loadReport struct {
-	Lines     int   // complete result lines read
-	Size      int64 // bytes of complete lines (where a torn line starts)
-	TornBytes int64 // bytes of a torn last line, to be truncated away
-	BadLines  []int // line numbers that are not a result (kept, ignored)
-	Done      map[string]recState
-	Dropped   int // retryable failures removed for --retry-failed
+	Lines     int                 // complete result lines read
+	Size      int64               // bytes of complete lines (where a torn line starts)
+	TornBytes int64               // bytes of a torn last line, to be truncated away
+	BadLines  []int               // line numbers that are not a result (kept, ignored)
+	Done      map[string]recState // best state per custom_id (success wins)
+	// ByFP is the best state per custom_id and body fingerprint
+	// (fpKey), for lines that carry oairl_body_sha256; HasFP marks the
+	// custom_ids that have at least one such line.
+	ByFP    map[string]recState
+	HasFP   map[string]bool
+	Dropped int // retryable failures removed for --retry-failed
+	// TailKept is true when the last line had no "\n" but is a complete
+	// result: openResults appends the "\n" instead of truncating it.
+	TailKept bool
+}
+
+func fpKey(id, fp string) string { return id + "\x00" + fp }
+
+// add records one result line's state.
+func (rep *loadReport) add(id, fp string, st recState) {
+	rep.Lines++
+	if cur, ok := rep.Done[id]; !ok || better(st, cur) {
+		rep.Done[id] = st
+	}
+	if fp != "" {
+		k := fpKey(id, fp)
+		if cur, ok := rep.ByFP[k]; !ok || better(st, cur) {
+			rep.ByFP[k] = st
+		}
+		rep.HasFP[id] = true
+	}
+}
+
+// lookup returns the recorded state of custom_id id for a line whose body
+// has fingerprint fp. mismatch is true when the id has results recorded
+// with fingerprints but none equal to fp (the input line changed).
+func (rep *loadReport) lookup(id, fp string) (st recState, ok, mismatch bool) {
+	if rep.HasFP[id] {
+		st, ok = rep.ByFP[fpKey(id, fp)]
+		return st, ok, !ok
+	}
+	st, ok = rep.Done[id]
+	return st, ok, false
 }
 
 // loadResults reads what an earlier run left in path, without changing
 // it: the custom_ids already answered and a torn last line (no "\n"),
 // which openResults later truncates away. A missing file is empty.
 func loadResults(path string) (loadReport, error) {
-	rep := loadReport{Done: map[string]recState{}}
+	rep := newLoadReport()
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return rep, nil
@@ -104,7 +174,22 @@ func loadResults(path string) (loadReport, error) {
 	if err := readDone(io.LimitReader(f, end), &rep); err != nil {
 		return rep, fmt.Errorf("reading %s: %w", path, err)
 	}
+	if rep.TornBytes > 0 && rep.TornBytes < 64<<20 {
+		// A last line without "\n" that is a whole result (written by
+		// hand or by another tool) is kept: openResults adds the "\n".
+		tail := make([]byte, rep.TornBytes)
+		if _, err := f.ReadAt(tail, end); err == nil || errors.Is(err, io.EOF) {
+			if id, st, fp, ok := parseResultState(bytes.TrimSpace(tail)); ok {
+				rep.add(id, fp, st)
+				rep.TailKept = true
+			}
+		}
+	}
 	return rep, nil
+}
+
+func newLoadReport() loadReport {
+	return loadReport{Done: map[string]recState{}, ByFP: map[string]recState{}, HasFP: map[string]bool{}}
 }
 
 // openResults opens (creating) path for appending: a torn last line found
@@ -112,7 +197,19 @@ func loadResults(path string) (loadReport, error) {
 // retryable failures are removed (via a temporary file and a rename, so
 // that each custom_id keeps one line) and dropped from rep.Done.
 func openResults(path string, rep *loadReport, retryFailed bool, seed uint64) (*resultsFile, error) {
-	if rep.TornBytes > 0 {
+	if rep.TornBytes > 0 && rep.TailKept {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, fmt.Errorf("opening results file: %w", err)
+		}
+		_, err = f.Write([]byte("\n"))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ending the last line of %s: %w", path, err)
+		}
+	} else if rep.TornBytes > 0 {
 		if err := os.Truncate(path, rep.Size); err != nil {
 			return nil, fmt.Errorf("truncating the torn last line of %s: %w", path, err)
 		}
@@ -171,13 +268,11 @@ func readDone(r io.Reader, rep *loadReport) error {
 			line++
 			b = bytes.TrimSpace(b)
 			if len(b) > 0 {
-				id, st, ok := parseResultState(b)
+				id, st, fp, ok := parseResultState(b)
 				if !ok {
 					rep.BadLines = append(rep.BadLines, line)
 				} else {
-					rep.Lines++
-					// A later line wins (a --retry-failed rerun appends).
-					rep.Done[id] = st
+					rep.add(id, fp, st)
 				}
 			}
 		}
@@ -190,28 +285,36 @@ func readDone(r io.Reader, rep *loadReport) error {
 	}
 }
 
-// parseResultState reads a result line's custom_id and state. A failure is
-// retryable when the diagnose classifier says its recorded answer was
-// (5xx, rate limits, network errors), never for quota or 4xx.
-func parseResultState(b []byte) (string, recState, bool) {
+// parseResultState reads a result line's custom_id, state and body
+// fingerprint. Only a line with a response.status_code or a non-null error
+// is a result; anything else (a copy of an input line, {"custom_id":…}
+// alone) is not (ok false). A failure is retryable when the diagnose
+// classifier says its recorded answer was (5xx, rate limits, network
+// errors, an error inside a 200), never for quota or 4xx.
+func parseResultState(b []byte) (id string, st recState, fp string, ok bool) {
 	var r Result
 	if err := json.Unmarshal(b, &r); err != nil || r.CustomID == "" {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	if r.Error == nil && r.Response != nil && r.Response.StatusCode/100 == 2 {
-		return r.CustomID, recSucceeded, true
+	hasStatus := r.Response != nil && r.Response.StatusCode != 0
+	if !hasStatus && r.Error == nil {
+		return "", 0, "", false
 	}
-	if r.Response != nil && r.Response.StatusCode != 0 {
+	id, fp = r.CustomID, r.BodySHA256
+	if r.Error == nil && r.Response.StatusCode/100 == 2 {
+		return id, recSucceeded, fp, true
+	}
+	if hasStatus {
 		f := diagnose.Classify(r.Response.StatusCode, nil, r.Response.Body, timeZero)
-		if f.Retryable {
-			return r.CustomID, recRetryable, true
+		if f.Retryable || r.Response.StatusCode/100 == 2 {
+			return id, recRetryable, fp, true
 		}
-		return r.CustomID, recFailed, true
+		return id, recFailed, fp, true
 	}
-	if r.Error != nil && r.Error.Code == string(diagnose.NetworkError) {
-		return r.CustomID, recRetryable, true
+	if r.Error.Code == string(diagnose.NetworkError) {
+		return id, recRetryable, fp, true
 	}
-	return r.CustomID, recFailed, true
+	return id, recFailed, fp, true
 }
 
 // rewriteWithout rewrites path without the lines whose custom_id is
@@ -228,7 +331,7 @@ func rewriteWithout(path string, done map[string]recState) error {
 		for {
 			b, err := br.ReadBytes('\n')
 			if len(b) > 0 {
-				id, _, ok := parseResultState(bytes.TrimSpace(b))
+				id, _, _, ok := parseResultState(bytes.TrimSpace(b))
 				if !ok || done[id] != recRetryable {
 					if _, err := w.Write(b); err != nil {
 						return err
@@ -346,7 +449,7 @@ func rewriteOrdered(path string, order []string) error {
 		b, err := br.ReadBytes('\n')
 		if len(b) > 0 {
 			sp := span{off, int64(len(b))}
-			id, _, ok := parseResultState(bytes.TrimSpace(b))
+			id, _, _, ok := parseResultState(bytes.TrimSpace(b))
 			if _, dup := index[id]; ok && !dup {
 				index[id] = sp
 			} else if ok {

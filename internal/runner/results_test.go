@@ -26,7 +26,7 @@ func TestParseResultState(t *testing.T) {
 		{`{"id":"x","custom_id":"a","respo`, 0, false},
 	}
 	for _, tt := range tests {
-		_, got, ok := parseResultState([]byte(tt.line))
+		_, got, _, ok := parseResultState([]byte(tt.line))
 		if ok != tt.ok || got != tt.want {
 			t.Errorf("%s: got %v %v, want %v %v", tt.line, got, ok, tt.want, tt.ok)
 		}
@@ -82,7 +82,7 @@ func TestLoadAndRewrite(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	var ids []string
 	for _, l := range got {
-		id, _, ok := parseResultState([]byte(l))
+		id, _, _, ok := parseResultState([]byte(l))
 		if !ok {
 			id = l
 		}

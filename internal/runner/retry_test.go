@@ -94,8 +94,8 @@ func TestRetryRules(t *testing.T) {
 				if len(rs) != 0 {
 					t.Errorf("a result was written: %+v", rs)
 				}
-				if sum.Unsent != 1 {
-					t.Errorf("unsent = %d, want 1 (resumable)", sum.Unsent)
+				if sum.NoResult != 1 {
+					t.Errorf("no_result = %d, want 1 (resumable)", sum.NoResult)
 				}
 			case "ok":
 				if len(rs) != 1 || rs[0].Error != nil || rs[0].Response.StatusCode != 200 {
@@ -129,8 +129,8 @@ func TestHugeWaitMessage(t *testing.T) {
 	if !strings.Contains(sum.StopReason, "server asked to wait 10m0s") || !strings.Contains(sum.StopReason, "rerun later or raise --max-wait") {
 		t.Errorf("stop reason %q", sum.StopReason)
 	}
-	if sum.ExitCode != exitcode.RateLimited || sum.Unsent != 2 || len(p.Calls()) != 1 {
-		t.Errorf("exit %d unsent %d calls %d; want 6, 2, 1", sum.ExitCode, sum.Unsent, len(p.Calls()))
+	if sum.ExitCode != exitcode.RateLimited || sum.NoResult != 2 || sum.Unsent != 1 || sum.Sent != 1 || len(p.Calls()) != 1 {
+		t.Errorf("exit %d no_result %d unsent %d sent %d calls %d; want 6, 2, 1, 1, 1", sum.ExitCode, sum.NoResult, sum.Unsent, sum.Sent, len(p.Calls()))
 	}
 	// Raising --max-wait sleeps through it.
 	o.MaxWait = 15 * time.Minute
@@ -257,8 +257,11 @@ func TestQuotaStopsDispatch(t *testing.T) {
 		t.Errorf("stop reason %q", sum.StopReason)
 	}
 	rs := byID(t, readResults(t, out))
-	if len(rs) != 5 || sum.Unsent != 25 {
-		t.Errorf("%d results kept, %d unsent; want 5, 25", len(rs), sum.Unsent)
+	if len(rs) != 5 || sum.NoResult != 25 || sum.Sent+sum.Unsent != sum.ToSend {
+		t.Errorf("%d results kept, %d without result, sent %d + unsent %d != %d; want 5, 25", len(rs), sum.NoResult, sum.Sent, sum.Unsent, sum.ToSend)
+	}
+	if sum.QuotaErrors == 0 || len(sum.RateLimited) != 0 {
+		t.Errorf("quota errors %d, rate_limited %v: a quota 429 is not a rate limit", sum.QuotaErrors, sum.RateLimited)
 	}
 	// Billing fixed: the rerun sends exactly the 25 others.
 	p.fn = func(int, call) (*api.Response, error) { return okResponse(), nil }

@@ -25,10 +25,15 @@
 //
 // Resume: the results file is append-only; every line is written whole with
 // one write call; on start a torn last line (from a crash) is truncated
-// away, and every custom_id already in the file is skipped, so rerunning the
-// same command sends only what has no result yet. A request whose result
-// was written is never sent again; requests not answered when a run stops
-// (quota, auth, max-wait, Ctrl-C) are simply absent from the file.
+// away (a complete one missing only its "\n" is kept), and every custom_id
+// that already has a result (response.status_code or error) for the same
+// body fingerprint (oairl_body_sha256) is skipped, so rerunning the same
+// command sends only what has no result yet. A success always wins over a
+// failure for the same custom_id. A request whose result was written is
+// never sent again; requests not answered when a run stops (quota, auth,
+// max-wait, Ctrl-C, unreachable server) are simply absent from the file.
+// Bare bodies (positional ids line-N) whose body changed are refused (exit
+// 3). One run per results file: an flock on ".NAME.lock" beside it.
 package runner
 
 import (
@@ -38,10 +43,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/oairl/oairl/diagnose"
@@ -51,6 +62,7 @@ import (
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -134,6 +146,15 @@ type Options struct {
 	Clock clock.Clock
 	// Seed seeds backoff jitter and result ids (0: a random seed).
 	Seed uint64
+	// APIKey is masked (internal/redact) in every message and stored
+	// error message, and as a string in stored response bodies.
+	APIKey string
+	// BaseURL names the server in the "cannot reach" message.
+	BaseURL string
+	// Heartbeat is the wall-time period of a plain "progress: …" line on
+	// Log when there is no progress bar (CI logs); 0: none. Not under
+	// Quiet.
+	Heartbeat time.Duration
 	// Limiter overrides the in-process pace.Local (e.g. shared budgets).
 	Limiter pace.Limiter
 
@@ -167,9 +188,14 @@ type job struct {
 	line     int
 	url      string
 	body     []byte
-	model    string
-	charge   int64
-	res      models.Resolution
+	fp       string // bodyFingerprint(body)
+	// Set by the one worker carrying the job, read after the workers end.
+	reached   bool // an attempt reached the server (sent)
+	written   bool // its result line was written
+	abandoned bool // in flight when the requests were abandoned
+	model     string
+	charge    int64
+	res       models.Resolution
 }
 
 type run struct {
@@ -196,6 +222,72 @@ type run struct {
 	progress sync.Mutex
 	stop     *stopState
 	shown    atomic.Int64 // failure lines printed
+	// unreachable counts consecutive attempts that could not connect
+	// (connection refused, DNS); answered is set by any HTTP answer.
+	unreachable atomic.Int64
+	answered    atomic.Bool
+	events      map[string][]doneEvent // successes per model (rates)
+}
+
+// doneEvent is one success: when (run clock) and its TPM charge.
+type doneEvent struct {
+	at     time.Time
+	charge int64
+}
+
+// unreachableStop is how many consecutive connection-refused/DNS failures,
+// with no HTTP answer yet in the run, stop dispatching ("cannot reach").
+const unreachableStop = 5
+
+// redact masks the API key (and anything that looks like a key) in s.
+func (r *run) redact(s string) string { return redact.String(s, r.o.APIKey) }
+
+// redactBody replaces the API key string itself in a stored body (the
+// replacement has no JSON metacharacters, so JSON stays valid).
+func (r *run) redactBody(b json.RawMessage) json.RawMessage {
+	if len(r.o.APIKey) < 4 || !bytes.Contains(b, []byte(r.o.APIKey)) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(r.o.APIKey), []byte(redact.Key(r.o.APIKey)))
+}
+
+// cannotConnect reports whether a transport error means the server was
+// never reached (connection refused, DNS failure).
+func cannotConnect(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr)
+}
+
+// overflowRetryAfter reports a numeric retry-after too large to parse
+// (e.g. 99999999999999999999 seconds): a huge wait, not no hint.
+func overflowRetryAfter(h http.Header) bool {
+	v := strings.TrimSpace(h.Get("retry-after"))
+	if v == "" {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return err != nil || n > int64(math.MaxInt64/int64(time.Second))
+}
+
+// badSuccess checks a 2xx answer: an empty or non-JSON body, or an error
+// envelope inside it (diagnose's verdict is not ok), is not a success.
+// It returns the failure code and message, or "" for a good answer.
+func badSuccess(body []byte, f diagnose.Finding) (code, msg string) {
+	t := bytes.TrimSpace(body)
+	switch {
+	case len(t) == 0:
+		return "invalid_response", "HTTP 2xx with an empty body"
+	case !json.Valid(t):
+		return "invalid_response", fmt.Sprintf("HTTP 2xx with a body that is not JSON (truncated?): %q", truncate(string(t), 120))
+	case f.Verdict != diagnose.OK && f.Verdict != "":
+		return errCode(f), "HTTP 2xx carrying an error: " + firstNonEmpty(f.Message, string(f.Verdict))
+	}
+	return "", ""
 }
 
 func newRun(o Options) (*run, error) {
@@ -235,7 +327,7 @@ func newRun(o Options) (*run, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
-	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}}
+	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{}}
 	if r.log == nil {
 		r.log = io.Discard
 	}
@@ -282,14 +374,20 @@ func (r *run) logf(format string, args ...any) {
 	}
 	r.progress.Lock()
 	defer r.progress.Unlock()
-	fmt.Fprintf(r.log, format+"\n", args...)
+	if c, ok := r.bar.(interface{ Clear() }); ok {
+		c.Clear()
+	}
+	fmt.Fprintln(r.log, r.redact(fmt.Sprintf(format, args...)))
 }
 
 // problemf prints a problem line even under Quiet (it is an error report).
 func (r *run) problemf(format string, args ...any) {
 	r.progress.Lock()
 	defer r.progress.Unlock()
-	fmt.Fprintf(r.log, format+"\n", args...)
+	if c, ok := r.bar.(interface{ Clear() }); ok {
+		c.Clear()
+	}
+	fmt.Fprintln(r.log, r.redact(fmt.Sprintf(format, args...)))
 }
 
 func (r *run) model(name string) *ModelSummary {
@@ -310,25 +408,43 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	sum := r.sum
 	r.started = r.clk.Now()
 
+	// 0. The results file must not be an input file (a copy of the input
+	// as -o, a symlink or hard link to it): nothing would be sent.
+	if o.Output != "" {
+		if ost, err := os.Stat(o.Output); err == nil {
+			for _, src := range o.Sources {
+				if src.Name == "" || src.Name == "-" {
+					continue
+				}
+				if ist, err := os.Stat(src.Name); err == nil && os.SameFile(ost, ist) {
+					sum.ExitCode = exitcode.Usage
+					return sum, exitcode.Errorf(exitcode.Usage, "the results file %s is the input file %s (same file): pass another -o", o.Output, src.Name)
+				}
+			}
+		}
+	}
+	// Only one run per results file (two would send everything twice).
+	if !o.DryRun {
+		unlock, err := lockOutput(o.Output)
+		if err != nil {
+			sum.ExitCode = exitcode.Failure
+			return sum, err
+		}
+		defer unlock()
+	}
+
 	// 1. What an earlier run already answered (read only: nothing is
 	// created or changed before we know we will send).
 	rep, err := loadResults(o.Output)
 	if o.DryRun && err != nil {
-		rep, err = loadReport{Done: map[string]recState{}}, nil
+		rep, err = newLoadReport(), nil
 	}
 	if err != nil {
 		sum.ExitCode = exitcode.Failure
 		return sum, err
 	}
-	if o.RetryFailed {
-		// --retry-failed: recorded retryable failures count as not done.
-		for id, s := range rep.Done {
-			if s == recRetryable {
-				delete(rep.Done, id)
-				rep.Dropped++
-			}
-		}
-	}
+	var skippedFailed, skippedRetryable, changedExplicit int
+	var changedBare []string
 
 	// 2. Read and validate the input.
 	var jobs []*job
@@ -356,18 +472,36 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			r.res[q.Model] = q.Resolution
 		}
 		r.mu.Unlock()
-		if _, ok := rep.Done[q.CustomID]; ok {
-			sum.Skipped++
-			return nil
-		}
 		body := []byte(q.Body)
 		if o.Model != "" {
 			// --model fills in a body that names no model; others are
 			// sent exactly as written.
 			body = withModel(body, q.Model)
 		}
+		fp := bodyFingerprint(body)
+		if st, ok, mismatch := rep.lookup(q.CustomID, fp); mismatch {
+			if q.Bare {
+				changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
+				return nil
+			}
+			changedExplicit++
+			if changedExplicit <= maxProblemsShown {
+				r.problemf("%s:%d: custom_id %s: warning: %s holds a result for this custom_id but for a different body; the line changed, so it is sent again", q.File, q.Line, q.CustomID, o.Output)
+			}
+		} else if ok && !(o.RetryFailed && st == recRetryable) {
+			sum.Skipped++
+			switch st {
+			case recFailed:
+				skippedFailed++
+			case recRetryable:
+				skippedRetryable++
+			}
+			return nil
+		} else if ok {
+			rep.Dropped++
+		}
 		jobs = append(jobs, &job{idx: len(order) - 1, customID: q.CustomID, file: q.File, line: q.Line, url: q.URL,
-			body: body, model: q.Model, charge: q.Count.TPMCharge, res: q.Resolution})
+			body: body, fp: fp, model: q.Model, charge: q.Count.TPMCharge, res: q.Resolution})
 		return nil
 	})
 	if shown > maxProblemsShown {
@@ -381,6 +515,25 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.New(exitcode.Input, err)
+	}
+	if len(changedBare) > 0 {
+		sum.ExitCode = exitcode.Input
+		ex := changedBare
+		if len(ex) > 3 {
+			ex = append(ex[:3:3], "…")
+		}
+		return sum, exitcode.Errorf(exitcode.Input, "the input changed since %s was written: %d lines without a custom_id (auto ids line-N) now have a different body than the result recorded for their line number (%s); their results would be attributed to the wrong request. Give every line an explicit custom_id (Batch input format) or use a new -o; nothing was sent",
+			o.Output, len(changedBare), strings.Join(ex, ", "))
+	}
+	if skippedFailed+skippedRetryable > 0 {
+		// Recorded failures are part of this input's outcome: exit 7.
+		sum.SkippedFailed = skippedFailed + skippedRetryable
+		r.addCode(exitcode.Partial)
+		hint := "they are final (4xx: fix the lines, then resend them with a new -o or by deleting their lines)"
+		if skippedRetryable > 0 {
+			hint = fmt.Sprintf("%d of them retryable: rerun with --retry-failed to send those again", skippedRetryable)
+		}
+		r.problemf("%s already holds %d failed results for this input (not sent again): %s", o.Output, skippedFailed+skippedRetryable, hint)
 	}
 	for _, p := range scanSum.FileProblems {
 		if p.Severity == tokens.Error {
@@ -429,9 +582,12 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 					return sum, err
 				}
 			}
+			if rep.TornBytes == 0 {
+				r.reportBadLines(rep.BadLines)
+			}
 			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
 			sum.ExitCode = exitcode.OK
-			if sum.Invalid > 0 {
+			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
 				sum.ExitCode = exitcode.Partial
 			}
 			return r.finish(order)
@@ -454,7 +610,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		r.mu.Unlock()
 		r.recordFailureKind("request_too_large")
 		lim := r.limitsFor(j.model).TPM
-		if err := r.results.write(&Result{CustomID: j.customID, Error: &ResultError{Code: "request_too_large",
+		if err := r.results.write(&Result{CustomID: j.customID, BodySHA256: j.fp, Error: &ResultError{Code: "request_too_large",
 			Message: fmt.Sprintf("needs %d rate-limit tokens (prompt + output budget), over the %s limit of %d TPM; never sent", j.charge, j.model, lim)}}); err != nil {
 			sum.ExitCode = exitcode.Failure
 			return sum, err
@@ -480,7 +636,12 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	if o.NewBar != nil {
 		r.bar = o.NewBar(int64(len(jobs)))
 	}
+	hbDone := make(chan struct{})
+	hbEnded := make(chan struct{})
+	go func() { defer close(hbEnded); r.heartbeat(hbDone) }()
 	r.dispatch(ctx, jobs)
+	close(hbDone)
+	<-hbEnded
 	if r.bar != nil {
 		r.bar.Finish()
 	}
@@ -529,9 +690,13 @@ type stopState struct {
 	cancel context.CancelFunc
 	code   int
 	msg    string
+	redact func(string) string
 }
 
 func (s *stopState) stop(code int, msg string) {
+	if s.redact != nil {
+		msg = s.redact(msg)
+	}
 	s.once.Do(func() {
 		s.code, s.msg = code, msg
 		s.cancel()
@@ -544,7 +709,7 @@ func (r *run) dispatch(ctx context.Context, jobs []*job) {
 	// or a run-wide stop (quota, auth, max-wait).
 	stopCtx, cancelStop := context.WithCancel(ctx)
 	defer cancelStop()
-	st := &stopState{cancel: cancelStop}
+	st := &stopState{cancel: cancelStop, redact: r.redact}
 	r.stop = st
 	// reqCtx carries the requests in flight: cancelled on the second
 	// Ctrl-C, or Grace after the first.
@@ -593,7 +758,22 @@ feed:
 	cancelReq()
 	<-graceDone
 
-	r.sum.Unsent = len(jobs) - int(r.done.Load())
+	for _, j := range jobs {
+		switch {
+		case j.reached:
+			r.sum.Sent++
+		}
+		switch {
+		case j.written:
+		case j.abandoned:
+			r.sum.Abandoned++
+		case !j.reached:
+			r.sum.Unsent++
+		default:
+			r.sum.NoResult++ // sent, then stopped before a final answer
+		}
+	}
+	r.sum.NoResult += r.sum.Unsent + r.sum.Abandoned
 	switch {
 	case ctx.Err() != nil:
 		r.addCode(exitcode.Interrupted)
@@ -620,7 +800,6 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		}
 		if attempt == 1 {
 			r.mu.Lock()
-			r.sum.Sent++
 			if r.firstAt.IsZero() {
 				r.firstAt = r.clk.Now()
 			}
@@ -636,22 +815,56 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		ms.Attempts++
 		r.mu.Unlock()
 		var f diagnose.Finding
+		var bad2xx, bad2xxMsg string
 		if err != nil {
 			if reqCtx.Err() != nil {
 				// Abandoned (second Ctrl-C or grace over): no result, resumable.
+				j.abandoned = true
 				permit.Done(pace.NotSent)
 				return
 			}
 			f = diagnose.ClassifyTransportError(err)
+			if cannotConnect(err) {
+				n := r.unreachable.Add(1)
+				if !r.answered.Load() && (n >= unreachableStop || attempt >= o.MaxAttempts) {
+					// Nothing has reached the server: a wrong base URL or
+					// no network. Stop rather than retry every request; no
+					// result is written, so a rerun sends them all.
+					permit.Done(pace.NotSent)
+					st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
+						firstNonEmpty(o.BaseURL, "the API"), f.Code, n))
+					return
+				}
+			} else {
+				j.reached = true
+			}
 		} else {
+			j.reached = true
+			r.answered.Store(true)
+			r.unreachable.Store(0)
 			f = diagnose.Classify(resp.StatusCode, resp.Header, resp.Body, now)
 			obs := observation(f.RateLimits)
 			obs.Sent = sentAt
 			r.lim.Observe(j.model, obs, now)
+			if resp.StatusCode/100 == 2 {
+				if bad2xx, bad2xxMsg = badSuccess(resp.Body, f); bad2xx != "" {
+					f.Retryable = true
+					f.Message = bad2xxMsg
+				}
+			}
+			if f.Verdict == diagnose.EdgeThrottled {
+				// A CDN's 429: retryable after its retry-after, like a
+				// rate limit.
+				f.Retryable = true
+			}
+			if f.Retryable && overflowRetryAfter(resp.Header) {
+				f.Wait = time.Duration(math.MaxInt64)
+			}
 		}
+		ok2xx := err == nil && resp.StatusCode/100 == 2 && bad2xx == ""
 		outcome := pace.Failed
 		switch {
-		case err == nil && resp.StatusCode/100 == 2:
+		case ok2xx:
 			outcome = pace.Success
 		case f.Verdict == diagnose.ConcurrencyLimited:
 			outcome = pace.ConcurrencyLimited
@@ -660,11 +873,15 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		}
 		permit.Done(outcome)
 
-		if err == nil && resp.StatusCode/100 == 2 {
+		if ok2xx {
 			r.success(j, ms, resp, now)
 			return
 		}
-		if f.Status == 429 || f.IsRateLimit() {
+		if f.Verdict == diagnose.QuotaExhausted {
+			r.mu.Lock()
+			r.sum.QuotaErrors++
+			r.mu.Unlock()
+		} else if f.Status == 429 || f.IsRateLimit() {
 			r.count429(ms, f)
 		}
 		switch f.Verdict {
@@ -689,8 +906,12 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		}
 		// Retryable.
 		if f.Wait > o.MaxWait {
+			how := f.Wait.Round(time.Second).String()
+			if f.Wait > 1000*time.Hour && resp != nil {
+				how = "longer than --max-wait (" + firstNonEmpty(resp.Header.Get("retry-after"), how) + "s)"
+			}
 			st.stop(exitcode.RateLimited, fmt.Sprintf("%s: server asked to wait %s (%s, custom_id %s); rerun later or raise --max-wait",
-				f.Verdict, f.Wait.Round(time.Second), j.model, j.customID))
+				f.Verdict, how, j.model, j.customID))
 			return
 		}
 		if attempt >= o.MaxAttempts {
@@ -698,8 +919,11 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 			if err != nil {
 				msg, code = err.Error(), string(f.Verdict)
 			}
+			if bad2xx != "" {
+				code = bad2xx
+			}
 			r.finalFailure(j, ms, resp, code, fmt.Sprintf("%s (after %d attempts)", msg, attempt), true)
-			if f.IsRateLimit() {
+			if f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled {
 				r.addCode(exitcode.RateLimited)
 			}
 			return
@@ -740,6 +964,9 @@ func firstNonEmpty(s ...string) string {
 // errCode is the code recorded for a failure: the error envelope's code,
 // else the verdict.
 func errCode(f diagnose.Finding) string {
+	if f.Verdict == diagnose.RequestTooLarge || f.Verdict == diagnose.EdgeThrottled {
+		return string(f.Verdict)
+	}
 	if f.Code != "" {
 		return f.Code
 	}
@@ -784,6 +1011,8 @@ func (r *run) count429(ms *ModelSummary, f diagnose.Finding) {
 		}
 	case diagnose.ConcurrencyLimited:
 		kind = "concurrency"
+	case diagnose.RequestTooLarge, diagnose.EdgeThrottled:
+		kind = string(f.Verdict)
 	}
 	if f.Status != 429 {
 		return
@@ -810,12 +1039,13 @@ type usage struct {
 }
 
 func (r *run) success(j *job, ms *ModelSummary, resp *api.Response, now time.Time) {
-	res := &Result{CustomID: j.customID, Response: &ResultResponse{StatusCode: resp.StatusCode,
-		RequestID: resp.Header.Get("x-request-id"), Body: compactBody(resp.Body)}}
+	res := &Result{CustomID: j.customID, BodySHA256: j.fp, Response: &ResultResponse{StatusCode: resp.StatusCode,
+		RequestID: resp.Header.Get("x-request-id"), Body: r.redactBody(compactBody(resp.Body))}}
 	if err := r.results.write(res); err != nil {
 		r.writeFailed(err)
 		return
 	}
+	j.written = true
 	var u usage
 	_ = json.Unmarshal(resp.Body, &u)
 	prompt := u.Usage.PromptTokens + u.Usage.InputTokens
@@ -829,6 +1059,7 @@ func (r *run) success(j *job, ms *ModelSummary, resp *api.Response, now time.Tim
 	if now.After(r.lastAt) {
 		r.lastAt = now
 	}
+	r.events[j.model] = append(r.events[j.model], doneEvent{now, j.charge})
 	r.mu.Unlock()
 	r.tick()
 }
@@ -842,14 +1073,16 @@ func (r *run) recordFailureKind(kind string) {
 
 // finalFailure writes a failed result (the last answer and its error).
 func (r *run) finalFailure(j *job, ms *ModelSummary, resp *api.Response, code, msg string, retryable bool) {
-	res := &Result{CustomID: j.customID, Error: &ResultError{Code: code, Message: msg}}
+	msg = r.redact(msg)
+	res := &Result{CustomID: j.customID, BodySHA256: j.fp, Error: &ResultError{Code: code, Message: msg}}
 	if resp != nil {
-		res.Response = &ResultResponse{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("x-request-id"), Body: compactBody(resp.Body)}
+		res.Response = &ResultResponse{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("x-request-id"), Body: r.redactBody(compactBody(resp.Body))}
 	}
 	if err := r.results.write(res); err != nil {
 		r.writeFailed(err)
 		return
 	}
+	j.written = true
 	r.recordFailureKind(code)
 	r.mu.Lock()
 	ms.Failed++
@@ -883,31 +1116,148 @@ func (r *run) tick() {
 	r.bar.Describe(r.progressLine())
 }
 
-// progressLine is the bar's description: achieved RPM/TPM against the
-// limits, and 429s so far.
+// progressLine is the progress description, all in the run's clock
+// (sim time under --time-scale): done/total, RPM and TPM of the effective
+// limits (over the last minute; during the first two minutes over the run
+// so far without the initial full bucket, see steadyRate), 429s, and the
+// ETA at the current rate.
 func (r *run) progressLine() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	el := r.clk.Now().Sub(r.firstAt).Minutes()
-	var req, tok, rpm, tpm int64
-	for _, m := range r.models {
-		req += int64(m.Succeeded)
-		tok += m.Charged
-		rpm += m.RPMLimit
-		tpm += m.TPMLimit
+	now := r.clk.Now()
+	var rpm, tpm int64
+	var reqWin, tokWin, reqSteady, tokSteady float64
+	cut := now.Add(-time.Minute)
+	h := r.o.Headroom
+	for name, m := range r.models {
+		l := r.effectiveLimits(m)
+		rpm += l.RPM
+		tpm += l.TPM
+		evs := r.events[name]
+		for k := len(evs) - 1; k >= 0 && evs[k].at.After(cut); k-- {
+			reqWin++
+			tokWin += float64(evs[k].charge)
+		}
+		reqSteady += steadyRate(evs, one, capacityOf(l.RPM, h))
+		tokSteady += steadyRate(evs, charge, capacityOf(l.TPM, h))
 	}
-	if el <= 0 {
-		return ""
+	done := r.done.Load()
+	s := fmt.Sprintf("%d/%d", done, r.sum.ToSend)
+	if r.firstAt.IsZero() {
+		return s + " waiting for the first answer"
 	}
-	s := fmt.Sprintf("%.0f RPM", float64(req)/el)
+	el := now.Sub(r.firstAt)
+	rpmNow, tpmNow := reqSteady, tokSteady
+	if el >= 2*time.Minute {
+		rpmNow, tpmNow = reqWin, tokWin
+	}
+	s += fmt.Sprintf(" · %.0f RPM", rpmNow)
 	if rpm > 0 {
-		s += fmt.Sprintf("/%d", rpm)
+		s += fmt.Sprintf(" of %d", rpm)
 	}
-	s += fmt.Sprintf(" %.0f TPM", float64(tok)/el)
+	s += fmt.Sprintf(" · %.0f TPM", tpmNow)
 	if tpm > 0 {
-		s += fmt.Sprintf("/%d", tpm)
+		s += fmt.Sprintf(" of %d", tpm)
 	}
-	return s + fmt.Sprintf(" 429s %d", r.rl429.Load())
+	s += fmt.Sprintf(" · 429s %d", r.rl429.Load())
+	if left := int64(r.sum.ToSend) - done; left > 0 && done > 0 && el > 0 {
+		per := el / time.Duration(done)
+		s += " · ETA " + (per * time.Duration(left)).Round(time.Second).String()
+	}
+	return s
+}
+
+// steadyRate is the per-minute rate of evs (successes, weighted by w: 1
+// for RPM, the TPM charge for TPM) in the steady state, excluding the
+// initial burst: buckets start full (oairl's holds headroom × limit, the
+// server's the limit), so a short run passes up to limit + limit ×
+// minutes, which would read as "over the limit" though no limit was
+// exceeded; capacity is that burst (capacityOf). The window starts
+// at the success that used up the initial capacity and ends at the last
+// success; the rate is what came after it over that window. When
+// everything fits the initial bucket (or the limit is unknown, capacity
+// 0), it is the total over max(elapsed, 1 minute). evs must be in time
+// order.
+func steadyRate(evs []doneEvent, w func(doneEvent) float64, capacity float64) float64 {
+	if len(evs) == 0 {
+		return 0
+	}
+	var total float64
+	for _, e := range evs {
+		total += w(e)
+	}
+	first, last := evs[0].at, evs[len(evs)-1].at
+	whole := total / max(last.Sub(first), time.Minute).Minutes()
+	if capacity <= 0 || total <= capacity {
+		return whole
+	}
+	var cum float64
+	for i, e := range evs {
+		cum += w(e)
+		if cum >= capacity {
+			span := last.Sub(e.at)
+			if span <= 0 || i == len(evs)-1 {
+				return whole
+			}
+			return (total - cum) / span.Minutes()
+		}
+	}
+	return whole
+}
+
+func one(doneEvent) float64      { return 1 }
+func charge(e doneEvent) float64 { return float64(e.charge) }
+
+// capacityOf is the initial burst excluded from achieved rates: one
+// minute's worth of the limit, the most that a full bucket holds (oairl's
+// holds headroom × limit, the server's the limit itself, and the server's
+// is what bounds the successes when a limit was learned late).
+func capacityOf(limit int64, _ float64) float64 { return float64(limit) }
+
+// effectiveLimits are the limits in force for a model: the learned ones
+// when lower than (or instead of) the configured ones. r.mu must be held.
+func (r *run) effectiveLimits(m *ModelSummary) pace.Limits {
+	l := pace.Limits{RPM: m.RPMLimit, TPM: m.TPMLimit}
+	if r.local != nil {
+		got := r.local.Limits(m.Model)
+		if got.RPM > 0 && (l.RPM == 0 || got.RPM < l.RPM) {
+			l.RPM = got.RPM
+		}
+		if got.TPM > 0 && (l.TPM == 0 || got.TPM < l.TPM) {
+			l.TPM = got.TPM
+		}
+	}
+	return l
+}
+
+// heartbeat redraws the progress bar every second, or, without a bar,
+// prints a plain progress line to the log every period (wall time) so that
+// a slow run in a CI log is not silent. It returns when done is closed.
+func (r *run) heartbeat(done <-chan struct{}) {
+	period := r.o.Heartbeat
+	if r.bar != nil {
+		period = time.Second
+	}
+	if period <= 0 || (r.bar == nil && r.o.Quiet) {
+		return
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			line := r.progressLine()
+			if r.bar != nil {
+				r.progress.Lock()
+				r.bar.Describe(line)
+				r.progress.Unlock()
+			} else {
+				r.logf("progress: %s", line)
+			}
+		}
+	}
 }
 
 // finish closes the results (ordering them if asked) and fills the summary.
@@ -941,24 +1291,27 @@ func (r *run) finish(order []string) (*Summary, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		m := r.models[n]
-		if active > 0 {
-			m.AchievedRPM = float64(m.Succeeded) / active.Minutes()
-			m.AchievedTPM = float64(m.Charged) / active.Minutes()
-		}
-		if r.local != nil {
-			l := r.local.Limits(n)
-			if m.RPMLimit == 0 {
-				m.RPMLimit = l.RPM
-			}
-			if m.TPMLimit == 0 {
-				m.TPMLimit = l.TPM
-			}
+		// The limits in force at the end (a lower learned one replaces
+		// the configured one).
+		l := r.effectiveLimits(m)
+		m.RPMLimit, m.TPMLimit = l.RPM, l.TPM
+		if evs := r.events[n]; len(evs) > 0 {
+			sort.SliceStable(evs, func(a, b int) bool { return evs[a].at.Before(evs[b].at) })
+			h := r.o.Headroom
+			m.AchievedRPM = steadyRate(evs, one, capacityOf(m.RPMLimit, h))
+			m.AchievedTPM = steadyRate(evs, charge, capacityOf(m.TPMLimit, h))
 		}
 		if m.RPMLimit > 0 {
 			m.RPMPercent = 100 * m.AchievedRPM / float64(m.RPMLimit)
 		}
 		if m.TPMLimit > 0 {
 			m.TPMPercent = 100 * m.AchievedTPM / float64(m.TPMLimit)
+		}
+		if len(m.RateLimited) == 0 {
+			// No 429 at all: the server did not find us over its limit,
+			// so a few tenths over 100% are clock noise (the sender's and
+			// the server's clocks, network latency), not overuse.
+			m.RPMPercent, m.TPMPercent = min(m.RPMPercent, 100), min(m.TPMPercent, 100)
 		}
 		if res, ok := r.res[n]; ok && res.Model != nil {
 			m.CostUSD, _ = tokens.Cost(res.Model, m.PromptTokens, m.CompletionTokens)
@@ -1048,21 +1401,31 @@ func (r *run) openOutput(rep *loadReport) error {
 		return err
 	}
 	r.results = rf
-	if full.TornBytes > 0 {
+	if full.TornBytes > 0 && full.TailKept {
+		r.logf("%s: the last result line had no final newline; it is complete, so it was kept and the newline added", o.Output)
+	} else if full.TornBytes > 0 {
 		r.problemf("%s: removed a torn last line (%d bytes) left by an interrupted run; its request will be sent again", o.Output, full.TornBytes)
 	}
-	for i, l := range full.BadLines {
-		if i == 3 {
-			r.problemf("%s: %d more lines that are not results (ignored)", o.Output, len(full.BadLines)-3)
-			break
-		}
-		r.problemf("%s:%d: not a result line (ignored; its request will be sent again)", o.Output, l)
-	}
+	r.reportBadLines(full.BadLines)
 	if full.Dropped > 0 {
 		r.logf("--retry-failed: %d retryable failures removed from %s and sent again", full.Dropped, o.Output)
 	}
-	r.sum.TornBytes = full.TornBytes
+	if !full.TailKept {
+		r.sum.TornBytes = full.TornBytes
+	}
 	return nil
+}
+
+// reportBadLines names (the first three of) the lines of the results file
+// that are not results: not counted as done, their requests are sent.
+func (r *run) reportBadLines(bad []int) {
+	for i, l := range bad {
+		if i == 3 {
+			r.problemf("%s: %d more lines that are not results (ignored)", r.o.Output, len(bad)-3)
+			break
+		}
+		r.problemf("%s:%d: not a result line (no response.status_code and no error; ignored, its request will be sent again)", r.o.Output, l)
+	}
 }
 
 // writeFailed stops the run when a result cannot be written (disk full):

@@ -350,8 +350,11 @@ func TestCtrlC(t *testing.T) {
 			if len(rs) != tt.wantResults || bp.started.Load() != 4 {
 				t.Errorf("%d results, %d started; want %d, 4", len(rs), bp.started.Load(), tt.wantResults)
 			}
-			if sum.Unsent != 20-tt.wantResults {
-				t.Errorf("unsent %d", sum.Unsent)
+			if sum.NoResult != 20-tt.wantResults || sum.Unsent+sum.Abandoned != sum.NoResult {
+				t.Errorf("no_result %d unsent %d abandoned %d", sum.NoResult, sum.Unsent, sum.Abandoned)
+			}
+			if tt.wantResults == 0 && sum.Abandoned != 4 {
+				t.Errorf("abandoned %d, want the 4 in flight", sum.Abandoned)
 			}
 			// Resume: the rest, once.
 			o.Client, o.HardContext = simClient(srv), context.Background()
@@ -562,7 +565,7 @@ func TestOrdered(t *testing.T) {
 			t.Fatalf("line %d is %s, want input order", i, r.CustomID)
 		}
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // in, out and the lock file
 		t.Errorf("temporary files left: %v", ents)
 	}
 }
@@ -625,6 +628,7 @@ func TestSummaryJSONFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"requests", "invalid", "skipped", "to_send", "sent", "succeeded", "failed", "failed_by_kind", "unsent",
+		"abandoned", "no_result", "skipped_failed", "quota_errors",
 		"attempts", "retries", "rate_limited", "prompt_tokens", "completion_tokens", "cost_usd", "elapsed_seconds",
 		"active_seconds", "torn_bytes", "stop_reason", "exit_code", "models"}
 	if len(m) != len(want) {
@@ -711,7 +715,7 @@ func TestProgressBar(t *testing.T) {
 	if bar.total != 12 || bar.added != 12 || !bar.finished {
 		t.Errorf("bar total %d added %d finished %v", bar.total, bar.added, bar.finished)
 	}
-	for _, want := range []string{" RPM/5000", " TPM/2000000", "429s 0"} {
+	for _, want := range []string{"12/12 ", " RPM of 5000", " TPM of 2000000", "429s 0"} {
 		if !strings.Contains(bar.desc, want) {
 			t.Errorf("bar says %q, want %q in it", bar.desc, want)
 		}
@@ -734,6 +738,10 @@ func TestWrongTierCorrected(t *testing.T) {
 	}
 	if n := total429(srv.Sim.Stats()); n > 20 {
 		t.Errorf("%d 429s; the server's lower limit should have been adopted", n)
+	}
+	// D9: the summary reports the limit in force, not the one given.
+	if m := sum.Models[0]; m.RPMLimit != 60 || m.RPMPercent > 100 {
+		t.Errorf("summary rpm_limit %d (%.1f%%), want the learned 60, at most 100%%", m.RPMLimit, m.RPMPercent)
 	}
 	if !strings.Contains(log.String(), "the server reports RPM limit 60, lower than the 100000 given; using 60") {
 		t.Errorf("log %q", log.String())

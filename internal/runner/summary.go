@@ -14,7 +14,8 @@ import (
 // (stable; pinned by TestSummaryJSONFields):
 //
 //	{"requests","invalid","skipped","to_send","sent","succeeded","failed",
-//	 "failed_by_kind":{code:n},"unsent","attempts","retries",
+//	 "failed_by_kind":{code:n},"unsent","abandoned","no_result","skipped_failed",
+//	 "quota_errors","attempts","retries",
 //	 "rate_limited":{"RPM"|"TPM"|"RPD"|"TPD"|"concurrency"|"other":n},
 //	 "prompt_tokens","completion_tokens","cost_usd","elapsed_seconds",
 //	 "active_seconds","torn_bytes","stop_reason","exit_code",
@@ -23,11 +24,28 @@ import (
 //	   "completion_tokens","achieved_rpm","achieved_tpm","rpm_percent",
 //	   "tpm_percent","cost_usd"}]}
 //
+// sent counts requests that reached the server at least once (an HTTP
+// answer, or a transport error other than connection refused / DNS);
+// unsent those never sent (not dispatched, or never reached the server);
+// no_result every request of this run without a result line (unsent +
+// abandoned + those stopped between retries; a rerun sends them);
+// abandoned those in flight when the run was interrupted (they may have
+// been processed and billed; a rerun sends them again). skipped_failed is
+// the skipped requests whose recorded result is a failure. quota_errors
+// counts insufficient_quota/billing answers (429 or not), which are never
+// counted under rate_limited. rate_limited kinds: RPM, TPM, RPD, TPD,
+// concurrency, request_too_large, edge_throttled, other.
+//
 // Times are in the run's clock (scaled under --time-scale); achieved RPM
-// and TPM are per minute of that clock, from the first send to the last
-// success, counting successful requests and their TPM charges (prompt +
-// output budget × n, what the limiter charges); percentages are of the
-// limits (not of the headroom). cost_usd is at standard (not Batch) prices
+// and TPM are steady-state rates per minute of that clock (steadyRate):
+// successful requests and their TPM charges (prompt + output budget × n,
+// what the limiter charges), excluding the first limit's worth (the
+// initial full bucket) and measured from the success that drained it to
+// the last one; a run that fits in the initial bucket is measured over
+// max(elapsed, 1 minute). rpm_limit/tpm_limit are the limits in force at
+// the end (a lower learned one replaces the one given); percentages are
+// of those limits (not of the headroom), capped at 100 when the model saw
+// no 429 at all (the rest is clock and latency noise). cost_usd is at standard (not Batch) prices
 // from the model registry (USD per 1M tokens), on usage tokens.
 type Summary struct {
 	Requests         int            `json:"requests"`
@@ -39,6 +57,10 @@ type Summary struct {
 	Failed           int            `json:"failed"`
 	FailedByKind     map[string]int `json:"failed_by_kind"`
 	Unsent           int            `json:"unsent"`
+	Abandoned        int            `json:"abandoned"`
+	NoResult         int            `json:"no_result"`
+	SkippedFailed    int            `json:"skipped_failed"`
+	QuotaErrors      int            `json:"quota_errors"`
 	Attempts         int            `json:"attempts"`
 	Retries          int            `json:"retries"`
 	RateLimited      map[string]int `json:"rate_limited"`
@@ -127,7 +149,19 @@ func (s *Summary) WriteTable(w io.Writer, tty bool) error {
 		add("  failed: "+k, "%d", s.FailedByKind[k])
 	}
 	if s.Unsent > 0 {
-		add("no result yet (resumable)", "%d", s.Unsent)
+		add("not sent (resumable)", "%d", s.Unsent)
+	}
+	if s.Abandoned > 0 {
+		add("abandoned in flight (resent on rerun)", "%d", s.Abandoned)
+	}
+	if s.NoResult > 0 {
+		add("no result yet (resumable)", "%d", s.NoResult)
+	}
+	if s.SkippedFailed > 0 {
+		add("recorded failures (skipped)", "%d", s.SkippedFailed)
+	}
+	if s.QuotaErrors > 0 {
+		add("quota/billing errors", "%d", s.QuotaErrors)
 	}
 	add("retries", "%d", s.Retries)
 	total429 := 0

@@ -1,0 +1,18 @@
+package runner
+
+import (
+	"path/filepath"
+
+	"github.com/oairl/oairl/internal/exitcode"
+)
+
+// lockPath is the lock file of a results file: ".NAME.lock" beside it.
+func lockPath(output string) string {
+	return filepath.Join(filepath.Dir(output), "."+filepath.Base(output)+".lock")
+}
+
+// errLocked is the error of a run refused because another run holds the
+// results file (exit 1).
+func errLocked(output string) error {
+	return exitcode.Errorf(exitcode.Failure, "%s is in use by another oairl run (lock %s): two runs on one results file would send every request twice; wait for it to finish or use another -o", output, lockPath(output))
+}
