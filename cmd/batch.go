@@ -20,7 +20,6 @@ import (
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
-	"github.com/oairl/oairl/tokens"
 )
 
 const batchLong = `Run request files through the OpenAI Batch API (half the price, separate
@@ -191,27 +190,6 @@ func batchTime(t time.Time, tty bool) string {
 		return t.Local().Format("2006-01-02 15:04")
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// batchProblem renders FILE:LINE: custom_id "X": message [code].
-func batchProblem(p input.Problem) string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d", p.Line)
-	}
-	b.WriteString(": ")
-	if p.CustomID != "" && !autoID(p.CustomID, p.Line) {
-		fmt.Fprintf(&b, "custom_id %q: ", p.CustomID)
-	}
-	switch p.Severity {
-	case tokens.Warning:
-		b.WriteString("warning: ")
-	case tokens.Note:
-		b.WriteString("note: ")
-	}
-	fmt.Fprintf(&b, "%s [%s]", p.Message, p.Code)
-	return b.String()
 }
 
 // autoID reports whether id is input.AutoID's id for a bare body on line

@@ -239,7 +239,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			}
 			return
 		}
-		fmt.Fprintln(ios.ErrOut, batchProblem(p))
+		fmt.Fprintln(ios.ErrOut, formatProblem(p))
 	}
 	var rejected *batch.AtomicFile
 	if opts.SkipInvalid != "" {

@@ -984,7 +984,8 @@ func (r *countReport) writeProblems(w io.Writer) error {
 	return bw.Flush()
 }
 
-// formatProblem renders FILE:LINE: custom_id "X": message [code].
+// formatProblem renders FILE:LINE: custom_id "X": message [code]; an
+// auto-assigned id (line-N, FILE:line-N) is left out, the line says it.
 func formatProblem(p input.Problem) string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -992,7 +993,7 @@ func formatProblem(p input.Problem) string {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
 	b.WriteString(": ")
-	if p.CustomID != "" && p.CustomID != fmt.Sprintf("line-%d", p.Line) {
+	if p.CustomID != "" && !autoID(p.CustomID, p.Line) {
 		fmt.Fprintf(&b, "custom_id %s: ", jsonString(p.CustomID))
 	}
 	if p.Severity == tokens.Warning {
