@@ -460,7 +460,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 					continue
 				}
 				if shown < maxProblemsShown {
-					r.problemf("%s:%d: %s: %s: %s", p.File, p.Line, displayID(p.CustomID), p.Code, p.Message)
+					r.problemf("%s:%d: %s: %s [%s]", p.File, p.Line, displayID(p.CustomID), p.Message, p.Code)
 				}
 				shown++
 			}
@@ -537,9 +537,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	for _, p := range scanSum.FileProblems {
 		if p.Severity == tokens.Error {
-			r.problemf("%s:%d: %s: %s", p.File, p.Line, p.Code, p.Message)
+			r.problemf("%s:%d: %s [%s]", p.File, p.Line, p.Message, p.Code)
 		} else if !o.Quiet && p.Severity == tokens.Warning {
-			r.logf("%s: warning: %s: %s", p.File, p.Code, p.Message)
+			r.logf("%s: warning: %s [%s]", p.File, p.Message, p.Code)
 		}
 	}
 
@@ -555,7 +555,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	jobs = kept
 	for _, j := range tooLarge {
-		r.problemf("%s:%d: %s: request_too_large: needs ~%d rate-limit tokens per request (prompt + output budget), which exceeds the %s limit of %d TPM; it can never be sent. Lower max_tokens or raise the limit",
+		r.problemf("%s:%d: %s: needs ~%d rate-limit tokens per request (prompt + output budget), which exceeds the %s limit of %d TPM; it can never be sent. Lower max_tokens or raise the limit [request_too_large]",
 			j.file, j.line, displayID(j.customID), j.charge, j.model, r.limitsFor(j.model).TPM)
 	}
 
@@ -653,7 +653,7 @@ func displayID(id string) string {
 	if id == "" {
 		return "(no custom_id)"
 	}
-	return "custom_id " + id
+	return fmt.Sprintf("custom_id %q", id)
 }
 
 // withModel inserts "model" into a body that names none (--model).
@@ -1372,6 +1372,8 @@ func (r *run) printSchedule(jobs, tooLarge []*job) {
 		}
 		if l.RPM > 0 || l.TPM > 0 {
 			line += fmt.Sprintf(": needs ~%.1f minutes", mins)
+		} else if r.o.Tier != "" {
+			line += fmt.Sprintf(": no published tier %s limits for this model (give --rpm/--tpm; otherwise learned from the first responses)", r.o.Tier)
 		} else {
 			line += ": no limits known (give --tier or --rpm/--tpm; otherwise learned from the first responses)"
 		}

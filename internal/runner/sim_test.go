@@ -521,7 +521,7 @@ func TestB19File(t *testing.T) {
 	if sum.ExitCode != exitcode.Partial || sum.Succeeded != 1 || len(srv.Sim.Requests()) != 1 {
 		t.Errorf("exit %d succeeded %d sent %d", sum.ExitCode, sum.Succeeded, len(srv.Sim.Requests()))
 	}
-	if !strings.Contains(log.String(), "B19.jsonl:1: custom_id big1") {
+	if !strings.Contains(log.String(), `B19.jsonl:1: custom_id "big1"`) {
 		t.Errorf("log %q", log.String())
 	}
 }
@@ -584,7 +584,7 @@ func TestInvalidLinesSkippedOrStrict(t *testing.T) {
 	if sum.Invalid != 2 || sum.Succeeded != 1 || sum.ExitCode != exitcode.Partial {
 		t.Errorf("invalid %d succeeded %d exit %d", sum.Invalid, sum.Succeeded, sum.ExitCode)
 	}
-	if !strings.Contains(log.String(), "in.jsonl:2: custom_id bad") || !strings.Contains(log.String(), "in.jsonl:3:") {
+	if !strings.Contains(log.String(), `in.jsonl:2: custom_id "bad"`) || !strings.Contains(log.String(), "in.jsonl:3:") {
 		t.Errorf("problems not reported with file:line and custom_id:\n%s", log.String())
 	}
 	o.Output, o.Strict = dir+"/strict.jsonl", true
