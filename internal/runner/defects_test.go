@@ -441,3 +441,59 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// Re-check: the lock follows the file, not its name: a symlink or a hard
+// link to a results file in use is refused too.
+func TestLockCoversLinks(t *testing.T) {
+	for _, kind := range []string{"symlink", "hardlink"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			in := writeLines(t, dir, "in.jsonl", chatLines("c", "gpt-4o-mini", 3, 5))
+			out := filepath.Join(dir, "out.jsonl")
+			if err := os.WriteFile(out, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			other := filepath.Join(dir, "other.jsonl")
+			mk := os.Symlink
+			if kind == "hardlink" {
+				mk = os.Link
+			}
+			if err := mk(out, other); err != nil {
+				t.Fatal(err)
+			}
+			unlock, err := lockOutput(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			p := okPoster()
+			o := baseOptions(other, in)
+			o.Client, o.RPM, o.TPM = p, 1000, 1_000_000
+			sum, err := Run(context.Background(), o)
+			if err == nil || sum.ExitCode != exitcode.Failure || len(p.Calls()) != 0 {
+				t.Fatalf("run on a %s of a locked results file: err %v exit %d, %d calls", kind, err, sum.ExitCode, len(p.Calls()))
+			}
+		})
+	}
+}
+
+// Re-check: reformatting the input (whitespace, key order, escapes) is not
+// a changed request: nothing is sent again.
+func TestFingerprintIgnoresFormatting(t *testing.T) {
+	a := []byte(`{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "caf\u00e9"}], "max_tokens": 5, "seed": 12345678901234567890}`)
+	b := []byte(`{"max_tokens":5,"messages":[{"content":"café","role":"user"}],"model":"gpt-4o-mini","seed":12345678901234567890}`)
+	if bodyFingerprint(a) != bodyFingerprint(b) {
+		t.Fatal("same JSON, different fingerprints")
+	}
+	c := []byte(`{"max_tokens":6,"messages":[{"content":"café","role":"user"}],"model":"gpt-4o-mini","seed":12345678901234567890}`)
+	if bodyFingerprint(b) == bodyFingerprint(c) {
+		t.Fatal("different bodies, same fingerprint")
+	}
+	d := []byte(`{"seed":12345678901234567891,"max_tokens":5,"messages":[{"content":"café","role":"user"}],"model":"gpt-4o-mini"}`)
+	if bodyFingerprint(b) == bodyFingerprint(d) {
+		t.Fatal("big numbers must keep their digits")
+	}
+	if bodyFingerprint([]byte("not json")) == "" {
+		t.Fatal("invalid JSON must still fingerprint")
+	}
+}

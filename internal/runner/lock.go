@@ -6,8 +6,13 @@ import (
 	"github.com/oairl/oairl/internal/exitcode"
 )
 
-// lockPath is the lock file of a results file: ".NAME.lock" beside it.
+// lockPath is the lock file of a results file: ".NAME.lock" beside it,
+// after symlinks are resolved (two names of one file share one lock; hard
+// links are covered by also locking the file itself, see lockOutput).
 func lockPath(output string) string {
+	if r, err := filepath.EvalSymlinks(output); err == nil {
+		output = r
+	}
 	return filepath.Join(filepath.Dir(output), "."+filepath.Base(output)+".lock")
 }
 

@@ -28,7 +28,26 @@ func lockOutput(output string) (func(), error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", p, err)
 	}
+	// A hard link is another name of the same inode: lock the results file
+	// itself too when it exists (flock is per inode).
+	var rf *os.File
+	if g, err := os.Open(output); err == nil {
+		if err := unix.Flock(int(g.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			g.Close()
+			_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, errLocked(output)
+			}
+			return nil, fmt.Errorf("locking %s: %w", output, err)
+		}
+		rf = g
+	}
 	return func() {
+		if rf != nil {
+			_ = unix.Flock(int(rf.Fd()), unix.LOCK_UN)
+			rf.Close()
+		}
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil

@@ -43,10 +43,28 @@ type Result struct {
 }
 
 // bodyFingerprint is the fingerprint recorded with a result: the first 16
-// hex digits (64 bits) of the SHA-256 of the body bytes.
+// hex digits (64 bits) of the SHA-256 of the body's canonical JSON (keys
+// sorted, insignificant whitespace dropped, strings re-escaped, numbers kept
+// as written), so reformatting a file (jq -c, key order, \u00e9 vs é)
+// does not count as a changed request. A body that is not valid JSON is
+// hashed as its bytes.
 func bodyFingerprint(body []byte) string {
-	h := sha256.Sum256(body)
+	h := sha256.Sum256(canonicalJSON(body))
 	return hex.EncodeToString(h[:8])
+}
+
+func canonicalJSON(body []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // better reports whether state a outranks b for one custom_id: a success

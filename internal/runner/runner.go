@@ -819,7 +819,10 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		if err != nil {
 			if reqCtx.Err() != nil {
 				// Abandoned (second Ctrl-C or grace over): no result, resumable.
+				// The request went out and may have been processed: count it
+				// as sent.
 				j.abandoned = true
+				j.reached = true
 				permit.Done(pace.NotSent)
 				return
 			}
