@@ -568,3 +568,45 @@ func TestRun_OversizedShardOfStartedJob(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 }
+
+// conflictOnTerminal answers a cancel of a finished batch as the API does
+// (409), which the fake does not.
+type conflictOnTerminal struct{ *fakeAPI }
+
+func (c conflictOnTerminal) CancelBatch(ctx context.Context, id string) (Batch, error) {
+	b, err := c.fakeAPI.GetBatch(ctx, id)
+	if err == nil && Terminal(b.Status) {
+		return Batch{}, fmt.Errorf("error, status code: 409, message: Cannot cancel a batch with status '%s'", b.Status)
+	}
+	return c.fakeAPI.CancelBatch(ctx, id)
+}
+
+// Re-check: a batch that finished after the local state last looked answers
+// the cancel with 409; that is "already done", not a failure.
+func TestCancelAfterBatchFinished(t *testing.T) {
+	clk := clock.Scaled(testScale)
+	api := newFakeAPI(clk)
+	j := newTestJob(t, 10, 10, "gpt-4o", 100, 0)
+	opts := runOpts(api, clk, &syncBuf{})
+	opts.Until = UntilSubmitted
+	opts.Deadline = clk.Now().Add(30 * time.Second)
+	_ = Run(context.Background(), j, opts)
+	if Terminal(j.Shards[0].Status) {
+		t.Skip("the shard finished before the state was saved; nothing to test")
+	}
+	// Let the batch finish on the server while the local state is stale.
+	for i := 0; i < 1000; i++ {
+		b, _ := api.GetBatch(context.Background(), j.Shards[0].BatchID)
+		if Terminal(b.Status) {
+			break
+		}
+		_ = clk.Sleep(context.Background(), time.Minute)
+	}
+	ids, err := Cancel(context.Background(), j, conflictOnTerminal{api}, clk.Now(), nil)
+	if err != nil {
+		t.Fatalf("cancel of a finished batch: %v", err)
+	}
+	if len(ids) != 0 || !Terminal(j.Shards[0].Status) {
+		t.Errorf("ids %v, shard status %s", ids, j.Shards[0].Status)
+	}
+}

@@ -41,6 +41,13 @@ func Cancel(ctx context.Context, job *Job, c Client, now time.Time, log io.Write
 		}
 		b, err := c.CancelBatch(ctx, s.BatchID)
 		if err != nil {
+			// A batch that finished since our last look refuses the cancel
+			// (409): it is already terminal, which is what was asked.
+			if cur, gerr := c.GetBatch(ctx, s.BatchID); gerr == nil && Terminal(cur.Status) {
+				r.apply(s, cur)
+				r.logf("%s: already %s; nothing to cancel", s.BatchID, cur.Status)
+				continue
+			}
 			_ = job.Save(now)
 			return ids, APIErr("cancelling "+s.BatchID, err, now)
 		}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -132,6 +133,9 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 	var sum batch.MergeSummary
 	label := opts.Input
 	if len(opts.FromFiles) > 0 {
+		if err := outputsAreNotInputs(opts, append(append([]string{opts.Input}, opts.FromFiles...), opts.Errors...)); err != nil {
+			return err
+		}
 		sum, err = batch.MergeFiles(append(append([]string{}, opts.FromFiles...), opts.Errors...), opts.Input, ro)
 	} else {
 		job, client, rerr := opts.resolveJob(ctx, opts.Ref)
@@ -139,6 +143,9 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 			return rerr
 		}
 		label = job.ID
+		if err := outputsAreNotInputs(opts, append(append([]string{}, job.Inputs...), opts.Input)); err != nil {
+			return err
+		}
 		if job.Path() != "" {
 			if err := batch.Refresh(ctx, job, client, opts.Clock.Now()); err != nil {
 				return err
@@ -214,4 +221,28 @@ func resultsSummary(label string, s batch.MergeSummary, opts *BatchResultsOption
 		fmt.Fprintf(&b, "\n%d output lines matched no input custom_id (kept, not dropped)", s.Unmatched)
 	}
 	return b.String()
+}
+
+// outputsAreNotInputs refuses an output path (-o, --failed, --unmatched)
+// that is one of the input files, by file identity (a symlink or hard link
+// counts): writing results there would destroy the requests.
+func outputsAreNotInputs(opts *BatchResultsOptions, inputs []string) error {
+	for _, out := range []string{opts.Output, opts.Failed, opts.Unmatched} {
+		if out == "" {
+			continue
+		}
+		oi, err := os.Stat(out)
+		if err != nil {
+			continue // does not exist yet: cannot be an input
+		}
+		for _, in := range inputs {
+			if in == "" || in == "-" {
+				continue
+			}
+			if ii, err := os.Stat(in); err == nil && os.SameFile(oi, ii) {
+				return FlagErrorf("%s is the input file %s: writing results there would overwrite the requests; choose another path", out, in)
+			}
+		}
+	}
+	return nil
 }
