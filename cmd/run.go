@@ -160,6 +160,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if opts.Output == "" {
 				return FlagErrorf("-o/--output is required: the results file (JSONL, appended to; rerun to resume)")
 			}
+			if opts.Output == "-" {
+				return FlagErrorf("-o must be a file, not stdout: results are appended and reread to resume")
+			}
 			if opts.Format != "table" && opts.Format != "json" {
 				return FlagErrorf("--format must be table or json, not %q", opts.Format)
 			}

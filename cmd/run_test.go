@@ -51,6 +51,7 @@ func TestNewRunCmdFlags(t *testing.T) {
 		{args: "in.jsonl -o out.jsonl --headroom 1.5", wantErr: "--headroom"},
 		{args: "in.jsonl -o out.jsonl --format yaml", wantErr: "--format must be table or json"},
 		{args: "in.jsonl -o in.jsonl", wantErr: "also an input file"},
+		{args: "in.jsonl -o -", wantErr: "not stdout"},
 		{args: "in.jsonl -o out.jsonl --max-concurrent 0", wantErr: "--max-concurrent"},
 	}
 	for _, tt := range tests {

@@ -450,32 +450,61 @@ func compactBody(body []byte) json.RawMessage {
 	return s
 }
 
-// rewriteOrdered rewrites path so that its lines follow order (custom_ids
-// in input order); lines whose custom_id is not in order keep their
-// relative order at the end. Atomic (temporary file + rename).
-func rewriteOrdered(path string, order []string) error {
+// rewriteOrdered rewrites path so that it holds exactly one line per
+// custom_id of order, in that order (the input order): for each, the line
+// that belongs to the current body (fps: custom_id → bodyFingerprint; a
+// line without a fingerprint matches any body), then the best state
+// (success, final failure, retryable failure), then the latest. Lines of
+// custom_ids not in order keep their relative order after them. Superseded
+// lines are not dropped: they are appended to PATH.superseded.jsonl. Atomic
+// (temporary file + rename).
+func rewriteOrdered(path string, order []string, fps map[string]string) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	index := map[string]span{}
-	var extra []span
+	type cand struct {
+		sp   span
+		rank int
+	}
+	inOrder := make(map[string]bool, len(order))
+	for _, id := range order {
+		inOrder[id] = true
+	}
+	best := map[string]cand{}
+	var superseded, rest []span
 	br := bufio.NewReaderSize(in, 1<<20)
 	var off int64
 	for {
 		b, err := br.ReadBytes('\n')
 		if len(b) > 0 {
 			sp := span{off, int64(len(b))}
-			id, _, _, ok := parseResultState(bytes.TrimSpace(b))
-			if _, dup := index[id]; ok && !dup {
-				index[id] = sp
-			} else if ok {
-				// a later line for the same id wins; keep the earlier at the end
-				extra = append(extra, index[id])
-				index[id] = sp
-			} else {
-				extra = append(extra, sp)
+			id, st, fp, ok := parseResultState(bytes.TrimSpace(b))
+			switch {
+			case !ok || !inOrder[id]:
+				rest = append(rest, sp)
+			default:
+				rank := 0
+				switch st {
+				case recSucceeded:
+					rank = 3
+				case recFailed:
+					rank = 2
+				case recRetryable:
+					rank = 1
+				}
+				if cur := fps[id]; fp == "" || cur == "" || fp == cur {
+					rank += 10
+				}
+				if prev, seen := best[id]; !seen {
+					best[id] = cand{sp, rank}
+				} else if rank >= prev.rank { // ties: the later line wins
+					superseded = append(superseded, prev.sp)
+					best[id] = cand{sp, rank}
+				} else {
+					superseded = append(superseded, sp)
+				}
 			}
 			off += int64(len(b))
 		}
@@ -486,31 +515,38 @@ func rewriteOrdered(path string, order []string) error {
 			return err
 		}
 	}
-	used := map[string]bool{}
-	return writeAtomic(path, func(w io.Writer) error {
-		copySpan := func(sp span) error {
-			_, err := io.Copy(w, io.NewSectionReader(in, sp.off, sp.n))
+	copySpan := func(w io.Writer, sp span) error {
+		_, err := io.Copy(w, io.NewSectionReader(in, sp.off, sp.n))
+		return err
+	}
+	if len(superseded) > 0 {
+		sortSpans(superseded)
+		f, err := os.OpenFile(path+".superseded.jsonl", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
 			return err
 		}
+		for _, sp := range superseded {
+			if err := copySpan(f, sp); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return writeAtomic(path, func(w io.Writer) error {
 		for _, id := range order {
-			if sp, ok := index[id]; ok && !used[id] {
-				used[id] = true
-				if err := copySpan(sp); err != nil {
+			if c, ok := best[id]; ok {
+				delete(best, id) // a custom_id listed twice is written once
+				if err := copySpan(w, c.sp); err != nil {
 					return err
 				}
 			}
 		}
-		// lines of custom_ids not in this input, in file order
-		var rest []span
-		for id, sp := range index {
-			if !used[id] {
-				rest = append(rest, sp)
-			}
-		}
-		rest = append(rest, extra...)
 		sortSpans(rest)
 		for _, sp := range rest {
-			if err := copySpan(sp); err != nil {
+			if err := copySpan(w, sp); err != nil {
 				return err
 			}
 		}

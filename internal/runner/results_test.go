@@ -75,7 +75,7 @@ func TestLoadAndRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	rf.close()
-	if err := rewriteOrdered(p, []string{"a", "b", "c", "d", "e"}); err != nil {
+	if err := rewriteOrdered(p, []string{"a", "b", "c", "d", "e"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
@@ -94,5 +94,35 @@ func TestLoadAndRewrite(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"body":{"x":1}`) || !strings.Contains(string(b), `"body":"\u003chtml\u003ebad gateway\u003c/html\u003e"`) && !strings.Contains(string(b), `"body":"<html>bad gateway</html>"`) {
 		t.Errorf("bodies not one-line JSON:\n%s", b)
+	}
+}
+
+// Re-check: --ordered leaves exactly one line per input custom_id: the one
+// for the current body, else the best state, else the latest; the others go
+// to PATH.superseded.jsonl, never dropped.
+func TestRewriteOrderedOneLinePerID(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.jsonl")
+	lines := []string{
+		`{"id":"1","custom_id":"a","response":{"status_code":400,"request_id":"r","body":{}},"error":{"code":"x","message":"m"}}`,
+		`{"id":"2","custom_id":"b","response":{"status_code":200,"request_id":"r","body":{"v":"old"}},"error":null,"oairl_body_sha256":"old"}`,
+		`{"id":"3","custom_id":"a","response":{"status_code":200,"request_id":"r","body":{}},"error":null}`,
+		`{"id":"4","custom_id":"b","response":{"status_code":200,"request_id":"r","body":{"v":"new"}},"error":null,"oairl_body_sha256":"new"}`,
+		`{"id":"5","custom_id":"a","response":{"status_code":500,"request_id":"r","body":{}},"error":{"code":"server_error","message":"m"}}`,
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteOrdered(p, []string{"b", "a"}, map[string]string{"b": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	got := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(got) != 2 || !strings.Contains(got[0], `"id":"4"`) || !strings.Contains(got[1], `"id":"3"`) {
+		t.Fatalf("ordered file:\n%s", b)
+	}
+	sup, _ := os.ReadFile(p + ".superseded.jsonl")
+	if n := strings.Count(string(sup), "\n"); n != 3 {
+		t.Fatalf("superseded lines = %d, want 3:\n%s", n, sup)
 	}
 }

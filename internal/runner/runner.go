@@ -199,6 +199,10 @@ type job struct {
 }
 
 type run struct {
+	// fps maps each input custom_id to its current body fingerprint
+	// (--ordered keeps the line that belongs to it).
+	fps map[string]string
+
 	o       Options
 	clk     clock.Clock
 	log     io.Writer
@@ -449,6 +453,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	// 2. Read and validate the input.
 	var jobs []*job
 	var order []string
+	r.fps = map[string]string{}
 	shown := 0
 	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model}
 	scanSum, err := input.Scan(ctx, o.Sources, scanOpts, func(q *input.Request) error {
@@ -479,6 +484,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			body = withModel(body, q.Model)
 		}
 		fp := bodyFingerprint(body)
+		r.fps[q.CustomID] = fp
 		if st, ok, mismatch := rep.lookup(q.CustomID, fp); mismatch {
 			if q.Bare {
 				changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
@@ -1272,7 +1278,7 @@ func (r *run) finish(order []string) (*Summary, error) {
 			r.problemf("closing %s: %v", r.o.Output, err)
 		}
 		if r.o.Ordered {
-			if err := rewriteOrdered(r.o.Output, order); err != nil {
+			if err := rewriteOrdered(r.o.Output, order, r.fps); err != nil {
 				r.addCode(exitcode.Failure)
 				r.problemf("--ordered: rewriting %s: %v (the file is unchanged)", r.o.Output, err)
 			}
