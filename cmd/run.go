@@ -88,7 +88,9 @@ over a failure recorded for the same custom_id. A torn last line left by a
 crash is removed (a complete one missing only its newline is kept). Recorded
 failures for the input make a rerun exit 7; --retry-failed resends the
 retryable ones (5xx, rate limits, network errors, bad 200s). --ordered
-rewrites the file in input order at the end. Only one run may use a results
+rewrites the file at the end with one line per custom_id in input order
+(older lines for a custom_id go to FILE.superseded.jsonl, never dropped).
+Only one run may use a results
 file at a time (lock .NAME.lock beside it): a second is refused, exit 1. The
 results file must not be an input file (or a link to one): exit 2.
 
