@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/oairl/oairl/internal/humanize"
 )
 
 // Fix codes, stable (they appear in --format json).
@@ -93,20 +95,7 @@ func figures(f Finding) string {
 
 // human formats an integer with thousands separators: 2000000 → "2,000,000".
 func human(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
+	return humanize.Int(n)
 }
 
 func waitPhrase(f Finding) string {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -768,19 +769,4 @@ func sortProblems(ps []Problem) {
 }
 
 // Thousands formats n with comma separators: 32017 → "32,017".
-func Thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func Thousands(n int64) string { return humanize.Int(n) }

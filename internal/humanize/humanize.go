@@ -1,0 +1,26 @@
+// Package humanize formats numbers for people.
+package humanize
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Int formats n with comma thousands separators: 2000000 → "2,000,000",
+// -1234 → "-1,234".
+func Int(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
