@@ -161,17 +161,27 @@ func addStateFlag(c *cobra.Command, d *batchDeps) {
 
 // batchTable returns a borderless table like count's.
 func batchTable(w io.Writer, header []string) *tablewriter.Table {
+	return newTable(w, header, nil, false)
+}
+
+// newTable returns the borderless table every command prints for people:
+// a rule under the header (and over the footer when footer is set), cells
+// aligned per column by align (nil: left), header text as given.
+func newTable(w io.Writer, header []string, align []tw.Align, footer bool) *tablewriter.Table {
+	lines := tw.Lines{ShowHeaderLine: tw.On}
+	if footer {
+		lines.ShowFooterLine = tw.On
+	}
 	t := tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders: tw.BorderNone,
-			Symbols: tw.NewSymbols(tw.StyleLight),
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
-				Lines:      tw.Lines{ShowHeaderLine: tw.On},
-			},
+			Borders:  tw.BorderNone,
+			Symbols:  tw.NewSymbols(tw.StyleLight),
+			Settings: tw.Settings{Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off}, Lines: lines},
 		})),
 		tablewriter.WithConfig(tablewriter.Config{
-			Header: tw.CellConfig{Formatting: tw.CellFormatting{AutoFormat: tw.Off}},
+			Header: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}, Formatting: tw.CellFormatting{AutoFormat: tw.Off}},
+			Row:    tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
+			Footer: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
 		}),
 	)
 	t.Header(header)

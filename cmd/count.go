@@ -14,8 +14,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 
@@ -760,22 +758,7 @@ func (r *countReport) writeTable(w io.Writer) error {
 		header = append(header, "QUOTA MIN")
 		align = append(align, tw.AlignRight)
 	}
-	t := tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders: tw.BorderNone,
-			Symbols: tw.NewSymbols(tw.StyleLight),
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
-				Lines:      tw.Lines{ShowHeaderLine: tw.On, ShowFooterLine: tw.On},
-			},
-		})),
-		tablewriter.WithConfig(tablewriter.Config{
-			Header: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}, Formatting: tw.CellFormatting{AutoFormat: tw.Off}},
-			Row:    tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
-			Footer: tw.CellConfig{Alignment: tw.CellAlignment{PerColumn: align}},
-		}),
-	)
-	t.Header(header)
+	t := newTable(w, header, align, true)
 	row := func(m *modelTotals, name, encoding string, minutes *float64) []string {
 		cells := []string{name, encoding, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
 			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"), costCell(m, m.CostBatch, name == "TOTAL")}

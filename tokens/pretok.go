@@ -296,15 +296,7 @@ func matchO200k(s string, i int) int {
 		return e
 	}
 	if c0&cNum != 0 {
-		e := i + n0
-		for k := 1; k < 3; k++ {
-			c, n := at(s, e)
-			if n == 0 || c&cNum == 0 {
-				break
-			}
-			e += n
-		}
-		return e
+		return digits3(s, i+n0)
 	}
 	if e := punct(s, i, "\r\n/"); e >= 0 {
 		return e
@@ -313,6 +305,19 @@ func matchO200k(s string, i int) int {
 		return spaces(s, i, true)
 	}
 	return -1
+}
+
+// digits3 ends the \p{N}{1,3} piece whose first digit ends at e: at most
+// two more digits follow (o200k_base and cl100k_base patterns).
+func digits3(s string, e int) int {
+	for k := 1; k < 3; k++ {
+		c, n := at(s, e)
+		if n == 0 || c&cNum == 0 {
+			break
+		}
+		e += n
+	}
+	return e
 }
 
 func splitCl100k(s string, fn func(string)) { splitWith(s, fn, matchCl100k) }
@@ -331,15 +336,7 @@ func matchCl100k(s string, i int) int {
 		return runOf(s, i, cLetter)
 	}
 	if c0&cNum != 0 {
-		e := i + n0
-		for k := 1; k < 3; k++ {
-			c, n := at(s, e)
-			if n == 0 || c&cNum == 0 {
-				break
-			}
-			e += n
-		}
-		return e
+		return digits3(s, i+n0)
 	}
 	if e := punct(s, i, "\r\n"); e >= 0 {
 		return e

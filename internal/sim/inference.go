@@ -50,19 +50,7 @@ func (s *Server) longLimiterFor(m *models.Model) *limiter {
 	if s.cfg.Tier != "" && s.cfg.Tier != "none" {
 		lim = m.LongContext.Tiers[s.cfg.Tier]
 	}
-	lc := limitsFor(Config{RPM: s.cfg.RPM, TPM: s.cfg.TPM, RPD: s.cfg.RPD, TPD: s.cfg.TPD}, nil)
-	if lc.RPM > 0 {
-		lim.RPM = lc.RPM
-	}
-	if lc.TPM > 0 {
-		lim.TPM = lc.TPM
-	}
-	if lc.RPD > 0 {
-		lim.RPD = lc.RPD
-	}
-	if lc.TPD > 0 {
-		lim.TPD = lc.TPD
-	}
+	lim = overrideLimits(lim, s.cfg)
 	now := s.clk.Now()
 	var l *limiter
 	if lim.RPM > 0 || lim.TPM > 0 || lim.RPD > 0 || lim.TPD > 0 {

@@ -107,6 +107,15 @@ func limitsFor(c Config, m *models.Model) models.Limits {
 	if c.Tier != "" && c.Tier != "none" && m != nil {
 		l, _ = m.TierLimits(c.Tier)
 	}
+	l = overrideLimits(l, c)
+	if c.EnqueuedLimit > 0 {
+		l.BatchQueueTokens = c.EnqueuedLimit
+	}
+	return l
+}
+
+// overrideLimits applies the RPM/TPM/RPD/TPD flags (> 0) over l.
+func overrideLimits(l models.Limits, c Config) models.Limits {
 	if c.RPM > 0 {
 		l.RPM = c.RPM
 	}
@@ -118,9 +127,6 @@ func limitsFor(c Config, m *models.Model) models.Limits {
 	}
 	if c.TPD > 0 {
 		l.TPD = c.TPD
-	}
-	if c.EnqueuedLimit > 0 {
-		l.BatchQueueTokens = c.EnqueuedLimit
 	}
 	return l
 }
