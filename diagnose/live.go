@@ -3,7 +3,8 @@ package diagnose
 import (
 	"context"
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,11 +118,7 @@ func MatchTier(m *models.Model, rl RateLimits) string {
 	}
 	// OpenAI's request header reports whichever request window binds, so a
 	// window not recognised as daily may still be the RPD one.
-	names := make([]string, 0, len(m.Tiers))
-	for k := range m.Tiers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m.Tiers))
 	for _, k := range names {
 		l := m.Tiers[k]
 		if l.RPD > 0 && (req == 0 || l.RPD == req) && (tok == 0 || l.TPM == tok) {

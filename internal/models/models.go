@@ -26,7 +26,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -338,11 +340,7 @@ func (r *Registry) Models() []*Model {
 // and TPM for the model equal the given limits, or "" when none does
 // ("custom limits"). A zero rpm or tpm is ignored in the comparison.
 func (m Model) MatchTier(rpm, tpm int64) string {
-	names := make([]string, 0, len(m.Tiers))
-	for k := range m.Tiers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m.Tiers))
 	for _, k := range names {
 		l := m.Tiers[k]
 		if (rpm == 0 || l.RPM == rpm) && (tpm == 0 || l.TPM == tpm) && (rpm != 0 || tpm != 0) {

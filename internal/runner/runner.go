@@ -43,10 +43,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1293,11 +1295,7 @@ func (r *run) finish(order []string) (*Summary, error) {
 		active = r.lastAt.Sub(r.firstAt)
 	}
 	sum.Active = active
-	names := make([]string, 0, len(r.models))
-	for n := range r.models {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.models))
 	for _, n := range names {
 		m := r.models[n]
 		// The limits in force at the end (a lower learned one replaces

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -427,11 +428,7 @@ func (st Stats) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  goodput: n/a for runs under a minute of sim time (%d requests succeeded, %d tokens charged)\n",
 			st.GoodRequests, st.GoodCharged)
 	}
-	names := make([]string, 0, len(st.Limits))
-	for m := range st.Limits {
-		names = append(names, m)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(st.Limits))
 	for _, m := range names {
 		l := st.Limits[m]
 		if l.RPM == 0 && l.TPM == 0 && l.RPD == 0 && l.TPD == 0 {
