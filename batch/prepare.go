@@ -125,19 +125,12 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		}
 	}
 	valid := 0
-	revived := 0 // lines whose only error was endpoint_mismatch
 	var splitErr error
-	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
-		if opts.Scan.Endpoint == "" {
-			// Shards are split by endpoint like by model, so a file
-			// mixing endpoints is fine without --endpoint: input's
-			// endpoint_mismatch (one endpoint per file) does not apply.
-			wasValid := r.Valid()
-			r.Problems = dropCode(r.Problems, codeEndpointMismatch)
-			if !wasValid && r.Valid() {
-				revived++
-			}
-		}
+	// Shards are split by endpoint like by model, so a file mixing
+	// endpoints is fine without --endpoint.
+	scanOpts := opts.Scan
+	scanOpts.MixedEndpoints = true
+	sum, err := input.Scan(ctx, opts.Sources, scanOpts, func(r *input.Request) error {
 		for _, p := range r.Problems {
 			report(p)
 		}
@@ -186,8 +179,8 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if n != valid || (opts.Rejected == nil && n != sum.Valid+revived) {
-		return res, fmt.Errorf("refusing to upload: the shards hold %d requests but the input has %d valid requests", n, sum.Valid+revived)
+	if n != valid || (opts.Rejected == nil && n != sum.Valid) {
+		return res, fmt.Errorf("refusing to upload: the shards hold %d requests but the input has %d valid requests", n, sum.Valid)
 	}
 	if n == 0 {
 		return res, exitcode.Errorf(exitcode.Input, "no valid requests to submit")
@@ -305,21 +298,6 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		return res, err
 	}
 	return res, nil
-}
-
-// codeEndpointMismatch is input's problem code for a line whose endpoint
-// differs from its file's first line's.
-const codeEndpointMismatch = "endpoint_mismatch"
-
-// dropCode returns ps without the problems of code.
-func dropCode(ps []input.Problem, code string) []input.Problem {
-	out := ps[:0:0]
-	for _, p := range ps {
-		if p.Code != code {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // samePlan reports whether two splits have the same shards (endpoint,

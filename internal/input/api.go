@@ -99,6 +99,10 @@ type Options struct {
 	// too, with their inferred url: a file mixing chat, embeddings,
 	// responses or completions bodies gets endpoint_mismatch errors.
 	Endpoint string
+	// MixedEndpoints, with Endpoint "", lets one file hold lines for
+	// several endpoints (batch submit splits them into one batch per
+	// endpoint): no endpoint_mismatch is reported then.
+	MixedEndpoints bool
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
 	TPMLimit int64

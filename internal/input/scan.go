@@ -655,7 +655,7 @@ func (o *ordered) crossCheck(it *item) {
 	if want == "" {
 		want = o.endpoint
 	}
-	if it.endpoint != "" {
+	if it.endpoint != "" && (o.opts.Endpoint != "" || !o.opts.MixedEndpoints) {
 		if want == "" {
 			o.endpoint = it.endpoint
 		} else if it.endpoint != want {
