@@ -85,8 +85,10 @@ type batchDeps struct {
 	Clock clock.Clock
 	// State is --state FILE ("" = the state directory).
 	State string
-	// BaseURL is the API base URL in use (jobs remember theirs).
-	BaseURL string
+	// BaseURL returns the API base URL in use (jobs remember theirs). It
+	// is a func because --base-url is parsed after the command is built:
+	// reading the config earlier recorded the default URL (issue 14 §1).
+	BaseURL func() string
 	// HasKey reports whether an API key is configured.
 	HasKey func() bool
 }
@@ -94,7 +96,7 @@ type batchDeps struct {
 func newBatchDeps(f *Factory) batchDeps {
 	return batchDeps{
 		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
-		BaseURL: f.Config().BaseURL,
+		BaseURL: func() string { return f.Config().BaseURL },
 		HasKey:  func() bool { return f.Config().APIKey != "" },
 		Client: func() (batch.Client, error) {
 			c, err := f.APIClient()
@@ -112,11 +114,20 @@ func newBatchDeps(f *Factory) batchDeps {
 // base URL: its batch and file ids mean nothing (or something unrelated)
 // there.
 func (d *batchDeps) checkServer(j *batch.Job) error {
-	if j.BaseURL == "" || d.BaseURL == "" || strings.TrimRight(j.BaseURL, "/") == strings.TrimRight(d.BaseURL, "/") {
+	cur := d.baseURL()
+	if j.BaseURL == "" || cur == "" || strings.TrimRight(j.BaseURL, "/") == strings.TrimRight(cur, "/") {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.Failure, "job %s was submitted to %s, but the base URL is now %s: its batch ids mean nothing on another server; use --base-url %s (or OPENAI_BASE_URL), or submit the input again there",
-		j.ID, j.BaseURL, d.BaseURL, j.BaseURL)
+		j.ID, j.BaseURL, cur, j.BaseURL)
+}
+
+// baseURL is the resolved base URL ("" when none is wired, in tests).
+func (d *batchDeps) baseURL() string {
+	if d.BaseURL == nil {
+		return ""
+	}
+	return d.BaseURL()
 }
 
 func (d *batchDeps) stateDir() string { return batchStateDir(d.Getenv) }
