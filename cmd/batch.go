@@ -36,7 +36,8 @@ A job is one submitted input. It is split into shards that each fit one
 batch (at most 50,000 requests and 200 MB, one endpoint and one model, no
 more tokens than the model's enqueued-token limit), and kept in a local
 state file, so rerunning a command resumes it and never creates a second
-batch for a shard. Commands that take JOB also take a batch id.
+batch for a shard, also when two commands run at once on the same job
+(each step holds a lock on it: .JOB.lock beside the state file). Commands that take JOB also take a batch id.
 
 State: $OAIRL_STATE_DIR, else $XDG_STATE_HOME/oairl, else
 ~/.local/state/oairl (jobs/JOB.json and jobs/JOB.shards/), or --state FILE.`
