@@ -218,7 +218,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	}
 	po := batch.PrepareOptions{
 		Sources: sources, Scan: input.Options{Registry: reg, Counter: counter, Endpoint: opts.Endpoint, Model: opts.Model, Stdin: ios.In},
-		BaseURL: opts.BaseURL, New: opts.New,
+		BaseURL: opts.baseURL(), New: opts.New,
 		StatePath: opts.State, StateDir: opts.stateDir(), QueueLimit: queueLimit,
 		MaxRequests: opts.MaxRequests, MaxBytes: opts.MaxBytes,
 		Strict: opts.Strict, Metadata: md, DryRun: opts.DryRun, Now: opts.Clock.Now(),

@@ -77,7 +77,9 @@ cost at standard and Batch API prices in USD (counting the whole output
 budget as output, an upper bound). With --tier, or --rpm/--tpm, also the
 minutes of quota the file needs: per model, TPM charge / TPM and requests /
 RPM, the larger binds; models have separate limits, so the file needs the
-largest per-model figure.
+largest per-model figure. Models in one shared-limit group (the registry's
+shared_limit_groups: one pool of buckets for several model names) are
+counted together against the pool's limits.
 
 Output
   On a terminal: a table per model, with totals, then the problems on stderr
@@ -99,7 +101,8 @@ Output
                           output_budget, tpm_charge, cost_usd{standard,batch}
                           (both null for a model not in the registry),
                           quota{rpm, tpm, minutes, binding, long_context,
-                          note} (with limits)}; under --tier, rpm/tpm are
+                          shared_limit_group, note} (with limits)}; under
+                          --tier, rpm/tpm are
                           the standard bucket, long_context {rpm, tpm,
                           minutes, binding} the bucket of prompts above the
                           model's long-context threshold (gpt-4.1: >128k),
@@ -427,7 +430,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	var order []string
 	perFile := map[fileModel]int64{}
 	probs := newProblemSet(opts.MaxProblems)
-	var assumed, estimated int64
+	var assumed, estimated, flex int64
 	var total modelTotals
 
 	sum, scanErr := input.Scan(c.Context(), sources, iopts, func(r *input.Request) error {
@@ -458,6 +461,12 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		std, batch := 0.0, 0.0
 		if r.Resolution.Model != nil {
 			std, batch = tokens.Cost(r.Resolution.Model, cnt.PromptTokens, outBudget)
+			if cnt.ServiceTier == "flex" {
+				// Flex processing is billed at Batch API rates (OpenAI flex
+				// processing guide), so its synchronous price is the batch one.
+				std = batch
+				flex++
+			}
 		}
 		lc := false
 		if m := r.Resolution.Model; m != nil {
@@ -547,11 +556,14 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		}
 		return a.Requests > b.Requests
 	})
-	rep := countReport{opts: opts, sum: sum, total: total, probs: probs}
+	rep := countReport{opts: opts, sum: sum, total: total, probs: probs, reg: reg}
 	for _, m := range order {
 		rep.models = append(rep.models, byModel[m])
 	}
 	rep.assumptions = countAssumptions(opts, assumed, estimated, total.UnknownCostRequests)
+	if flex > 0 {
+		rep.assumptions = append(rep.assumptions, fmt.Sprintf("%s with service_tier \"flex\" priced at Batch API rates in the standard column too (flex processing is billed at Batch prices; OpenAI flex processing guide)", pluralize(flex, "request", "requests")))
+	}
 	for _, n := range rep.quotaNotes() {
 		rep.assumptions = append(rep.assumptions, "quota: "+n)
 	}
@@ -645,6 +657,7 @@ type countReport struct {
 	total       modelTotals
 	probs       *problemSet
 	assumptions []string
+	reg         *models.Registry
 }
 
 // quota is the minutes of quota one model's requests need. Under --tier,
@@ -659,7 +672,11 @@ type quota struct {
 	Minutes     *float64 `json:"minutes"`
 	Binding     string   `json:"binding,omitempty"` // "tpm" or "rpm"
 	LongContext *quota   `json:"long_context,omitempty"`
-	Note        string   `json:"note,omitempty"`
+	// Group is the shared-limit group whose one pool of buckets the model
+	// shares with the other models of the file in it; the minutes are then
+	// the pool's (all its members' requests together).
+	Group string `json:"shared_limit_group,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 func (r *countReport) hasLimits() bool {
@@ -687,6 +704,9 @@ func bucketMinutes(q *quota, requests, charge int64) {
 }
 
 func (r *countReport) quotaFor(m *modelTotals) quota {
+	if g := r.groupOf(m); g != "" {
+		return r.groupQuota(g)
+	}
 	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM}
 	if r.opts.Tier == "" {
 		bucketMinutes(&q, m.Requests, m.TPMCharge)
@@ -723,6 +743,42 @@ func (r *countReport) quotaFor(m *modelTotals) quota {
 		}
 		q.LongContext = &lq
 	}
+	return q
+}
+
+// groupOf returns the shared-limit group of m when the registry puts m in
+// one (models.Registry.LimitKey), else "".
+func (r *countReport) groupOf(m *modelTotals) string {
+	if r.reg == nil || m.Model == "" {
+		return ""
+	}
+	if g := r.reg.Group(m.Model); g != nil {
+		return g.ID
+	}
+	return ""
+}
+
+// groupQuota is the quota of a shared-limit pool: every model of the
+// file in group g charges the same RPM and TPM buckets, so their
+// requests and TPM charges add up (long-context prompts included: no
+// group has a separate long-context bucket).
+func (r *countReport) groupQuota(g string) quota {
+	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM, Group: g}
+	var reqs, charge int64
+	for _, o := range r.models {
+		if r.groupOf(o) == g {
+			reqs += o.Requests
+			charge += o.TPMCharge
+		}
+	}
+	if r.opts.Tier != "" {
+		l, ok := r.reg.KeyLimits(g, r.opts.Tier)
+		if !ok {
+			q.Note = fmt.Sprintf("no published tier %s limits for shared limit %s", r.opts.Tier, g)
+		}
+		q.RPM, q.TPM = l.RPM, l.TPM
+	}
+	bucketMinutes(&q, reqs, charge)
 	return q
 }
 

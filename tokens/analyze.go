@@ -603,6 +603,9 @@ func (r *run) checkStream() {
 func (r *run) finish(k kind) {
 	cnt := &r.a.Count
 	cnt.TPMCharge = cnt.PromptTokens + cnt.OutputBudget*cnt.N
+	if st, ok := r.obj["service_tier"].(string); ok {
+		cnt.ServiceTier = st
+	}
 	if len(r.estWhy) > 0 {
 		sort.Strings(r.estWhy)
 		r.problem(Note, CodeEstimated, "count is an estimate: %s", strings.Join(r.estWhy, "; "))

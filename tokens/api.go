@@ -112,6 +112,11 @@ type Count struct {
 	// (remote image sizes, tool schemas, an unknown model's encoding, a
 	// line over the time budget) rather than the exact recipe.
 	Estimated bool `json:"estimated,omitempty"`
+	// ServiceTier is the body's service_tier ("auto", "default", "flex",
+	// "priority"; "" when absent). Flex is billed at Batch API prices
+	// (developers.openai.com/api/docs/guides/flex-processing) and counts
+	// against the same rate limits.
+	ServiceTier string `json:"service_tier,omitempty"`
 }
 
 // Options configure a Counter.
