@@ -240,13 +240,11 @@ const unreachableStop = send.UnreachableStop
 // redact masks the API key (and anything that looks like a key) in s.
 func (r *run) redact(s string) string { return redact.String(s, r.o.APIKey) }
 
-// redactBody replaces the API key string itself in a stored body (the
-// replacement has no JSON metacharacters, so JSON stays valid).
+// redactBody masks the API key in a stored body, in any form the server
+// may echo it (JSON-escaped, without its prefix; see redact.Body). The
+// result is valid JSON when b is.
 func (r *run) redactBody(b json.RawMessage) json.RawMessage {
-	if len(r.o.APIKey) < 4 || !bytes.Contains(b, []byte(r.o.APIKey)) {
-		return b
-	}
-	return bytes.ReplaceAll(b, []byte(r.o.APIKey), []byte(redact.Key(r.o.APIKey)))
+	return redact.Body(b, r.o.APIKey)
 }
 
 func newRun(o Options) (*run, error) {
