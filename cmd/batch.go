@@ -92,6 +92,17 @@ type batchDeps struct {
 	BaseURL func() string
 	// HasKey reports whether an API key is configured.
 	HasKey func() bool
+	// tune hands the HTTP layer the clock its retry waits run on.
+	tune func(clock.Clock)
+}
+
+// client returns the API client, its retries timed on d.Clock (the
+// --time-scale clock, or a test's).
+func (d *batchDeps) client() (batch.Client, error) {
+	if d.tune != nil {
+		d.tune(d.Clock)
+	}
+	return d.Client()
 }
 
 func newBatchDeps(f *Factory) batchDeps {
@@ -99,6 +110,7 @@ func newBatchDeps(f *Factory) batchDeps {
 		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
 		BaseURL: func() string { return f.Config().BaseURL },
 		HasKey:  func() bool { return f.Config().APIKey != "" },
+		tune:    func(c clock.Clock) { f.SetHTTPTuning(0, c) },
 		Client: func() (batch.Client, error) {
 			c, err := f.APIClient()
 			if err != nil {
@@ -150,7 +162,7 @@ func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, bat
 		if err := d.checkServer(j); err != nil {
 			return nil, nil, err
 		}
-		c, cerr := d.Client()
+		c, cerr := d.client()
 		return j, c, cerr
 	}
 	if !errors.Is(err, batch.ErrNotFound) || !strings.HasPrefix(ref, "batch_") {
@@ -159,7 +171,7 @@ func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, bat
 		}
 		return nil, nil, err
 	}
-	c, err := d.Client()
+	c, err := d.client()
 	if err != nil {
 		return nil, nil, err
 	}

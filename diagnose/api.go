@@ -217,6 +217,15 @@ type Finding struct {
 	Truncated bool
 }
 
+// Response is one whole HTTP answer, as the raw sender of internal/api
+// returns it (api.Response is this type): the status, the headers and the
+// body, read to the end.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
 // Capture is one saved response read by ParseSaved. Source names the format
 // it was read from: "curl -i", "json", "sse" (a server-sent event stream),
 // "python-sdk", "go-openai" or "node-sdk". Line is the 1-based line where
