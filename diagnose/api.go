@@ -71,7 +71,18 @@ const (
 	EdgeThrottled         Verdict = "edge_throttled"          // non-JSON 429 from a CDN/proxy (Cloudflare 1015)
 	InvalidRequest        Verdict = "invalid_request"         // other 4xx: fix the request
 	NotExecuted           Verdict = "not_executed"            // a Batch request that never ran (batch_expired, batch_cancelled): resubmit it
-	Unknown               Verdict = "unknown"
+	// FlexUnavailable: a service_tier "flex" request refused for lack of
+	// capacity (429 resource_unavailable, OpenAI flex processing guide):
+	// retry later or send as "auto"; not billed, not a rate limit (the
+	// rate-limit buckets are not to be paused).
+	FlexUnavailable Verdict = "resource_unavailable"
+	// Unaffordable: the account can pay for fewer output tokens than the
+	// request's max_tokens allows (OpenRouter's 402 "can only afford N",
+	// case B41b): this request fails as sent, a smaller max_tokens may
+	// pass, other requests may still succeed. Limit is what can be
+	// afforded, Requested what was asked.
+	Unaffordable Verdict = "request_unaffordable"
+	Unknown      Verdict = "unknown"
 )
 
 // Window is one rate-limit dimension (requests or tokens) as the
@@ -105,6 +116,31 @@ type RateLimits struct {
 	Requests Window
 	Tokens   Window
 	Provider string
+	// ProjectTokens is the project's token window
+	// (x-ratelimit-{limit,remaining,reset}-project-tokens, sent when a
+	// project token limit applies; OpenAI rate-limits guide); ProjectRequests
+	// the same for -project-requests. Known is false when absent.
+	ProjectTokens   Window
+	ProjectRequests Window
+	// InputTokens and OutputTokens are Anthropic's separate per-minute
+	// input and output token buckets (anthropic-ratelimit-input-tokens-*,
+	// -output-tokens-*; case B31); Known is false elsewhere.
+	InputTokens  Window
+	OutputTokens Window
+}
+
+// Binding reports which token window binds: "project" when the project's
+// window has fewer tokens left than the organization's (or is the only
+// one), "organization" when the organization's does, "" when neither is
+// known.
+func (rl RateLimits) Binding() string {
+	switch {
+	case rl.ProjectTokens.Known && (!rl.Tokens.Known || rl.ProjectTokens.Remaining >= 0 && rl.ProjectTokens.Remaining < rl.Tokens.Remaining):
+		return "project"
+	case rl.Tokens.Known:
+		return "organization"
+	}
+	return ""
 }
 
 // Fix is one remedy. Code is a stable identifier (the Fix* constants, e.g.
@@ -201,6 +237,12 @@ type Finding struct {
 	// (status, headers, fields salvaged from the partial JSON), and the
 	// Summary says so.
 	Truncated bool
+
+	// Scope is "project" when the limit hit is the project's (the message
+	// says "in project proj_… organization …", or the project token window
+	// is the exhausted one), "organization" for an organization limit, ""
+	// when not a limit or unknown.
+	Scope string
 }
 
 // Capture is one saved response read by ParseSaved. Source names the format
@@ -240,7 +282,16 @@ func ClassifyCapture(c Capture, now time.Time) Finding {
 // response has no Date header. Classify never fails: an unrecognised
 // response is verdict unknown (retryable for 429 and 5xx).
 func Classify(status int, h http.Header, body []byte, now time.Time) Finding {
-	return classify(status, h, body, now)
+	return classify(status, h, body, now, "")
+}
+
+// ClassifyAs is Classify for a response from a known provider
+// (internal/provider names: "azure", "groq", "openrouter", "vllm",
+// "anthropic", "openai"): the provider's header semantics apply even when
+// the response carries no fingerprint of it (Groq's request headers are
+// per day; Azure's resets are bare seconds). "" detects as Classify does.
+func ClassifyAs(providerName string, status int, h http.Header, body []byte, now time.Time) Finding {
+	return classify(status, h, body, now, providerName)
 }
 
 // ClassifyResponse is Classify on resp's status and headers; body is the
@@ -263,7 +314,7 @@ func (f Finding) ExitCode() int {
 		return exitcode.OK
 	case f.Verdict == AuthFailed || f.Verdict == ModelUnavailable:
 		return exitcode.Auth
-	case f.Verdict == QuotaExhausted:
+	case f.Verdict == QuotaExhausted || f.Verdict == Unaffordable:
 		return exitcode.Quota
 	case f.IsRateLimit() || f.Verdict == BatchQueueFull || f.Verdict == EdgeThrottled:
 		return exitcode.RateLimited
