@@ -400,7 +400,10 @@ func TestRun_ShardOverServerQueueLimit(t *testing.T) {
 	}
 	// A rerun (same split, flags that allow more) never creates the
 	// doomed batch again: the server's limit is kept.
-	j.QueueLimits["gpt-4o"] = 2_000_000
+	j.QueueLimits = map[string]int64{"gpt-4o": 2_000_000}
+	if err := j.Save(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 	err = Run(context.Background(), j, runOpts(api, clk, &syncBuf{}))
 	if exitcode.Of(err) != exitcode.RateLimited || api.creates != 1 || !strings.Contains(err.Error(), "re-split") {
 		t.Fatalf("rerun: exit %d, creates %d: %v", exitcode.Of(err), api.creates, err)
@@ -545,6 +548,9 @@ func TestRun_OversizedShardOfStartedJob(t *testing.T) {
 		t.Fatalf("setup: shard 0 %+v, creates %d", j.Shards[0], api.creates)
 	}
 	j.QueueLimits["gpt-4o"] = 500
+	if err := j.Save(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuf{}
 	opts = runOpts(api, clk, log)
 	opts.Until = UntilDone

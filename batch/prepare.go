@@ -190,6 +190,23 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		now = time.Now()
 	}
 	id := JobID(sha)
+	if !opts.DryRun {
+		// Choosing, creating or resuming the job happens under its lock:
+		// a concurrent submit of the same input waits here, then resumes
+		// the job this one created (issue 14 §0).
+		lockFor := opts.StatePath
+		if lockFor == "" {
+			lockFor = JobPath(opts.StateDir, id)
+		}
+		unlock, err := LockState(ctx, lockFor)
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while waiting for another oairl using this job; nothing was uploaded"))
+			}
+			return res, err
+		}
+		defer unlock()
+	}
 	path := opts.StatePath
 	if path == "" {
 		// Jobs for the same input: JOB, JOB-2, JOB-3, ...; the newest is
@@ -260,7 +277,9 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 			}
 			res.Job, res.Resumed = old, true
 			if old.Started() || samePlan(old.Shards, shards) {
-				return res, nil
+				// Keep the limits of this run: the next step of Run
+				// re-reads the state under the job's lock.
+				return res, old.Save(now)
 			}
 			// No batch has run yet and the split changed (another
 			// --enqueued-limit or --tier): replace the shards, so no

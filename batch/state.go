@@ -236,6 +236,9 @@ func LoadJob(path string) (*Job, error) {
 	if j.Version > StateVersion {
 		return nil, fmt.Errorf("job state %s: version %d is newer than this oairl understands (%d)", path, j.Version, StateVersion)
 	}
+	if j.QueueLimits == nil {
+		j.QueueLimits = map[string]int64{}
+	}
 	j.path = path
 	return &j, nil
 }

@@ -3,6 +3,9 @@ package cmd
 import (
 	"bytes"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -109,4 +112,112 @@ func TestBatchE2E_BaseURLFlagRecorded(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "was submitted to "+a.srv.URL) {
 		t.Errorf("status of the first job on the second server: exit %d\n%s", code, errOut)
 	}
+}
+
+// onePerShard asserts the sim holds exactly one batch for each of the
+// job's shards 0..shards-1.
+func onePerShard(t *testing.T, s *sim.Server, job string, shards int) {
+	t.Helper()
+	by := batchesOfJob(s, job)
+	if len(by) != shards {
+		t.Errorf("batches for %d shards, want %d: %v", len(by), shards, by)
+	}
+	for k, bs := range by {
+		if len(bs) != 1 {
+			t.Errorf("shard %s: %d batches, want exactly 1 (duplicates are billed twice)", k, len(bs))
+		}
+	}
+}
+
+// Issue 14 §0: two `batch submit` of the same file at once created
+// duplicate batches (8-11 batches for 3 shards). Both submits are held
+// right after their first upload until the other arrives (or 500 ms pass),
+// so without a lock both create shard 0's batch; with it, one waits and
+// then resumes the job the other created.
+func TestBatchE2E_ConcurrentSubmitsCreateOneBatchPerShard(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 30, "gpt-4o-mini", 5)
+	var arrived atomic.Int32
+	barrier := make(chan struct{})
+	var once sync.Once
+	hold := func(o *BatchSubmitOptions) {
+		o.MaxRequests = 10
+		o.Hooks.AfterUpload = func(*batch.Shard) error {
+			if arrived.Add(1) == 2 {
+				once.Do(func() { close(barrier) })
+			}
+			select {
+			case <-barrier:
+			case <-time.After(500 * time.Millisecond):
+			}
+			return nil
+		}
+	}
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	res := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := e.submit(hold, in, "--time-scale", e.scale, "--poll-interval", "2s")
+			res[i] = result{out, errOut, code}
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.code != 0 {
+			t.Fatalf("submit %d: exit %d\n%s", i, r.code, r.errOut)
+		}
+	}
+	job := strings.TrimSpace(res[0].out)
+	if strings.TrimSpace(res[1].out) != job {
+		t.Fatalf("two jobs for one input: %q and %q", res[0].out, res[1].out)
+	}
+	onePerShard(t, e.srv.Sim, job, 3)
+}
+
+// Issue 14 §0: `batch submit` beside the documented `batch wait JOB`
+// duplicated batches too: both saw the same pending shards.
+func TestBatchE2E_SubmitBesideWaitCreatesOneBatchPerShard(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 60, "gpt-4o-mini", 5)
+	args := []string{in, "--time-scale", e.scale, "--poll-interval", "2s"}
+	// A first submit stops after creating shard 0's batch (like Ctrl-C).
+	_, errOut, code := e.submit(func(o *BatchSubmitOptions) {
+		o.MaxRequests = 10
+		o.Hooks.AfterUpload = func(s *batch.Shard) error {
+			if s.Index == 1 {
+				return errInjected
+			}
+			return nil
+		}
+	}, args...)
+	if code == 0 {
+		t.Fatalf("injected crash: exit 0\n%s", errOut)
+	}
+	jobs, _ := batch.ListJobs(e.env["OAIRL_STATE_DIR"])
+	job := jobs[0].ID
+	var wg sync.WaitGroup
+	var waitCode, submitCode int
+	var waitErr, submitErr string
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, waitErr, waitCode = e.run("batch", "wait", job, "--time-scale", e.scale, "--poll-interval", "2s")
+	}()
+	go func() {
+		defer wg.Done()
+		_, submitErr, submitCode = e.submit(perShard(10), args...)
+	}()
+	wg.Wait()
+	if waitCode != 0 || submitCode != 0 {
+		t.Fatalf("wait exit %d, submit exit %d\nwait: %s\nsubmit: %s", waitCode, submitCode, waitErr, submitErr)
+	}
+	onePerShard(t, e.srv.Sim, job, 6)
 }

@@ -305,7 +305,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			fmt.Fprintf(log, "  %s: %s, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), plural(p.Shards, "shard"), input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
 		}
 	}
-	client, err := opts.Client()
+	client, err := opts.client()
 	if err != nil {
 		return err
 	}

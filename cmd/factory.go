@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/oairl/oairl/internal/api"
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/httpx"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/provider"
@@ -46,7 +48,11 @@ type Factory struct {
 	// context is cancelled on the first). Never nil.
 	HardContext context.Context
 
-	// HTTPClient returns the client for API calls (tests inject one).
+	// HTTPClient returns the client for every API call (tests inject one).
+	// The default, built on each call after the flags are parsed, is
+	// oairl's one HTTP layer (internal/httpx): User-Agent oairl/VERSION, an
+	// idle pool sized by SetHTTPTuning, retries of idempotent calls on the
+	// tuned clock, and a trace to stderr with --debug or OAIRL_DEBUG=api.
 	HTTPClient func() (*http.Client, error)
 
 	flags struct {
@@ -56,6 +62,12 @@ type Factory struct {
 		modelsFile string
 		quiet      bool
 		noProgress bool
+		debug      bool
+	}
+
+	httpTuning struct {
+		concurrency int
+		clock       clock.Clock
 	}
 
 	regOnce sync.Once
@@ -65,14 +77,53 @@ type Factory struct {
 
 // NewFactory returns a factory reading the environment through getenv.
 func NewFactory(ios *iostreams.IOStreams, getenv func(string) string, version string) *Factory {
-	return &Factory{
+	f := &Factory{
 		IOStreams:   ios,
 		Version:     version,
 		Getenv:      getenv,
 		Now:         time.Now,
 		HardContext: context.Background(),
-		HTTPClient:  func() (*http.Client, error) { return &http.Client{}, nil },
 	}
+	f.HTTPClient = f.defaultHTTPClient
+	return f
+}
+
+// SetHTTPTuning tells the HTTP layer the command's concurrency (requests
+// in flight at once: the idle pool keeps that many connections) and the
+// clock its retry waits run on (nil = the wall clock; a --time-scale
+// clock or a test's fake clock otherwise). Call it before HTTPClient.
+func (f *Factory) SetHTTPTuning(concurrency int, clk clock.Clock) {
+	f.httpTuning.concurrency = concurrency
+	f.httpTuning.clock = clk
+}
+
+// Debug reports whether API traces are on: --debug, or OAIRL_DEBUG
+// containing "api" (a comma-separated list; "1" and "all" count too).
+func (f *Factory) Debug() bool {
+	if f.flags.debug {
+		return true
+	}
+	for _, w := range strings.Split(f.Getenv("OAIRL_DEBUG"), ",") {
+		switch strings.TrimSpace(strings.ToLower(w)) {
+		case "api", "1", "all", "true":
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Factory) defaultHTTPClient() (*http.Client, error) {
+	o := httpx.Options{
+		UserAgent:  "oairl/" + f.Version,
+		MaxConns:   f.httpTuning.concurrency,
+		MaxRetries: -1,
+		Clock:      f.httpTuning.clock,
+		Secrets:    f.secrets(),
+	}
+	if f.Debug() {
+		o.Trace = f.IOStreams.ErrOut
+	}
+	return httpx.New(o), nil
 }
 
 // Config resolves the global configuration.

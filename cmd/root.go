@@ -143,6 +143,7 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 	pf.StringVar(&f.flags.modelsFile, "models", "", "JSON file that overrides or extends the built-in model registry (env OAIRL_MODELS)")
 	pf.BoolVarP(&f.flags.quiet, "quiet", "q", false, "print no progress lines or hints (errors and data only)")
 	pf.BoolVar(&f.flags.noProgress, "no-progress", false, "never draw progress bars")
+	pf.BoolVar(&f.flags.debug, "debug", false, "trace every HTTP exchange to stderr, key masked (env OAIRL_DEBUG=api)")
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		f.IOStreams.Quiet = f.flags.quiet
 		f.IOStreams.NoProgress = f.flags.noProgress || f.Getenv("OAIRL_NO_PROGRESS") != ""
@@ -216,6 +217,9 @@ defaults. oairl never prints an API key; errors and debug output redact it.
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
                       directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
   OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)
+  OAIRL_DEBUG         "api": trace every HTTP exchange to stderr (--debug): method,
+                      URL, status, timing, headers and the first 2 KB of bodies,
+                      the key and bearer tokens masked
   NO_COLOR            any value: no colour
   CLICOLOR            0: no colour
   CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal

@@ -71,6 +71,8 @@ const (
 	EdgeThrottled         Verdict = "edge_throttled"          // non-JSON 429 from a CDN/proxy (Cloudflare 1015)
 	InvalidRequest        Verdict = "invalid_request"         // other 4xx: fix the request
 	NotExecuted           Verdict = "not_executed"            // a Batch request that never ran (batch_expired, batch_cancelled): resubmit it
+	NotAPIResponse        Verdict = "not_api_response"        // a 2xx whose body is not the API's (an HTML login or proxy page): check the base URL
+	StreamTruncated       Verdict = "stream_truncated"        // a 2xx event stream that ended before its final event ([DONE], response.completed): retryable
 	// FlexUnavailable: a service_tier "flex" request refused for lack of
 	// capacity (429 resource_unavailable, OpenAI flex processing guide):
 	// retry later or send as "auto"; not billed, not a rate limit (the
@@ -102,8 +104,12 @@ type Window struct {
 	Remaining int64
 	Reset     time.Duration
 	ResetRaw  string
-	Known     bool
-	Daily     bool
+	// ResetKnown is true when ResetRaw parsed; an unparseable reset
+	// ("-1", "1d", "soon") leaves Reset 0 and ResetKnown false: unknown,
+	// never "0 s".
+	ResetKnown bool
+	Known      bool
+	Daily      bool
 }
 
 // RateLimits are the parsed rate-limit headers of one response. Provider
@@ -154,7 +160,8 @@ type Fix struct {
 //
 // Retryable says whether sending the same request again can succeed:
 // true for the rate limits, overload, server and network errors,
-// edge_throttled, batch_queue_full and not_executed; never for
+// edge_throttled, batch_queue_full, not_executed and stream_truncated;
+// never for not_api_response (the endpoint, not the request),
 // quota_exhausted (which includes Azure's "retry after 86400 seconds", a
 // zero or trial quota that never recovers, wire-formats.md §3),
 // request_too_large, context_length_exceeded, auth_failed,
@@ -205,6 +212,10 @@ type Fix struct {
 // "TPM" when one request exceeds the token bucket, "" when the limit is the
 // request's size in bytes (Anthropic's 413 request_too_large, a proxy's 413).
 //
+// For a body that is not JSON (an HTML error or login page), Message is a
+// one-line excerpt: the page's <title>, else its text without tags,
+// at most 120 characters.
+//
 // Summary is one line for people; Fixes are the remedies that apply, most
 // likely first (never nil for a classified response).
 type Finding struct {
@@ -222,6 +233,9 @@ type Finding struct {
 	Organization string
 	Project      string
 	RequestID    string
+	// ContentType is the response's content-type header (media type only),
+	// shown with the excerpt of a body that is not the API's JSON.
+	ContentType string
 
 	LimitKind string
 	Limit     int64
@@ -243,6 +257,15 @@ type Finding struct {
 	// is the exhausted one), "organization" for an organization limit, ""
 	// when not a limit or unknown.
 	Scope string
+}
+
+// Response is one whole HTTP answer, as the raw sender of internal/api
+// returns it (api.Response is this type): the status, the headers and the
+// body, read to the end.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
 }
 
 // Capture is one saved response read by ParseSaved. Source names the format

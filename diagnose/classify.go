@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net"
@@ -515,11 +516,15 @@ func classify(status int, h http.Header, body []byte, now time.Time, hint string
 		h = http.Header{}
 	}
 	var pb parsedBody
-	if !(status >= 200 && status < 300) || bytes.Contains(body, []byte(`"error"`)) {
+	success := status >= 200 && status < 300
+	if !success || bytes.Contains(body, []byte(`"error"`)) {
 		// A success body is only decoded when it may hide an error (a
 		// Responses API failure inside a 200): the hot path of oairl run.
 		pb = parseBody(body)
 	}
+	// What a success body is, from its first bytes (cheap): the API's
+	// JSON, an event stream (complete or cut), or something else.
+	shape := successShape(status, body)
 	rl := parseRateLimits(h, now)
 	if hint != "" && hint != "openai" && rl.Provider == "openai" {
 		rl.Provider = hint
@@ -550,6 +555,7 @@ func classify(status int, h http.Header, body []byte, now time.Time, hint string
 	}
 	rl = f.RateLimits
 	f.RequestID = firstNonEmpty(h.Get("x-request-id"), h.Get("request-id"), pb.requestID, h.Get("apim-request-id"))
+	f.ContentType = mediaType(h)
 	f.Organization = firstNonEmpty(h.Get("openai-organization"), h.Get("anthropic-organization-id"))
 	f.Project = h.Get("openai-project")
 	f.Model = h.Get("openai-model")
@@ -578,16 +584,10 @@ func classify(status int, h http.Header, body []byte, now time.Time, hint string
 		f.Requested, f.Limit = parseNum(m[1]), parseNum(m[2])
 	}
 
-	if !pb.isJSON && len(bytes.TrimSpace(body)) > 0 && status != 0 && !(status >= 200 && status < 300) {
-		// A non-JSON error page: the message is its first line, trimmed.
-		line := strings.TrimSpace(string(body))
-		if i := strings.IndexByte(line, '\n'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if r := []rune(line); len(r) > 200 {
-			line = string(r[:200]) + "…"
-		}
-		f.Message = line
+	if !pb.isJSON && len(bytes.TrimSpace(body)) > 0 && (status != 0 && !success || shape == shapeOther) {
+		// A non-JSON page (a CDN error page, a login or proxy page): the
+		// message is a one-line excerpt of what a person would read.
+		f.Message = Excerpt(body, 120)
 	}
 
 	f.Truncated = pb.truncated
@@ -611,6 +611,17 @@ func classify(status int, h http.Header, body []byte, now time.Time, hint string
 		}
 	}
 	f.Verdict, f.Retryable = decide(effective, h, pb, mf, rl, body)
+	if f.Verdict == OK && !pb.hasError {
+		switch shape {
+		case shapeOther:
+			// The API always answers JSON or an event stream: an HTML
+			// login page or a proxy's page is the wrong endpoint, and
+			// sending again gets the same page.
+			f.Verdict, f.Retryable = NotAPIResponse, false
+		case shapeCutStream:
+			f.Verdict, f.Retryable = StreamTruncated, true
+		}
+	}
 	if f.Verdict != RequestTooLarge && f.Verdict != ContextLengthExceeded && f.Verdict != BatchQueueFull &&
 		f.Verdict != ModelUnavailable && !f.IsRateLimit() && f.LimitKind != "" && status != 429 {
 		// Figures only make sense for limit verdicts; keep them anyway but
@@ -705,6 +716,87 @@ func classify(status int, h http.Header, body []byte, now time.Time, hint string
 	f.Summary = summarize(f)
 	f.Fixes = fixesFor(f)
 	return f
+}
+
+// bodyShape is what a success body looks like from its bytes.
+type bodyShape int
+
+const (
+	shapeJSON      bodyShape = iota // JSON (or empty, or not a success)
+	shapeStream                     // an event stream with its final event
+	shapeCutStream                  // an event stream that ended before it
+	shapeOther                      // neither JSON nor an event stream (HTML, text)
+)
+
+// streamEnds are the markers of a stream's last event: chat completions'
+// "data: [DONE]", the Responses API's response.completed or
+// response.incomplete (a success flagged truncated; response.failed and
+// error events are errors, read by parseSSE), Realtime's response.done
+// and Anthropic's message_stop (wire-formats.md §1.3; case B37).
+var streamEnds = [][]byte{[]byte("[DONE]"), []byte("response.completed"), []byte("response.incomplete"),
+	[]byte("response.done"), []byte("message_stop")}
+
+// successShape classifies the body of a 2xx answer, or of a saved body
+// without a status, from its first bytes; bodies of other statuses and
+// empty bodies are shapeJSON (nothing to say). A saved body without a
+// status is only judged when it is an event stream.
+func successShape(status int, body []byte) bodyShape {
+	if !(status >= 200 && status < 300 || status == 0) {
+		return shapeJSON
+	}
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] == '{' || b[0] == '[' {
+		return shapeJSON
+	}
+	if isSSE(b) {
+		for _, end := range streamEnds {
+			if bytes.Contains(b, end) {
+				return shapeStream
+			}
+		}
+		return shapeCutStream
+	}
+	if status == 0 {
+		return shapeJSON
+	}
+	return shapeOther
+}
+
+// mediaType is the response's content-type without parameters
+// ("text/html" for "text/html; charset=utf-8"), "" when absent.
+func mediaType(h http.Header) string {
+	ct := strings.TrimSpace(h.Get("content-type"))
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = strings.TrimSpace(ct[:i])
+	}
+	return strings.ToLower(ct)
+}
+
+var (
+	reTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+	reTags  = regexp.MustCompile(`(?s)<!--.*?-->|<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>`)
+	reSpace = regexp.MustCompile(`\s+`)
+)
+
+// Excerpt is a one-line excerpt of a body that is not JSON, for people: an
+// HTML page's <title> (else its text without tags), whitespace collapsed,
+// at most max characters (an ellipsis marks a cut). Only the first 64 KB
+// are read.
+func Excerpt(body []byte, max int) string {
+	if len(body) > 64<<10 {
+		body = body[:64<<10]
+	}
+	s := string(body)
+	if m := reTitle.FindStringSubmatch(s); m != nil && strings.TrimSpace(m[1]) != "" {
+		s = m[1]
+	} else if strings.Contains(s, "<") {
+		s = reTags.ReplaceAllString(s, " ")
+	}
+	s = strings.TrimSpace(reSpace.ReplaceAllString(html.UnescapeString(s), " "))
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max]) + "…"
+	}
+	return s
 }
 
 func firstNonEmpty(s ...string) string {

@@ -34,6 +34,7 @@ const (
 	FixSharedBudget      = "check_shared_budget"
 	FixRaiseAzureQuota   = "raise_azure_quota"
 	FixResubmit          = "resubmit_request"
+	FixCheckBaseURL      = "check_base_url"
 	FixRetryLater        = "retry_later"
 	FixFlexFallback      = "flex_fallback_auto"
 )
@@ -124,6 +125,23 @@ func httpWords(status int) string {
 	return fmt.Sprintf("HTTP %d", status)
 }
 
+// pageWords renders the status of a finding with, for a body that is not
+// the API's JSON (an HTML error or login page), its content type and a
+// one-line excerpt: `HTTP 502, text/html: "502 Bad Gateway"`.
+func pageWords(f Finding) string {
+	s := httpWords(f.Status)
+	if f.Code != "" || f.Type != "" || strings.Contains(f.ContentType, "json") {
+		return s
+	}
+	if f.ContentType != "" {
+		s += ", " + f.ContentType
+	}
+	if f.Message != "" {
+		s += fmt.Sprintf(": %q", f.Message)
+	}
+	return s
+}
+
 // isAzureDayQuota reports whether f is an Azure 429 that asks to wait a day
 // or more, classified as quota_exhausted.
 func isAzureDayQuota(f Finding) bool {
@@ -210,18 +228,22 @@ func summarizeVerdict(f Finding) string {
 		}
 		return "model unavailable: it does not exist or this key/project has no access"
 	case ServerOverloaded:
-		return fmt.Sprintf("server capacity (overload, %s), not your rate limit; retry with backoff%s", httpWords(f.Status), waitPhrase(f))
+		return fmt.Sprintf("server capacity (overload, %s), not your rate limit; retry with backoff%s", pageWords(f), waitPhrase(f))
 	case ServerError:
 		if f.Code == "request_timeout" {
 			return "the request timed out inside the Batch API (request_timeout); resubmit it" + waitPhrase(f)
 		}
-		return fmt.Sprintf("server error (%s); retry a few times with backoff%s", httpWords(f.Status), waitPhrase(f))
+		return fmt.Sprintf("server error (%s); retry a few times with backoff%s", pageWords(f), waitPhrase(f))
 	case NetworkError:
 		return "network error: no HTTP response"
 	case EdgeThrottled:
 		return fmt.Sprintf("a CDN or proxy throttled the request before the API saw it (non-JSON 429: %q)%s", f.Message, waitPhrase(f))
 	case InvalidRequest:
-		return fmt.Sprintf("invalid request (%s): fix the request; retrying will not help", httpWords(f.Status))
+		return fmt.Sprintf("invalid request (%s): fix the request; retrying will not help", pageWords(f))
+	case NotAPIResponse:
+		return fmt.Sprintf("not an API response (%s): check the base URL; the API answers JSON or an event stream, this is another server's page (a login, proxy or web page)", pageWords(f))
+	case StreamTruncated:
+		return fmt.Sprintf("stream truncated (%s): the event stream ended before its final event (data: [DONE] or response.completed); the answer is incomplete, retry the request", httpWords(f.Status))
 	case NotExecuted:
 		if f.Code == "batch_cancelled" {
 			return "batch_cancelled: the batch was cancelled before this request ran; resubmit it if you still need it"
@@ -231,7 +253,7 @@ func summarizeVerdict(f Finding) string {
 	if f.Status == 429 {
 		return "HTTP 429 without details" + waitPhrase(f)
 	}
-	return fmt.Sprintf("unrecognised response (%s)", httpWords(f.Status))
+	return fmt.Sprintf("unrecognised response (%s)", pageWords(f))
 }
 
 func fix(code, format string, a ...any) Fix { return Fix{Code: code, Text: fmt.Sprintf(format, a...)} }
@@ -327,6 +349,13 @@ func fixesFor(f Finding) []Fix {
 		return []Fix{fix(FixEdge, "A CDN or proxy (e.g. Cloudflare error 1015) throttled you: slow down, honour retry-after, and check shared IPs, VPNs or gateways."), retry()}
 	case NotExecuted:
 		return []Fix{fix(FixResubmit, "Resubmit the requests that never ran (oairl batch submit on the failed custom_ids); a smaller batch finishes inside the 24 h window more easily.")}
+	case NotAPIResponse:
+		return []Fix{
+			fix(FixCheckBaseURL, "Check --base-url / OPENAI_BASE_URL: it must point at the API root (e.g. https://api.openai.com/v1), not a web page, login portal or proxy sign-in."),
+			fix(FixCheckNetwork, "A corporate proxy or captive portal may answer in the API's place: sign in to it or bypass it for the API host."),
+		}
+	case StreamTruncated:
+		return []Fix{fix(FixRetryBackoff, "Retry the request: the connection closed mid-stream (a proxy timeout, a server restart); keep the partial text out of your results."), retry()}
 	case InvalidRequest:
 		return []Fix{fix(FixFixRequest, "Fix the request as the message says (oairl count validates request files); retrying sends the same error.")}
 	}

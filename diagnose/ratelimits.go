@@ -156,7 +156,7 @@ func window(limit, remaining, reset string, ref time.Time) Window {
 	}
 	if reset != "" {
 		if d, ok := ParseDuration(reset); ok {
-			w.Reset = d
+			w.Reset, w.ResetKnown = d, true
 			// Unified Anthropic headers carry epoch seconds.
 			if d > 365*24*time.Hour && !strings.ContainsAny(reset, "hms") {
 				if sec, err := strconv.ParseFloat(reset, 64); err == nil {
@@ -164,11 +164,11 @@ func window(limit, remaining, reset string, ref time.Time) Window {
 				}
 			}
 		} else if t, err := time.Parse(time.RFC3339, reset); err == nil {
-			w.Reset = max(0, t.Sub(ref))
+			w.Reset, w.ResetKnown = max(0, t.Sub(ref)), true
 		}
 	}
 	if !w.Known {
-		return Window{Limit: -1, Remaining: -1, ResetRaw: reset, Reset: w.Reset}
+		return Window{Limit: -1, Remaining: -1, ResetRaw: reset, Reset: w.Reset, ResetKnown: w.ResetKnown}
 	}
 	w.Daily = w.Reset >= time.Hour
 	return w

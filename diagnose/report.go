@@ -144,7 +144,7 @@ func toJSONWindow(w Window) jsonWindow {
 		v := w.Remaining
 		j.Remaining = &v
 	}
-	if w.ResetRaw != "" {
+	if w.ResetKnown {
 		v := round3(w.Reset.Seconds())
 		j.ResetSeconds = &v
 	}
@@ -201,6 +201,7 @@ type jsonFinding struct {
 	Organization string         `json:"organization"`
 	Project      string         `json:"project"`
 	RequestID    string         `json:"request_id"`
+	ContentType  string         `json:"content_type"`
 	LimitKind    string         `json:"limit_kind"`
 	Limit        int64          `json:"limit"`
 	Used         int64          `json:"used"`
@@ -217,7 +218,7 @@ func toJSONFinding(f Finding) jsonFinding {
 	j := jsonFinding{
 		Verdict: f.Verdict, Retryable: f.Retryable, WaitSeconds: round3(f.Wait.Seconds()), WaitSource: f.WaitSource,
 		Status: f.Status, Provider: f.Provider, Code: f.Code, Type: f.Type, Message: f.Message, Model: f.Model,
-		Organization: f.Organization, Project: f.Project, RequestID: f.RequestID,
+		Organization: f.Organization, Project: f.Project, RequestID: f.RequestID, ContentType: f.ContentType,
 		LimitKind: f.LimitKind, Limit: f.Limit, Used: f.Used, Requested: f.Requested,
 		RateLimits: jsonRateLimits{Provider: f.RateLimits.Provider, Requests: toJSONWindow(f.RateLimits.Requests),
 			Tokens: toJSONWindow(f.RateLimits.Tokens), ProjectRequests: toJSONWindow(f.RateLimits.ProjectRequests),
@@ -310,7 +311,8 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
                       quota_exhausted | batch_queue_full | context_length_exceeded |
                       auth_failed | model_unavailable | server_overloaded |
                       server_error | network_error | edge_throttled |
-                      invalid_request | not_executed | resource_unavailable |
+                      invalid_request | not_executed | not_api_response |
+                      stream_truncated | resource_unavailable |
                       request_unaffordable | unknown,
       "retryable":    true when waiting and retrying can succeed,
       "wait_seconds": the wait the response implies (0 = none given),
@@ -318,7 +320,8 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
                       "message" | "reset-requests" | "reset-tokens" | "",
       "status":       HTTP status (0 when a saved body does not say; never guessed),
       "provider", "code", "type", "message", "model", "organization",
-      "project", "request_id":  strings, "" when absent,
+      "project", "request_id", "content_type":  strings, "" when absent
+                      (content_type: the response's media type),
       "limit_kind":   "RPM" | "TPM" | "RPD" | "TPD" | "",
       "limit", "used", "requested":  requests or tokens from the message (0 = not given),
       "rate_limits": {"provider": "openai" | "azure" | "groq" | "mistral" |
@@ -344,7 +347,8 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
   }
 
   WINDOW = {"known": bool, "limit": N|null, "remaining": N|null,
-            "reset": header text, "reset_seconds": N|null, "daily": bool,
+            "reset": header text, "reset_seconds": N|null (null when the reset
+            is absent or unparseable, e.g. "-1", "1d", "soon"), "daily": bool,
             "utilization": 0..1|null}
 `
 
@@ -380,7 +384,7 @@ func (r Report) WriteTSV(w io.Writer) error {
 	for _, e := range r.Findings {
 		rq, tk := e.RateLimits.Requests, e.RateLimits.Tokens
 		resetOr := func(win Window) string {
-			if win.ResetRaw == "" {
+			if !win.ResetKnown {
 				return "-"
 			}
 			return secs(win.Reset)
@@ -547,8 +551,10 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 			if win.Remaining >= 0 {
 				rem = human(win.Remaining)
 			}
-			if win.ResetRaw != "" {
+			if win.ResetKnown {
 				reset = win.ResetRaw
+			} else if win.ResetRaw != "" {
+				reset = "unknown"
 			}
 			if u, ok := Utilization(win); ok {
 				used = fmt.Sprintf("%.0f%%", u*100)
