@@ -127,10 +127,8 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	valid := 0
 	var splitErr error
 	// Shards are split by endpoint like by model, so a file mixing
-	// endpoints is fine without --endpoint.
-	scanOpts := opts.Scan
-	scanOpts.MixedEndpoints = true
-	sum, err := input.Scan(ctx, opts.Sources, scanOpts, func(r *input.Request) error {
+	// endpoints is fine without --endpoint (a several_endpoints warning).
+	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
 		for _, p := range r.Problems {
 			report(p)
 		}

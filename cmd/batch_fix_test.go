@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,4 +221,35 @@ func TestBatchE2E_SubmitBesideWaitCreatesOneBatchPerShard(t *testing.T) {
 		t.Fatalf("wait exit %d, submit exit %d\nwait: %s\nsubmit: %s", waitCode, submitCode, waitErr, submitErr)
 	}
 	onePerShard(t, e.srv.Sim, job, 6)
+}
+
+// Issue 14 §4: count called a two-endpoint file an error while batch
+// submit --dry-run split it silently with exit 0. Both now accept it and
+// both say it (several_endpoints).
+func TestCountAndDryRunAgreeOnTwoEndpoints(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("mixed.jsonl")
+	content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}
+{"custom_id":"b","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}
+`
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, countErr, countCode := e.run("count", in)
+	out, dryErr, dryCode := e.run("batch", "submit", in, "--dry-run")
+	if countCode != dryCode {
+		t.Errorf("count exit %d, batch submit --dry-run exit %d: they disagree\ncount: %s\ndry-run: %s", countCode, dryCode, countErr, dryErr)
+	}
+	for name, s := range map[string]string{"count": countErr, "batch submit --dry-run": dryErr} {
+		if !strings.Contains(s, "mixes 2 endpoints") || !strings.Contains(s, "several_endpoints") {
+			t.Errorf("%s does not say the file mixes endpoints:\n%s", name, s)
+		}
+	}
+	if strings.Count(out, "/v1/") != 2 {
+		t.Errorf("dry-run shards:\n%s", out)
+	}
+	// With --endpoint, the other endpoint's line is an error (exit 3).
+	if _, errOut, code := e.run("batch", "submit", in, "--dry-run", "--endpoint", "/v1/chat/completions"); code != 3 || !strings.Contains(errOut, "endpoint_mismatch") {
+		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
+	}
 }

@@ -290,13 +290,6 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			verb = "resuming"
 		}
 		fmt.Fprintf(log, "%s %s: %s requests in %s (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), plural(len(job.Shards), "shard"), job.Path())
-		eps := map[string]bool{}
-		for _, s := range job.Shards {
-			eps[s.Endpoint] = true
-		}
-		if len(eps) > 1 {
-			fmt.Fprintf(log, "  the input mixes %d endpoints: each shard holds one endpoint and one model\n", len(eps))
-		}
 		for _, p := range batch.PlanOf(job) {
 			limit := "no enqueued-token limit known (give --tier or --enqueued-limit)"
 			if p.QueueLimit > 0 {
