@@ -14,6 +14,7 @@ import (
 	"github.com/oairl/oairl/internal/httpx"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/internal/provider"
 )
 
 // DefaultBaseURL is OpenAI's API base URL.
@@ -26,6 +27,14 @@ type Config struct {
 	APIKey    string
 	OrgID     string
 	ProjectID string
+	// Provider is --provider (env OAIRL_PROVIDER), else detected from the
+	// base URL (internal/provider).
+	Provider provider.Provider
+	// APIVersion is Azure's api-version (--api-version, env
+	// OPENAI_API_VERSION; "" = the provider's default).
+	APIVersion string
+	// ProviderErr is set when --provider names no known provider.
+	ProviderErr error
 }
 
 // Factory holds the dependencies commands share, as lazy funcs, so that
@@ -48,6 +57,8 @@ type Factory struct {
 
 	flags struct {
 		baseURL    string
+		provider   string
+		apiVersion string
 		modelsFile string
 		quiet      bool
 		noProgress bool
@@ -130,6 +141,20 @@ func (f *Factory) Config() Config {
 		c.BaseURL = DefaultBaseURL
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	name := f.flags.provider
+	if name == "" {
+		name = f.Getenv("OAIRL_PROVIDER")
+	}
+	p, ok := provider.Resolve(name, c.BaseURL)
+	if !ok {
+		c.ProviderErr = &FlagError{Err: fmt.Errorf("unknown provider %q: want auto, %s", name, strings.Join(provider.Names(), ", "))}
+		p = provider.Detect(c.BaseURL)
+	}
+	c.Provider = p
+	c.APIVersion = f.flags.apiVersion
+	if c.APIVersion == "" {
+		c.APIVersion = f.Getenv("OPENAI_API_VERSION")
+	}
 	return c
 }
 
@@ -162,6 +187,9 @@ func (f *Factory) Registry() (*models.Registry, error) {
 // fails when no API key is set.
 func (f *Factory) APIClient() (*api.Client, error) {
 	c := f.Config()
+	if c.ProviderErr != nil {
+		return nil, c.ProviderErr
+	}
 	if c.APIKey == "" {
 		return nil, fmt.Errorf("no API key: set OPENAI_API_KEY (any value works against oairl sim)")
 	}
@@ -171,7 +199,7 @@ func (f *Factory) APIClient() (*api.Client, error) {
 	}
 	return api.New(api.Options{
 		BaseURL: c.BaseURL, APIKey: c.APIKey, OrgID: c.OrgID, ProjectID: c.ProjectID,
-		HTTPClient: hc, UserAgent: "oairl/" + f.Version,
+		HTTPClient: hc, UserAgent: "oairl/" + f.Version, Provider: c.Provider, APIVersion: c.APIVersion,
 	}), nil
 }
 

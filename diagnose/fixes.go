@@ -35,6 +35,8 @@ const (
 	FixRaiseAzureQuota   = "raise_azure_quota"
 	FixResubmit          = "resubmit_request"
 	FixCheckBaseURL      = "check_base_url"
+	FixRetryLater        = "retry_later"
+	FixFlexFallback      = "flex_fallback_auto"
 )
 
 // FormatWait renders a wait for people: milliseconds below a minute
@@ -155,12 +157,34 @@ func summarizeVerdict(f Finding) string {
 	case OK:
 		return "ok: the request succeeded"
 	case RPMLimited, TPMLimited, RPDLimited, TPDLimited:
-		s := fmt.Sprintf("%s (%s) limit reached%s%s%s", kindWords(f.LimitKind), f.LimitKind, model, figures(f), waitPhrase(f))
+		scope := ""
+		if f.Scope == "project" {
+			scope = " (the project's limit, not the organization's)"
+		}
+		s := fmt.Sprintf("%s (%s) limit reached%s%s%s%s", kindWords(f.LimitKind), f.LimitKind, model, scope, figures(f), waitPhrase(f))
+		if ob := f.RateLimits.OutputTokens; f.RateLimits.Provider == "anthropic" && ob.Known && ob.Remaining == 0 && f.Verdict == TPMLimited {
+			s = fmt.Sprintf("output tokens per minute exhausted (%s/%s)", human(ob.Remaining), human(ob.Limit))
+			if ib := f.RateLimits.InputTokens; ib.Known {
+				s += fmt.Sprintf("; input tokens fine (%s/%s)", human(ib.Remaining), human(ib.Limit))
+			}
+			s += waitPhrase(f) + "; output is charged as max_tokens up front: a smaller max_tokens lets more requests through"
+		}
 		if f.Verdict == RPDLimited || f.Verdict == TPDLimited {
 			s += "; a daily limit: waits are minutes to hours"
 		}
 		return s
+	case FlexUnavailable:
+		return "flex capacity unavailable (429 resource_unavailable): not a rate limit and not billed; retry later, or resend with service_tier \"auto\"" + waitPhrase(f)
+	case Unaffordable:
+		s := fmt.Sprintf("payment: the account can fund only %s output tokens for this request (asked up to %s)", human(f.Limit), human(f.Requested))
+		if f.Provider == "openrouter" {
+			s = fmt.Sprintf("payment: OpenRouter can fund only %s output tokens for this request (asked up to %s)", human(f.Limit), human(f.Requested))
+		}
+		return s + "; not a rate limit: lower max_tokens or add credit (with no max_tokens the provider assumes the model's maximum output)"
 	case RequestTooLarge:
+		if f.Code == "max_tokens_per_request" || f.Type == "max_tokens_per_request" {
+			return fmt.Sprintf("request too large for the embeddings endpoint%s: not a rate limit, not retried; split it into smaller requests", figures(f))
+		}
 		if f.LimitKind == "" && f.Limit == 0 {
 			return fmt.Sprintf("request body larger than the maximum request size the API accepts (a limit in bytes, %s), not a token or rate limit: it can never succeed as sent", httpWords(f.Status))
 		}
@@ -258,7 +282,20 @@ func fixesFor(f Finding) []Fix {
 			w += fmt.Sprintf("; the response says %s", FormatWait(f.Wait))
 		}
 		return []Fix{fix(FixWaitDaily, "%s. Stop and resume later.", w), batch, upgrade, lower}
+	case FlexUnavailable:
+		return []Fix{
+			fix(FixRetryLater, "Flex capacity is short: retry later with backoff, without slowing your RPM/TPM pacing (this is not a rate limit and is not billed)."),
+			fix(FixFlexFallback, "Or resend the request with service_tier \"auto\" (standard price) after a few misses (oairl run --flex-fallback N)."),
+		}
+	case Unaffordable:
+		return []Fix{
+			fix(FixLowerMaxTokens, "Lower max_tokens to at most %s for this request (and set one where none is sent: the provider then assumes the model's maximum output).", human(f.Limit)),
+			fix(FixCheckBilling, "Or add credit to the account."),
+		}
 	case RequestTooLarge:
+		if f.Code == "max_tokens_per_request" || f.Type == "max_tokens_per_request" {
+			return []Fix{fix(FixShrinkRequest, "Split the input array into requests of at most 300,000 tokens in total (each input at most 8,192 tokens, at most 2,048 inputs); do not retry as sent."), count}
+		}
 		if f.LimitKind == "" && f.Limit == 0 {
 			return []Fix{
 				fix(FixShrinkRequest, "Make the request body smaller in bytes (fewer or smaller images and documents, shorter inputs; send large files by reference or split the work): it can never succeed as sent; do not retry."),

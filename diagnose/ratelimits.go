@@ -74,7 +74,13 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 		return w
 	}
 	rl.Requests, rl.Tokens = oa("requests"), oa("tokens")
-	if rl.Requests.Known || rl.Tokens.Known || rl.Requests.ResetRaw != "" || rl.Tokens.ResetRaw != "" {
+	// Project windows: x-ratelimit-{limit,remaining,reset}-project-tokens
+	// when a project token limit applies (OpenAI rate-limits guide).
+	proj := func(dim string) Window {
+		return window(get("x-ratelimit-limit-project-"+dim), get("x-ratelimit-remaining-project-"+dim), get("x-ratelimit-reset-project-"+dim), ref)
+	}
+	rl.ProjectTokens, rl.ProjectRequests = proj("tokens"), proj("requests")
+	if rl.Requests.Known || rl.Tokens.Known || rl.Requests.ResetRaw != "" || rl.Tokens.ResetRaw != "" || rl.ProjectTokens.Known {
 		rl.Provider = "openai"
 		switch {
 		case get("apim-request-id") != "" || get("x-ms-region") != "" || get("azureml-model-session") != "" ||
@@ -98,8 +104,9 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 	}
 	req := an("requests")
 	tok := an("tokens")
+	rl.InputTokens, rl.OutputTokens = an("input-tokens"), an("output-tokens")
 	if !tok.Known {
-		in, out := an("input-tokens"), an("output-tokens")
+		in, out := rl.InputTokens, rl.OutputTokens
 		switch {
 		case in.Known && out.Known:
 			tok = in
@@ -121,7 +128,9 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 	}
 	if req.Known || tok.Known {
 		rl.Requests, rl.Tokens, rl.Provider = req, tok, "anthropic"
+		return rl
 	}
+	rl.InputTokens, rl.OutputTokens = Window{Limit: -1, Remaining: -1}, Window{Limit: -1, Remaining: -1}
 	return rl
 }
 

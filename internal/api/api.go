@@ -18,6 +18,7 @@ import (
 
 	"github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/httpx"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 )
 
@@ -29,6 +30,13 @@ type Options struct {
 	ProjectID  string // sent as OpenAI-Project when set
 	HTTPClient *http.Client
 	UserAgent  string
+	// Provider says how the server authenticates and where requests go
+	// (internal/provider); the zero value is OpenAI's (Bearer key, paths
+	// under the base URL).
+	Provider provider.Provider
+	// APIVersion is Azure's api-version query parameter ("" = the
+	// provider's default).
+	APIVersion string
 }
 
 // Client talks to one API base URL with one key. Safe for concurrent use.
@@ -81,6 +89,9 @@ func (c *Client) URLFor(path string) string {
 	return base + path
 }
 
+// Provider returns the provider the client talks to.
+func (c *Client) Provider() provider.Provider { return c.opts.Provider }
+
 // Post sends body, unchanged, to path (e.g. "/v1/chat/completions") with
 // the standard headers, and returns the whole response. It is sent once:
 // the HTTP layer does not retry it (httpx.WithoutRetry), because its
@@ -89,7 +100,9 @@ func (c *Client) URLFor(path string) string {
 // (connection refused, reset, timeout) is returned as err with the key
 // redacted; HTTP error statuses are not errors.
 func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response, error) {
-	req, err := http.NewRequestWithContext(httpx.WithoutRetry(ctx), http.MethodPost, c.URLFor(path), bytes.NewReader(body))
+	// The provider decides the URL: Azure puts the body's model in the path
+	// as the deployment, with an api-version.
+	req, err := http.NewRequestWithContext(httpx.WithoutRetry(ctx), http.MethodPost, c.opts.Provider.URL(c.opts.BaseURL, path, body, c.opts.APIVersion), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +123,7 @@ func (c *Client) Get(ctx context.Context, path string) (*Response, error) {
 }
 
 func (c *Client) setHeaders(req *http.Request) {
-	req.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
+	c.opts.Provider.SetAuth(req.Header, c.opts.APIKey)
 	if c.opts.OrgID != "" {
 		req.Header.Set("OpenAI-Organization", c.opts.OrgID)
 	}
