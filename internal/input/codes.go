@@ -20,6 +20,7 @@ type Code struct {
 var Codes = []Code{
 	{"invalid_json", tokens.Error, "the line is not valid JSON (decoder message and column), or is cut short"},
 	{"invalid_utf8", tokens.Error, "the line is not valid UTF-8; the API rejects it (counted with U+FFFD)"},
+	{"lone_surrogate", tokens.Error, `a JSON string holds a \uD800-\uDFFF escape without its other half (e.g. "\ud83d" alone); the API rejects it`},
 	{"not_utf8", tokens.Error, "the file is UTF-16; it is skipped"},
 	{"not_an_object", tokens.Error, "the line is a JSON array, string, number, boolean or null"},
 	{"pretty_printed", tokens.Error, "one object spread over several lines (reported once for the block)"},

@@ -104,6 +104,13 @@ func (p *parser) parse(it *item, req *Request) {
 		add(tokens.Error, "invalid_json", jsonErrMessage(err, raw, it))
 		return
 	}
+	if at, esc := loneSurrogate(raw); at >= 0 {
+		// encoding/json accepts it (decoding it to U+FFFD); the API
+		// rejects the line.
+		add(tokens.Error, "lone_surrogate", fmt.Sprintf(
+			"a string holds the lone UTF-16 surrogate escape %s at byte %d (half of a pair, e.g. an emoji cut in two); the API rejects it as invalid JSON — write the whole pair or the character itself",
+			esc, at+1))
+	}
 	top, dups := objectMembers(raw)
 	envelope := false
 	for k := range top {
@@ -606,4 +613,65 @@ func isAre(n int) string {
 		return "is"
 	}
 	return "are"
+}
+
+// loneSurrogate returns the byte offset and text of the first \uXXXX
+// escape in a JSON string of raw (valid JSON) that is a UTF-16 surrogate
+// without its other half (a high surrogate not followed by a \u escape of
+// a low one, or a low one alone), or -1.
+func loneSurrogate(raw []byte) (int, string) {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range raw[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return -1, ""
+	}
+	in := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !in {
+			if c == '"' {
+				in = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			in = false
+		case '\\':
+			r, ok := hex4(i)
+			if !ok {
+				i++ // a two-character escape
+				continue
+			}
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				if lo, ok := hex4(i + 6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 11
+					continue
+				}
+				return i, string(raw[i : i+6])
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i, string(raw[i : i+6])
+			}
+			i += 5
+		}
+	}
+	return -1, ""
 }
