@@ -364,6 +364,9 @@ func TestCancel(t *testing.T) {
 	clk := clock.Scaled(testScale)
 	api := newFakeAPI(clk)
 	api.queueLimit = 1000
+	// Long enough that the batch is still running when cancelled, however
+	// slow the machine (80 s of sim time was 40 ms of wall time).
+	api.running = time.Hour
 	j := newTestJob(t, 20, 10, "gpt-4o", 100, 1000) // 2 shards; the second waits for the queue
 	opts := runOpts(api, clk, &syncBuf{})
 	opts.Until = UntilSubmitted

@@ -53,6 +53,11 @@ type PrepareOptions struct {
 	// New starts a new job even when one exists for the same input
 	// (--new); with StatePath it is an error, the file being taken.
 	New bool
+	// AllowUnknownModel keeps unknown_model a warning (--allow-unknown-
+	// model). By default it is an error here: a batch for a mistyped model
+	// fails only after the upload and validation (count keeps it a
+	// warning).
+	AllowUnknownModel bool
 }
 
 // PrepareResult says what Prepare did.
@@ -129,8 +134,12 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	// Shards are split by endpoint like by model, so a file mixing
 	// endpoints is fine without --endpoint (a several_endpoints warning).
 	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
-		for _, p := range r.Problems {
-			report(p)
+		for i := range r.Problems {
+			if p := &r.Problems[i]; p.Code == tokens.CodeUnknownModel && !opts.AllowUnknownModel {
+				p.Severity = tokens.Error
+				p.Message += "; a batch for it would fail only after the upload (fix the name, add it with --models FILE, or pass --allow-unknown-model)"
+			}
+			report(r.Problems[i])
 		}
 		if !r.Valid() {
 			res.Invalid++
@@ -146,7 +155,7 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		}
 		valid++
 		if err := sp.Add(Line{File: r.File, Line: r.Line, CustomID: r.CustomID, URL: r.URL, Model: r.Model,
-			Tokens: r.Count.TPMCharge, Raw: r.Raw, Bare: r.Bare}); err != nil {
+			Tokens: r.Count.TPMCharge, Inputs: r.Count.Inputs, Raw: r.Raw, Bare: r.Bare}); err != nil {
 			if splitErr == nil {
 				splitErr = err
 			}

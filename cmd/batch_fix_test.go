@@ -253,3 +253,54 @@ func TestCountAndDryRunAgreeOnTwoEndpoints(t *testing.T) {
 		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
 	}
 }
+
+// Issue 14 §4: for batch submit an unknown model is an error (exit 3, did
+// you mean, nothing uploaded) unless --allow-unknown-model; count keeps it
+// a warning. A model with surrounding whitespace is an error everywhere.
+func TestBatchSubmitUnknownModel(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("typo.jsonl")
+	writeRequests(t, in, 2, "gpt-4o-mnii", 5)
+	_, errOut, code := e.run("batch", "submit", in)
+	if code != 3 || !strings.Contains(errOut, "did you mean gpt-4o-mini?") || !strings.Contains(errOut, "--allow-unknown-model") || !strings.Contains(errOut, "[unknown_model]") {
+		t.Errorf("submit: exit %d, want 3\n%s", code, errOut)
+	}
+	if n := len(e.srv.Sim.Batches()); n != 0 {
+		t.Errorf("%d batches created for a refused file", n)
+	}
+	if _, errOut, code := e.run("batch", "submit", in, "--allow-unknown-model", "--dry-run"); code != 0 || !strings.Contains(errOut, "warning:") {
+		t.Errorf("--allow-unknown-model: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := e.run("count", in); code != 0 || !strings.Contains(errOut, "warning:") || !strings.Contains(errOut, "did you mean gpt-4o-mini?") {
+		t.Errorf("count: exit %d, want 0 (a warning)\n%s", code, errOut)
+	}
+	ws := e.path("space.jsonl")
+	writeRequests(t, ws, 1, "gpt-4o-mini ", 5)
+	for _, args := range [][]string{{"count", ws}, {"batch", "submit", ws, "--dry-run", "--allow-unknown-model"}} {
+		if _, errOut, code := e.run(args...); code != 3 || !strings.Contains(errOut, "[model_whitespace]") || !strings.Contains(errOut, `custom_id "r0"`) {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+	}
+}
+
+// Issue 14 §4: a lone UTF-16 surrogate escape is an error with the line and
+// custom_id, in count and batch submit.
+func TestLoneSurrogateRejected(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	content := `{"custom_id":"ok","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\ud83d\ude00"}],"max_tokens":5}}
+{"custom_id":"cut-emoji","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi \ud83d"}],"max_tokens":5}}
+`
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"count", in}, {"batch", "submit", in}} {
+		_, errOut, code := e.run(args...)
+		if code != 3 || !strings.Contains(errOut, in+`:2: custom_id "cut-emoji": `) || !strings.Contains(errOut, "[lone_surrogate]") {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+	}
+	if n := len(e.srv.Sim.Batches()); n != 0 {
+		t.Errorf("%d batches created", n)
+	}
+}

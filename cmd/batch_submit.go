@@ -34,6 +34,7 @@ type BatchSubmitOptions struct {
 	SkipInvalid   string        // --skip-invalid FILE
 	DryRun        bool          // --dry-run
 	New           bool          // --new: a new job even if this input has one
+	AllowUnknown  bool          // --allow-unknown-model
 	Strict        bool          // --strict
 	PollInterval  time.Duration // --poll-interval
 	Timeout       time.Duration // --timeout (with --wait)
@@ -51,8 +52,11 @@ shard (Files API, purpose "batch") and create its batch (completion window
 24h), keeping each model's queue under its enqueued-token limit. Prints the
 job id on stdout once every batch has left "validating".
 
-Validation: the same checks as 'oairl count'. Any invalid line stops the
-submit with exit 3 before anything is uploaded; --skip-invalid FILE writes
+Validation: the same checks as 'oairl count', and a model that is not in
+the registry is an error here ("did you mean ...?"; a batch for a
+mistyped model fails only after the upload and validation):
+--allow-unknown-model submits it anyway, --models FILE adds models. Any
+invalid line stops the submit with exit 3 before anything is uploaded; --skip-invalid FILE writes
 the invalid lines to FILE and submits the rest. What is uploaded is a
 normalised copy (no BOM, LF line ends, no blank lines, no trailing
 whitespace); --strict refuses files that need it (and any other warning).
@@ -153,6 +157,7 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.StringVar(&opts.SkipInvalid, "skip-invalid", "", "write invalid lines to this file and submit the valid ones")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "validate and show the shards; upload nothing")
 	fl.BoolVar(&opts.New, "new", false, "start a new job even if this input was submitted before (finished, cancelled or running)")
+	fl.BoolVar(&opts.AllowUnknown, "allow-unknown-model", false, "submit lines whose model is not in the registry (by default an error: such a batch fails after upload)")
 	fl.BoolVar(&opts.Strict, "strict", false, "refuse the file on warnings too (BOM, CRLF, blank lines, unknown model, ...)")
 	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 8; the batches keep running)")
@@ -222,6 +227,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		StatePath: opts.State, StateDir: opts.stateDir(), QueueLimit: queueLimit,
 		MaxRequests: opts.MaxRequests, MaxBytes: opts.MaxBytes,
 		Strict: opts.Strict, Metadata: md, DryRun: opts.DryRun, Now: opts.Clock.Now(),
+		AllowUnknownModel: opts.AllowUnknown,
 	}
 	var errorsShown, warnsShown, problems int
 	po.Problem = func(p input.Problem) {

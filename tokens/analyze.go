@@ -106,6 +106,9 @@ type run struct {
 	failed   bool
 	estWhy   []string // parts counted by estimate, for the "estimated" note
 	imgNoted bool
+	// badModelName: "model" has surrounding whitespace (already an
+	// error), so no unknown_model warning is added.
+	badModelName bool
 	// badBudget names an output-budget field that is present but invalid
 	// (already reported as invalid_output_budget), "" if none.
 	badBudget string
@@ -330,6 +333,11 @@ func (r *run) resolveModel(k kind) {
 	case !isString || strings.TrimSpace(name) == "":
 		r.problem(Error, CodeMissingModel, "\"model\" must be a non-empty string")
 		name = ""
+	case strings.TrimSpace(name) != name:
+		// The API compares model names exactly: "gpt-4o-mini " is
+		// model_not_found, after the upload and the wait for a batch.
+		r.problem(Error, CodeModelWhitespace, "model %q has leading or trailing whitespace; the API answers model_not_found — write %q", name, strings.TrimSpace(name))
+		r.badModelName = true
 	}
 	r.name = name
 	r.a.Count.Model, _ = mv.(string)
@@ -356,7 +364,7 @@ func (r *run) resolveModel(k kind) {
 	// Any model without a registry entry is reported, even when the
 	// tiktoken prefix table gives it an encoding ("gpt-4o-mnii" starts
 	// with "gpt-4o"): its cost and limits are unknown, never $0.
-	if res.Model == nil && present && k != kindModerations {
+	if res.Model == nil && present && k != kindModerations && !r.badModelName {
 		hint := ""
 		if s := r.c.suggest(name); s != "" {
 			hint = fmt.Sprintf(" — did you mean %s?", s)
@@ -1154,6 +1162,7 @@ func (r *run) embeddings() {
 		return
 	}
 	inputs := r.tokenInputs("input", iv)
+	r.a.Count.Inputs = int64(len(inputs))
 	limit := int64(MaxEmbeddingInputTokens)
 	if m := r.a.Model.Model; m != nil && m.Kind == "embedding" && m.ContextWindow > 0 {
 		limit = m.ContextWindow

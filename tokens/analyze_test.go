@@ -384,6 +384,7 @@ func TestProblemCodes(t *testing.T) {
 		{"estimated", EndpointResponses, `{"model":"gpt-4o","input":"hi","max_output_tokens":5}`, CodeEstimated},
 		{"provider prefix", EndpointChat, `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, CodeModelResolved},
 		{"duplicate member", EndpointChat, `{"model":"gpt-4o-mini","model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, CodeDuplicateMember},
+		{"model whitespace", EndpointChat, `{"model":"gpt-4o-mini ","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, CodeModelWhitespace},
 		{"bad encoding", EndpointChat, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, ""},
 	}
 	seen := map[string]bool{}

@@ -586,8 +586,8 @@ type ordered struct {
 	endpoints   map[string]int // this file's endpoints → requests (without --endpoint)
 	endpointOrd []string
 	models      map[string]int // this file's models → requests
-	modelOrd  []string
-	envelopes int // Batch-format lines in this file
+	modelOrd    []string
+	envelopes   int // Batch-format lines in this file
 }
 
 const maxModelsTracked = 1000
