@@ -55,6 +55,7 @@ type item struct {
 	unterm  bool // a block the file ended inside
 	tooLong bool
 	size    int64 // bytes on disk
+	off     int64 // offset of the first line in the (decompressed) stream
 
 	eof *fileStats // non-nil: the end-of-file marker of a source
 
@@ -416,6 +417,15 @@ func (r *reader) runOne(idx int, s Source) error {
 		}
 		return nil
 	}
+	if r.opts.Spill != nil && (body != io.Reader(br) || ra == nil) {
+		// Compressed or piped: the caller keeps a copy of the decompressed
+		// stream to read requests back by offset (Request.Offset).
+		w, err := r.opts.Spill(idx)
+		if err != nil {
+			return fmt.Errorf("cannot copy %s: %w", s.Name, err)
+		}
+		body = io.TeeReader(body, w)
+	}
 	uc := &uncompressedCounter{r: body}
 	lr := newLineReader(uc, r.maxLine)
 	if body == io.Reader(br) {
@@ -492,7 +502,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 			continue
 		}
 		if !opensBlock(pl.data) {
-			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, size: pl.size}) {
+			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, size: pl.size, off: pl.off}) {
 				return nil
 			}
 			continue
@@ -534,7 +544,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 			for _, b := range block {
 				size += b.size
 			}
-			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joined, pretty: true, size: size}) {
+			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joined, pretty: true, size: size, off: block[0].off}) {
 				return nil
 			}
 		case !fresh && len(block) > 1 && len(block) < maxBlockLines && total <= r.maxLine:
@@ -545,7 +555,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 		default:
 			// Not a pretty-printed record after all: the first line stands
 			// alone (and fails as cut short); the rest are read again.
-			if !send(&item{line: block[0].n, endLine: block[0].n, raw: block[0].data, size: block[0].size}) {
+			if !send(&item{line: block[0].n, endLine: block[0].n, raw: block[0].data, size: block[0].size, off: block[0].off}) {
 				return nil
 			}
 			pending = append(append([]physLine{}, block[1:]...), pending...)
