@@ -188,7 +188,7 @@ func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request)
 	}()
 
 	st := &ordered{opts: opts, seed: maphash.MakeSeed(), ids: map[uint64]uint64{},
-		norm: map[uint64]normEntry{}, sources: sources}
+		norm: map[uint64]uint64{}, sources: sources}
 	var fnErr error
 	for it := range order {
 		select {
@@ -574,12 +574,6 @@ func joinLines(ls []physLine) []byte {
 	return b.Bytes()
 }
 
-// normEntry remembers the first custom_id with a given normalised form.
-type normEntry struct {
-	exact uint64
-	pos   uint64
-}
-
 // ordered holds the cross-line state, touched only by Scan's goroutine.
 type ordered struct {
 	opts    Options
@@ -591,7 +585,11 @@ type ordered struct {
 	// n²/2⁶⁵ (1 in 36 million for a million ids), accepted to keep memory
 	// at 16 bytes per id.
 	ids  map[uint64]uint64
-	norm map[uint64]normEntry
+	// norm maps the hash of a normalised custom_id (foldID) to where the
+	// first id with that form was used, for ids not already in normal
+	// form (an id in normal form is found in ids under the same hash), so
+	// that ordinary ids cost nothing here.
+	norm map[uint64]uint64
 
 	endpoint  string         // this file's batch endpoint
 	models    map[string]int // this file's models → requests
@@ -632,7 +630,13 @@ func (o *ordered) crossCheck(it *item) {
 			here := o.pos(it.file, it.line)
 			o.ids[h] = here
 			nh := maphash.String(o.seed, foldID(req.CustomID))
-			if e, ok := o.norm[nh]; ok && e.exact != h {
+			// A new id (a repeat took the duplicate branch), so any earlier
+			// id with the same normal form is a different one.
+			first, ok := o.norm[nh]
+			if !ok && nh != h {
+				first, ok = o.ids[nh]
+			}
+			if ok {
 				what := idOddities(req.CustomID, false)
 				switch {
 				case what != "":
@@ -644,11 +648,11 @@ func (o *ordered) crossCheck(it *item) {
 					what = "case, whitespace or invisible/look-alike characters of the other"
 				}
 				msg := fmt.Sprintf("it looks like the custom_id on %s (they differ only in %s); ids are compared byte-exactly, so both are accepted, but results are easy to mix up",
-					o.where(e.pos, it.file), what)
+					o.where(first, it.file), what)
 				merged := false
 				for i := range req.Problems { // one look-alike warning per line
 					if req.Problems[i].Code == "custom_id_lookalike" {
-						req.Problems[i].Message += fmt.Sprintf(", and looks like the custom_id on %s", o.where(e.pos, it.file))
+						req.Problems[i].Message += fmt.Sprintf(", and looks like the custom_id on %s", o.where(first, it.file))
 						merged = true
 						break
 					}
@@ -656,8 +660,8 @@ func (o *ordered) crossCheck(it *item) {
 				if !merged {
 					add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf("custom_id %s: %s", quote(req.CustomID), msg))
 				}
-			} else if !ok {
-				o.norm[nh] = normEntry{exact: h, pos: here}
+			} else if nh != h {
+				o.norm[nh] = here
 			}
 		}
 	}

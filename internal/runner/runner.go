@@ -88,8 +88,13 @@ type Bar interface {
 
 // Options configure Run.
 type Options struct {
-	// Sources are the input files ("-" for stdin).
+	// Sources are the input files ("-" for Stdin). Each is read twice
+	// (validated, then each line read back by offset when sent); a gzip
+	// or piped source is copied, decompressed, to a temporary file beside
+	// Output during the first read.
 	Sources []input.Source
+	// Stdin is read for the source "-".
+	Stdin io.Reader
 	// Output is the results file (required); created, or appended to.
 	Output string
 	// Client sends the requests (required unless DryRun).
@@ -491,7 +496,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	toSend := 0
 	var pos uint64
 	shown := 0
-	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model}
+	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model, Stdin: o.Stdin}
 	if !o.DryRun {
 		scanOpts.Spill = r.inputs.spill
 	}

@@ -510,7 +510,7 @@ func (x *resumeIndex) add(id, fp string, st recState) {
 		v = v&^riBest | uint64(st)
 	}
 	if fp != "" {
-		f := fpNum(x.seed, fp)
+		f := fpNum(x.seed, fp) << 16 // 48 bits kept
 		switch {
 		case v&riMulti != 0:
 			mk := [2]uint64{k, f}
@@ -518,15 +518,16 @@ func (x *resumeIndex) add(id, fp string, st recState) {
 				x.multi[mk] = st
 			}
 		case v&riHasFP == 0:
-			v = v&^(riFPMask|riFPBest) | f&riFPMask | riHasFP | uint64(st)<<2
-		case v&riFPMask == f&riFPMask:
+			v = v&^(riFPMask|riFPBest) | f | riHasFP | uint64(st)<<2
+		case v&riFPMask == f:
 			if better(st, recState(v&riFPBest>>2)) {
 				v = v&^riFPBest | uint64(st)<<2
 			}
 		default:
-			// A second fingerprint: keep both in multi (full 64 bits).
+			// A second fingerprint: from now on the states per
+			// fingerprint live in multi.
 			x.multi[[2]uint64{k, v & riFPMask}] = recState(v & riFPBest >> 2)
-			x.multi[[2]uint64{k, f & riFPMask}] = st
+			x.multi[[2]uint64{k, f}] = st
 			v |= riMulti
 		}
 	}
@@ -548,7 +549,7 @@ func (x *resumeIndex) lookup(id, fp string) (st recState, ok, mismatch bool) {
 		st = recState(v & riBest)
 		return st, st != 0, false
 	}
-	f := fpNum(x.seed, fp) & riFPMask
+	f := fpNum(x.seed, fp) << 16
 	if v&riMulti != 0 {
 		st, ok = x.multi[[2]uint64{k, f}]
 		return st, ok, !ok
