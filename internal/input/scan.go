@@ -584,7 +584,7 @@ type ordered struct {
 	// be reported as duplicates; with a 64-bit hash the chance is about
 	// n²/2⁶⁵ (1 in 36 million for a million ids), accepted to keep memory
 	// at 16 bytes per id.
-	ids  map[uint64]uint64
+	ids map[uint64]uint64
 	// norm maps the hash of a normalised custom_id (foldID) to where the
 	// first id with that form was used, for ids not already in normal
 	// form (an id in normal form is found in ids under the same hash), so

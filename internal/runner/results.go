@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/extsort"
 )
 
 // Result is one line of the results file, in the Batch API output format
@@ -438,7 +439,7 @@ func compactBody(body []byte) json.RawMessage {
 // file + rename). Memory is bounded whatever the sizes: custom_ids are
 // hashed with seed (as in order) and every list is sorted on disk
 // (extSorter) beside path.
-func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed) error {
+func rewriteOrdered(path string, order *extsort.Sorter[orderEntry], seed maphash.Seed) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return err
@@ -447,8 +448,8 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 	dir := filepath.Dir(path)
 	byID, rest, superseded, winners := newLineSorter(dir, true), newLineSorter(dir, false), newLineSorter(dir, false), newLineSorter(dir, true)
 	defer func() {
-		for _, s := range []*extSorter[lineEntry]{byID, rest, superseded, winners} {
-			s.close()
+		for _, s := range []*extsort.Sorter[lineEntry]{byID, rest, superseded, winners} {
+			s.Close()
 		}
 	}()
 	br := bufio.NewReaderSize(in, 1<<20)
@@ -469,7 +470,7 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 			id, st, fp, ok := parseResultState(bytes.TrimSpace(b))
 			var aerr error
 			if !ok {
-				aerr = rest.add(e)
+				aerr = rest.Add(e)
 			} else {
 				e.id, e.fp = maphash.String(seed, id), fpNum(seed, fp)
 				switch st {
@@ -480,7 +481,7 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 				case recRetryable:
 					e.rank = 1
 				}
-				aerr = byID.add(e)
+				aerr = byID.Add(e)
 			}
 			if aerr != nil {
 				return aerr
@@ -496,22 +497,22 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 	}
 	// Join the input (by custom_id hash) with the lines (by custom_id
 	// hash, then place): one winner per input custom_id.
-	ord, err := order.reader()
+	ord, err := order.Reader()
 	if err != nil {
 		return err
 	}
-	lines, err := byID.reader()
+	lines, err := byID.Reader()
 	if err != nil {
 		return err
 	}
-	ov, ook, err := ord.next()
+	ov, ook, err := ord.Next()
 	if err != nil {
 		return err
 	}
-	lv, lok, err := lines.next()
+	lv, lok, err := lines.Next()
 	for err == nil && lok {
 		for err == nil && ook && ov.id < lv.id {
-			ov, ook, err = ord.next()
+			ov, ook, err = ord.Next()
 		}
 		if err != nil {
 			break
@@ -519,8 +520,8 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 		id := lv.id
 		if !ook || ov.id != id {
 			for err == nil && lok && lv.id == id {
-				if err = rest.add(lv); err == nil {
-					lv, lok, err = lines.next()
+				if err = rest.Add(lv); err == nil {
+					lv, lok, err = lines.Next()
 				}
 			}
 			continue
@@ -536,17 +537,17 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 			case !have:
 				best, bestRank, have = lv, rank, true
 			case rank >= bestRank: // ties: the later line wins
-				err = superseded.add(best)
+				err = superseded.Add(best)
 				best, bestRank = lv, rank
 			default:
-				err = superseded.add(lv)
+				err = superseded.Add(lv)
 			}
 			if err == nil {
-				lv, lok, err = lines.next()
+				lv, lok, err = lines.Next()
 			}
 		}
 		if err == nil {
-			err = winners.add(lineEntry{id: ov.pos, off: best.off, n: best.n})
+			err = winners.Add(lineEntry{id: ov.pos, off: best.off, n: best.n})
 		}
 	}
 	if err != nil {
@@ -556,13 +557,13 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 		_, err := io.Copy(w, io.NewSectionReader(in, int64(e.off), int64(e.n)))
 		return err
 	}
-	if superseded.n > 0 {
+	if superseded.Len() > 0 {
 		f, err := os.OpenFile(path+".superseded.jsonl", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
 		bw := bufio.NewWriterSize(f, 256<<10)
-		err = superseded.each(func(e lineEntry) error { return copySpan(bw, e) })
+		err = superseded.Each(func(e lineEntry) error { return copySpan(bw, e) })
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -574,9 +575,9 @@ func rewriteOrdered(path string, order *extSorter[orderEntry], seed maphash.Seed
 		}
 	}
 	return writeAtomic(path, func(w io.Writer) error {
-		if err := winners.each(func(e lineEntry) error { return copySpan(w, e) }); err != nil {
+		if err := winners.Each(func(e lineEntry) error { return copySpan(w, e) }); err != nil {
 			return err
 		}
-		return rest.each(func(e lineEntry) error { return copySpan(w, e) })
+		return rest.Each(func(e lineEntry) error { return copySpan(w, e) })
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/oairl/oairl/internal/extsort"
 )
 
 func TestParseResultState(t *testing.T) {
@@ -132,12 +134,12 @@ func TestRewriteOrderedOneLinePerID(t *testing.T) {
 
 // testOrder is the --ordered input log of ids (in that order) with their
 // current fingerprints fps (missing: none).
-func testOrder(t *testing.T, dir string, seed maphash.Seed, ids []string, fps map[string]string) *extSorter[orderEntry] {
+func testOrder(t *testing.T, dir string, seed maphash.Seed, ids []string, fps map[string]string) *extsort.Sorter[orderEntry] {
 	t.Helper()
 	o := newOrderLog(dir)
-	t.Cleanup(o.close)
+	t.Cleanup(o.Close)
 	for i, id := range ids {
-		if err := o.add(orderEntry{id: maphash.String(seed, id), pos: uint64(i), fp: fpNum(seed, fps[id])}); err != nil {
+		if err := o.Add(orderEntry{id: maphash.String(seed, id), pos: uint64(i), fp: fpNum(seed, fps[id])}); err != nil {
 			t.Fatal(err)
 		}
 	}

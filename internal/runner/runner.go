@@ -63,6 +63,7 @@ import (
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/extsort"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
@@ -212,7 +213,7 @@ type run struct {
 	seed maphash.Seed
 	// order is the input order for --ordered: custom_id hash, position and
 	// current body fingerprint of every valid request (sorted on disk).
-	order *extSorter[orderEntry]
+	order *extsort.Sorter[orderEntry]
 	// inputs reads the requests back by offset (stream.go); names interns
 	// the models and urls of jobRec.
 	inputs  *inputFiles
@@ -478,16 +479,16 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	r.inputs = newInputFiles(dir, o.Sources)
 	defer r.inputs.close()
-	var jobs *spool[jobRec]
+	var jobs *extsort.Spool[jobRec]
 	if !o.DryRun {
-		if jobs, err = newSpool(dir, jobRecWidth, encJobRec, decJobRec); err != nil {
+		if jobs, err = extsort.NewSpool(dir, jobRecWidth, encJobRec, decJobRec); err != nil {
 			sum.ExitCode = exitcode.Failure
 			return sum, fmt.Errorf("creating a temporary file in %s: %w", dir, err)
 		}
-		defer jobs.close()
+		defer jobs.Close()
 		if o.Ordered {
 			r.order = newOrderLog(dir)
-			defer r.order.close()
+			defer r.order.Close()
 		}
 	}
 	plan := map[string]*planAgg{} // --dry-run
@@ -528,7 +529,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 		fp := bodyFingerprint(body)
 		if r.order != nil {
-			if err := r.order.add(orderEntry{id: maphash.String(r.seed, q.CustomID), pos: pos, fp: fpNum(r.seed, fp)}); err != nil {
+			if err := r.order.Add(orderEntry{id: maphash.String(r.seed, q.CustomID), pos: pos, fp: fpNum(r.seed, fp)}); err != nil {
 				return err
 			}
 			pos++
@@ -576,7 +577,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			a.big = max(a.big, q.Count.TPMCharge)
 			return nil
 		}
-		return jobs.add(jobRec{off: q.Offset, size: q.Size, line: int64(q.Line), fp: fpNum(r.seed, fp),
+		return jobs.Add(jobRec{off: q.Offset, size: q.Size, line: int64(q.Line), fp: fpNum(r.seed, fp),
 			rawHash: maphash.Bytes(r.seed, q.Raw), charge: q.Count.TPMCharge, src: uint32(q.Source),
 			model: r.intern(q.Model), url: r.intern(q.URL), bare: q.Bare})
 	})
@@ -776,7 +777,7 @@ func (s *stopState) stop(code int, msg string) {
 // dispatch sends the total jobs of the spool: one feeder reads them back
 // (the line from its file, stream.go) just before a worker takes them, so
 // at most MaxConcurrent bodies are in memory.
-func (r *run) dispatch(ctx context.Context, jobs *spool[jobRec], total int) {
+func (r *run) dispatch(ctx context.Context, jobs *extsort.Spool[jobRec], total int) {
 	o := r.o
 	// stopCtx ends dispatching and waits between attempts: on Ctrl-C (ctx)
 	// or a run-wide stop (quota, auth, max-wait).
@@ -819,7 +820,7 @@ func (r *run) dispatch(ctx context.Context, jobs *spool[jobRec], total int) {
 	}
 	fed := 0
 	errStopped := errors.New("stopped")
-	err := jobs.each(func(rec jobRec) error {
+	err := jobs.Each(func(rec jobRec) error {
 		if stopCtx.Err() != nil {
 			return errStopped
 		}

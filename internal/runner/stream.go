@@ -17,7 +17,6 @@ package runner
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -26,264 +25,11 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
-	"slices"
 	"sync"
 
+	"github.com/oairl/oairl/internal/extsort"
 	"github.com/oairl/oairl/internal/input"
 )
-
-// sortRunRecords is how many records an extSorter sorts in memory before
-// writing them out as one sorted run (a few MB).
-var sortRunRecords = 128 << 10
-
-// extSorter sorts fixed-width records of any number in bounded memory:
-// records are buffered, sorted and written to unlinked temporary files in
-// runs, and each merges the runs. Equal records keep their insertion order.
-type extSorter[T any] struct {
-	dir   string
-	width int
-	enc   func([]byte, T)
-	dec   func([]byte) T
-	cmp   func(a, b T) int
-	max   int
-	buf   []T
-	runs  []*os.File
-	n     int64
-}
-
-func newExtSorter[T any](dir string, width int, enc func([]byte, T), dec func([]byte) T, cmp func(a, b T) int) *extSorter[T] {
-	return &extSorter[T]{dir: dir, width: width, enc: enc, dec: dec, cmp: cmp, max: sortRunRecords}
-}
-
-func (s *extSorter[T]) add(v T) error {
-	s.buf = append(s.buf, v)
-	s.n++
-	if len(s.buf) >= s.max {
-		return s.spill()
-	}
-	return nil
-}
-
-// tempFile creates a temporary file in dir (the results file's directory,
-// not /tmp, which may be a small tmpfs in memory) and unlinks it at once
-// where the system allows it, so that nothing is left behind.
-func tempFile(dir, pattern string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	_ = os.Remove(f.Name()) // POSIX: the open file lives on, unnamed
-	return f, nil
-}
-
-func (s *extSorter[T]) spill() error {
-	slices.SortStableFunc(s.buf, s.cmp)
-	f, err := tempFile(s.dir, ".oairl-sort-*")
-	if err != nil {
-		return err
-	}
-	s.runs = append(s.runs, f)
-	bw := bufio.NewWriterSize(f, 256<<10)
-	rec := make([]byte, s.width)
-	for _, v := range s.buf {
-		s.enc(rec, v)
-		if _, err := bw.Write(rec); err != nil {
-			return err
-		}
-	}
-	s.buf = s.buf[:0]
-	return bw.Flush()
-}
-
-// each calls fn with every record in sorted order; call it once.
-func (s *extSorter[T]) each(fn func(T) error) error {
-	rd, err := s.reader()
-	if err != nil {
-		return err
-	}
-	for {
-		v, ok, err := rd.next()
-		if err != nil || !ok {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
-}
-
-// sortedReader returns an extSorter's records one by one, in order.
-type sortedReader[T any] struct {
-	s    *extSorter[T]
-	mem  []T // no runs: the sorted buffer
-	h    *mergeHeap[T]
-	head *runCursor[T] // returned last; advanced on the next call
-}
-
-// reader starts reading the records in sorted order; call it once.
-func (s *extSorter[T]) reader() (*sortedReader[T], error) {
-	rd := &sortedReader[T]{s: s}
-	if len(s.runs) == 0 {
-		slices.SortStableFunc(s.buf, s.cmp)
-		rd.mem = s.buf
-		return rd, nil
-	}
-	if len(s.buf) > 0 {
-		if err := s.spill(); err != nil {
-			return nil, err
-		}
-	}
-	s.buf = nil
-	rd.h = &mergeHeap[T]{cmp: s.cmp}
-	for i, f := range s.runs {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		c := &runCursor[T]{r: bufio.NewReaderSize(f, 64<<10), rec: make([]byte, s.width), i: i}
-		ok, err := c.next(s.dec)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			rd.h.c = append(rd.h.c, c)
-		}
-	}
-	heap.Init(rd.h)
-	return rd, nil
-}
-
-func (rd *sortedReader[T]) next() (v T, ok bool, err error) {
-	if rd.h == nil {
-		if len(rd.mem) == 0 {
-			return v, false, nil
-		}
-		v, rd.mem = rd.mem[0], rd.mem[1:]
-		return v, true, nil
-	}
-	if c := rd.head; c != nil {
-		rd.head = nil
-		more, err := c.next(rd.s.dec)
-		if err != nil {
-			return v, false, err
-		}
-		if more {
-			heap.Fix(rd.h, 0)
-		} else {
-			heap.Pop(rd.h)
-		}
-	}
-	if rd.h.Len() == 0 {
-		return v, false, nil
-	}
-	rd.head = rd.h.c[0]
-	return rd.head.v, true, nil
-}
-
-func (s *extSorter[T]) close() {
-	for _, f := range s.runs {
-		f.Close()
-		_ = os.Remove(f.Name())
-	}
-	s.runs, s.buf = nil, nil
-}
-
-type runCursor[T any] struct {
-	r   *bufio.Reader
-	rec []byte
-	v   T
-	i   int
-}
-
-func (c *runCursor[T]) next(dec func([]byte) T) (bool, error) {
-	if _, err := io.ReadFull(c.r, c.rec); err != nil {
-		if errors.Is(err, io.EOF) {
-			return false, nil
-		}
-		return false, err
-	}
-	c.v = dec(c.rec)
-	return true, nil
-}
-
-type mergeHeap[T any] struct {
-	c   []*runCursor[T]
-	cmp func(a, b T) int
-}
-
-func (h *mergeHeap[T]) Len() int { return len(h.c) }
-func (h *mergeHeap[T]) Less(i, j int) bool {
-	if c := h.cmp(h.c[i].v, h.c[j].v); c != 0 {
-		return c < 0
-	}
-	return h.c[i].i < h.c[j].i // earlier run first: stable
-}
-func (h *mergeHeap[T]) Swap(i, j int) { h.c[i], h.c[j] = h.c[j], h.c[i] }
-func (h *mergeHeap[T]) Push(x any)    { h.c = append(h.c, x.(*runCursor[T])) }
-func (h *mergeHeap[T]) Pop() any {
-	x := h.c[len(h.c)-1]
-	h.c = h.c[:len(h.c)-1]
-	return x
-}
-
-// spool is an append-only file of fixed-width records, read back once in
-// the order written.
-type spool[T any] struct {
-	f     *os.File
-	w     *bufio.Writer
-	width int
-	enc   func([]byte, T)
-	dec   func([]byte) T
-	rec   []byte
-	n     int64
-}
-
-func newSpool[T any](dir string, width int, enc func([]byte, T), dec func([]byte) T) (*spool[T], error) {
-	f, err := tempFile(dir, ".oairl-jobs-*")
-	if err != nil {
-		return nil, err
-	}
-	return &spool[T]{f: f, w: bufio.NewWriterSize(f, 256<<10), width: width, enc: enc, dec: dec, rec: make([]byte, width)}, nil
-}
-
-func (s *spool[T]) add(v T) error {
-	s.enc(s.rec, v)
-	s.n++
-	_, err := s.w.Write(s.rec)
-	return err
-}
-
-// each calls fn with every record in the order written; fn returning an
-// error stops it with that error.
-func (s *spool[T]) each(fn func(T) error) error {
-	if err := s.w.Flush(); err != nil {
-		return err
-	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	br := bufio.NewReaderSize(s.f, 256<<10)
-	rec := make([]byte, s.width)
-	for {
-		if _, err := io.ReadFull(br, rec); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := fn(s.dec(rec)); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *spool[T]) close() {
-	if s == nil || s.f == nil {
-		return
-	}
-	s.f.Close()
-	_ = os.Remove(s.f.Name())
-	s.f = nil
-}
 
 // jobRec is a request to send, in fixed size (jobRecWidth bytes): which
 // source and where in it, its line number, its fingerprints, model, url
@@ -368,7 +114,7 @@ func newInputFiles(dir string, sources []input.Source) *inputFiles {
 
 // spill is input.Options.Spill: a temporary copy of source i.
 func (in *inputFiles) spill(i int) (io.Writer, error) {
-	f, err := tempFile(in.dir, ".oairl-input-*")
+	f, err := extsort.TempFile(in.dir, ".oairl-input-*")
 	if err != nil {
 		return nil, err
 	}
@@ -587,8 +333,8 @@ func (x *resumeIndex) countRetryable() int {
 // custom_id, its position in the input and its body fingerprint.
 type orderEntry struct{ id, pos, fp uint64 }
 
-func newOrderLog(dir string) *extSorter[orderEntry] {
-	return newExtSorter(dir, 24,
+func newOrderLog(dir string) *extsort.Sorter[orderEntry] {
+	return extsort.New(dir, 24,
 		func(b []byte, e orderEntry) {
 			binary.LittleEndian.PutUint64(b, e.id)
 			binary.LittleEndian.PutUint64(b[8:], e.pos)
@@ -625,7 +371,7 @@ type lineEntry struct {
 	rank uint8
 }
 
-func newLineSorter(dir string, byID bool) *extSorter[lineEntry] {
+func newLineSorter(dir string, byID bool) *extsort.Sorter[lineEntry] {
 	cmp := func(a, b lineEntry) int { return cmpU64(a.off, b.off) }
 	if byID {
 		cmp = func(a, b lineEntry) int {
@@ -635,7 +381,7 @@ func newLineSorter(dir string, byID bool) *extSorter[lineEntry] {
 			return cmpU64(a.off, b.off)
 		}
 	}
-	return newExtSorter(dir, 33,
+	return extsort.New(dir, 33,
 		func(b []byte, e lineEntry) {
 			le := binary.LittleEndian
 			le.PutUint64(b, e.id)

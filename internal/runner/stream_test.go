@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bytes"
-	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -25,6 +24,7 @@ import (
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/extsort"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/sim"
 	"github.com/oairl/oairl/internal/sim/simtest"
@@ -144,8 +144,8 @@ func TestStreamInputChangedWhileRunning(t *testing.T) {
 // in the input, and the superseded lines (a changed body's old result)
 // appended to out.superseded.jsonl.
 func TestOrderedOnDisk(t *testing.T) {
-	defer func(n int) { sortRunRecords = n }(sortRunRecords)
-	sortRunRecords = 7
+	defer func(n int) { extsort.DefaultRunRecords = n }(extsort.DefaultRunRecords)
+	extsort.DefaultRunRecords = 7
 	srv := simtest.New(t, sim.Config{Tier: "none", Latency: time.Millisecond, LatencyJitter: 0.9})
 	dir := t.TempDir()
 	const n = 60
@@ -181,39 +181,6 @@ func TestOrderedOnDisk(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 4 { // in, out, superseded, lock
 		t.Errorf("temporary files left: %v", ents)
-	}
-}
-
-func TestExtSorterStableAcrossRuns(t *testing.T) {
-	type kv struct{ k, v uint64 }
-	s := newExtSorter(t.TempDir(), 16,
-		func(b []byte, e kv) {
-			copy(b, fmt.Appendf(nil, "%08x%08x", e.k, e.v))
-		},
-		func(b []byte) kv {
-			var e kv
-			fmt.Sscanf(string(b), "%08x%08x", &e.k, &e.v)
-			return e
-		},
-		func(a, b kv) int { return cmp.Compare(a.k, b.k) })
-	s.max = 13
-	defer s.close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	var want []kv
-	for i := 0; i < 1000; i++ {
-		e := kv{rng.Uint64N(50), uint64(i)}
-		want = append(want, e)
-		if err := s.add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slices.SortStableFunc(want, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
-	var got []kv
-	if err := s.each(func(e kv) error { got = append(got, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if len(s.runs) < 10 || !slices.Equal(got, want) {
-		t.Fatalf("%d runs; sorted differently", len(s.runs))
 	}
 }
 
