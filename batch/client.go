@@ -16,6 +16,7 @@ import (
 	"github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/httpx"
 )
 
 // Batch is the part of an OpenAI Batch object oairl uses. Null and empty
@@ -75,13 +76,27 @@ type Client interface {
 	FileContent(ctx context.Context, id string) (io.ReadCloser, error)
 }
 
-// OpenAIClient implements Client with go-openai (api.Client.OpenAI).
+// OpenAIClient implements Client with go-openai (api.Client.OpenAI), over
+// oairl's one HTTP layer (internal/httpx): GETs and cancels are retried
+// there on 408/409/429/5xx and connection errors; uploads and batch
+// creation only on answers that prove nothing was created (408, 409, 429),
+// the engine's metadata checks covering the rest. Errors are *api.Error,
+// holding the last error answer whole (status, headers, body) for Classify.
 type OpenAIClient struct {
-	C *openai.Client
+	C   *openai.Client
+	api *api.Client
 }
 
 // NewOpenAIClient wraps an api.Client.
-func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.OpenAI} }
+func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.OpenAI, api: c} }
+
+// call runs one go-openai call, keeping its error answer whole.
+func (c *OpenAIClient) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if c.api == nil {
+		return fn(ctx)
+	}
+	return c.api.Call(ctx, fn)
+}
 
 // UploadFile uploads path with go-openai's CreateFile, which streams the
 // file into the multipart body: the shard is held in memory once, not twice
@@ -101,7 +116,11 @@ func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File,
 			}
 		}
 	}
-	f, err := c.C.CreateFile(ctx, openai.FileRequest{FileName: name, FilePath: p, Purpose: string(openai.PurposeBatch)})
+	var f openai.File
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		f, err = c.C.CreateFile(ctx, openai.FileRequest{FileName: name, FilePath: p, Purpose: string(openai.PurposeBatch)})
+		return err
+	})
 	if err != nil {
 		return File{}, err
 	}
@@ -110,7 +129,7 @@ func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File,
 
 // DeleteFile deletes file id (DELETE /files/{id}).
 func (c *OpenAIClient) DeleteFile(ctx context.Context, id string) error {
-	return c.C.DeleteFile(ctx, id)
+	return c.call(ctx, func(ctx context.Context) error { return c.C.DeleteFile(ctx, id) })
 }
 
 func fromOpenAIFile(f openai.File) File {
@@ -119,7 +138,11 @@ func fromOpenAIFile(f openai.File) File {
 
 // ListFiles lists files with go-openai's ListFiles.
 func (c *OpenAIClient) ListFiles(ctx context.Context) ([]File, error) {
-	l, err := c.C.ListFiles(ctx)
+	var l openai.FilesList
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		l, err = c.C.ListFiles(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +159,12 @@ func (c *OpenAIClient) CreateBatch(ctx context.Context, fileID, endpoint string,
 	for k, v := range metadata {
 		md[k] = v
 	}
-	b, err := c.C.CreateBatch(ctx, openai.CreateBatchRequest{
-		InputFileID: fileID, Endpoint: openai.BatchEndpoint(endpoint), CompletionWindow: CompletionWindow, Metadata: md,
+	var b openai.BatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		b, err = c.C.CreateBatch(ctx, openai.CreateBatchRequest{
+			InputFileID: fileID, Endpoint: openai.BatchEndpoint(endpoint), CompletionWindow: CompletionWindow, Metadata: md,
+		})
+		return err
 	})
 	if err != nil {
 		return Batch{}, err
@@ -147,16 +174,25 @@ func (c *OpenAIClient) CreateBatch(ctx context.Context, fileID, endpoint string,
 
 // GetBatch retrieves a batch.
 func (c *OpenAIClient) GetBatch(ctx context.Context, id string) (Batch, error) {
-	b, err := c.C.RetrieveBatch(ctx, id)
+	var b openai.BatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		b, err = c.C.RetrieveBatch(ctx, id)
+		return err
+	})
 	if err != nil {
 		return Batch{}, err
 	}
 	return fromOpenAIBatch(b.Batch), nil
 }
 
-// CancelBatch cancels a batch.
+// CancelBatch cancels a batch. Cancelling twice is cancelling once, so the
+// POST is retried like a GET (httpx.Idempotent).
 func (c *OpenAIClient) CancelBatch(ctx context.Context, id string) (Batch, error) {
-	b, err := c.C.CancelBatch(ctx, id)
+	var b openai.BatchResponse
+	err := c.call(httpx.Idempotent(ctx), func(ctx context.Context) (err error) {
+		b, err = c.C.CancelBatch(ctx, id)
+		return err
+	})
 	if err != nil {
 		return Batch{}, err
 	}
@@ -173,7 +209,11 @@ func (c *OpenAIClient) ListBatches(ctx context.Context, after string, limit int)
 	if limit > 0 {
 		lp = &limit
 	}
-	l, err := c.C.ListBatch(ctx, ap, lp)
+	var l openai.ListBatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		l, err = c.C.ListBatch(ctx, ap, lp)
+		return err
+	})
 	if err != nil {
 		return BatchPage{}, err
 	}
@@ -192,7 +232,11 @@ func (c *OpenAIClient) FileContent(ctx context.Context, id string) (io.ReadClose
 	if id == "" {
 		return nil, errors.New("empty file id")
 	}
-	r, err := c.C.GetFileContent(ctx, id)
+	var r openai.RawResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		r, err = c.C.GetFileContent(ctx, id)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -243,17 +287,23 @@ func fromOpenAIBatch(b openai.Batch) Batch {
 	return out
 }
 
-// Classify diagnoses an API error with the diagnose classifier: go-openai's
-// *APIError / *RequestError give the status and error envelope; any other
-// error (connection refused, reset, timeout) is a retryable network error.
+// Classify diagnoses an API error with the diagnose classifier: an
+// *api.Error (what OpenAIClient returns) gives the whole answer, headers
+// included; go-openai's bare *APIError / *RequestError give the status and
+// error envelope; any other error (connection refused, reset, timeout) is a
+// network error, classified by diagnose.ClassifyTransportError.
 func Classify(err error, now time.Time) diagnose.Finding {
+	var whole *api.Error
+	if errors.As(err, &whole) && whole.StatusCode > 0 {
+		return diagnose.Classify(whole.StatusCode, whole.Header, whole.Body, now)
+	}
 	status, code, typ, msg, ok := api.APIError(err)
 	if !ok || status == 0 {
 		var re *openai.RequestError
 		if errors.As(err, &re) && len(re.Body) > 0 {
 			return diagnose.Classify(re.HTTPStatusCode, http.Header{}, re.Body, now)
 		}
-		return diagnose.Finding{Verdict: diagnose.NetworkError, Retryable: true, Message: err.Error(), Summary: "network error"}
+		return diagnose.ClassifyTransportError(err)
 	}
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": nullable(code)}})
 	var re *openai.RequestError

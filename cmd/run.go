@@ -255,6 +255,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		}
 	}
 	if !opts.DryRun {
+		f.SetHTTPTuning(opts.MaxConcurrent, ro.Clock)
 		client, err := f.APIClient()
 		if err != nil {
 			return exitcode.New(exitcode.Auth, err)

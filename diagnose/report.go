@@ -144,7 +144,7 @@ func toJSONWindow(w Window) jsonWindow {
 		v := w.Remaining
 		j.Remaining = &v
 	}
-	if w.ResetRaw != "" {
+	if w.ResetKnown {
 		v := round3(w.Reset.Seconds())
 		j.ResetSeconds = &v
 	}
@@ -171,9 +171,14 @@ func round3(f float64) float64 {
 }
 
 type jsonRateLimits struct {
-	Provider string     `json:"provider"`
-	Requests jsonWindow `json:"requests"`
-	Tokens   jsonWindow `json:"tokens"`
+	Provider        string     `json:"provider"`
+	Requests        jsonWindow `json:"requests"`
+	Tokens          jsonWindow `json:"tokens"`
+	ProjectRequests jsonWindow `json:"project_requests"`
+	ProjectTokens   jsonWindow `json:"project_tokens"`
+	InputTokens     jsonWindow `json:"input_tokens"`
+	OutputTokens    jsonWindow `json:"output_tokens"`
+	Binding         string     `json:"binding"`
 }
 
 type jsonFix struct {
@@ -196,6 +201,7 @@ type jsonFinding struct {
 	Organization string         `json:"organization"`
 	Project      string         `json:"project"`
 	RequestID    string         `json:"request_id"`
+	ContentType  string         `json:"content_type"`
 	LimitKind    string         `json:"limit_kind"`
 	Limit        int64          `json:"limit"`
 	Used         int64          `json:"used"`
@@ -205,17 +211,20 @@ type jsonFinding struct {
 	Fixes        []jsonFix      `json:"fixes"`
 	ExitCode     int            `json:"exit_code"`
 	Truncated    bool           `json:"truncated"`
+	Scope        string         `json:"scope"`
 }
 
 func toJSONFinding(f Finding) jsonFinding {
 	j := jsonFinding{
 		Verdict: f.Verdict, Retryable: f.Retryable, WaitSeconds: round3(f.Wait.Seconds()), WaitSource: f.WaitSource,
 		Status: f.Status, Provider: f.Provider, Code: f.Code, Type: f.Type, Message: f.Message, Model: f.Model,
-		Organization: f.Organization, Project: f.Project, RequestID: f.RequestID,
+		Organization: f.Organization, Project: f.Project, RequestID: f.RequestID, ContentType: f.ContentType,
 		LimitKind: f.LimitKind, Limit: f.Limit, Used: f.Used, Requested: f.Requested,
 		RateLimits: jsonRateLimits{Provider: f.RateLimits.Provider, Requests: toJSONWindow(f.RateLimits.Requests),
-			Tokens: toJSONWindow(f.RateLimits.Tokens)},
-		Summary: f.Summary, Fixes: []jsonFix{}, ExitCode: f.ExitCode(), Truncated: f.Truncated,
+			Tokens: toJSONWindow(f.RateLimits.Tokens), ProjectRequests: toJSONWindow(f.RateLimits.ProjectRequests),
+			ProjectTokens: toJSONWindow(f.RateLimits.ProjectTokens), InputTokens: toJSONWindow(f.RateLimits.InputTokens),
+			OutputTokens: toJSONWindow(f.RateLimits.OutputTokens), Binding: f.RateLimits.Binding()},
+		Summary: f.Summary, Fixes: []jsonFix{}, ExitCode: f.ExitCode(), Truncated: f.Truncated, Scope: f.Scope,
 	}
 	for _, x := range f.Fixes {
 		j.Fixes = append(j.Fixes, jsonFix(x))
@@ -302,24 +311,34 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
                       quota_exhausted | batch_queue_full | context_length_exceeded |
                       auth_failed | model_unavailable | server_overloaded |
                       server_error | network_error | edge_throttled |
-                      invalid_request | not_executed | unknown,
+                      invalid_request | not_executed | not_api_response |
+                      stream_truncated | resource_unavailable |
+                      request_unaffordable | unknown,
       "retryable":    true when waiting and retrying can succeed,
       "wait_seconds": the wait the response implies (0 = none given),
       "wait_source":  "retry-after-ms" | "retry-after" | "retry-after-date" |
                       "message" | "reset-requests" | "reset-tokens" | "",
       "status":       HTTP status (0 when a saved body does not say; never guessed),
       "provider", "code", "type", "message", "model", "organization",
-      "project", "request_id":  strings, "" when absent,
+      "project", "request_id", "content_type":  strings, "" when absent
+                      (content_type: the response's media type),
       "limit_kind":   "RPM" | "TPM" | "RPD" | "TPD" | "",
       "limit", "used", "requested":  requests or tokens from the message (0 = not given),
       "rate_limits": {"provider": "openai" | "azure" | "groq" | "mistral" |
                       "anthropic" | "",
-        "requests": WINDOW, "tokens": WINDOW},
+        "requests": WINDOW, "tokens": WINDOW  (the organization's),
+        "project_requests": WINDOW, "project_tokens": WINDOW  (the project's,
+                      x-ratelimit-*-project-{requests,tokens}),
+        "input_tokens": WINDOW, "output_tokens": WINDOW  (Anthropic's
+                      separate input and output token buckets),
+        "binding":    "project" | "organization" | "": the token window
+                      with fewer tokens left},
       "summary":      one line for people,
       "fixes":        [{"code": "...", "text": "..."}], most likely first,
       "exit_code":    this finding's exit code,
       "truncated":    true when the capture was cut short (classified from
-                      the readable part: status, headers, partial JSON)
+                      the readable part: status, headers, partial JSON),
+      "scope":        "project" | "organization" | "": whose limit was hit
     }],
     "probe": null | {"requests": N, "ok": N, "verdicts": {VERDICT: N},
                      "concurrency_limit_bites": bool},
@@ -328,7 +347,8 @@ const JSONSchemaHelp = `JSON output (--format json, schema_version 1; fields are
   }
 
   WINDOW = {"known": bool, "limit": N|null, "remaining": N|null,
-            "reset": header text, "reset_seconds": N|null, "daily": bool,
+            "reset": header text, "reset_seconds": N|null (null when the reset
+            is absent or unparseable, e.g. "-1", "1d", "soon"), "daily": bool,
             "utilization": 0..1|null}
 `
 
@@ -364,7 +384,7 @@ func (r Report) WriteTSV(w io.Writer) error {
 	for _, e := range r.Findings {
 		rq, tk := e.RateLimits.Requests, e.RateLimits.Tokens
 		resetOr := func(win Window) string {
-			if win.ResetRaw == "" {
+			if !win.ResetKnown {
 				return "-"
 			}
 			return secs(win.Reset)
@@ -507,7 +527,7 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 	_ = tw.Flush()
 	rl := e.RateLimits
 	shown := func(w Window) bool { return w.Known || w.ResetRaw != "" }
-	if shown(rl.Requests) || shown(rl.Tokens) {
+	if shown(rl.Requests) || shown(rl.Tokens) || shown(rl.ProjectTokens) || shown(rl.ProjectRequests) {
 		b.WriteString("  limits:\n")
 		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "    WINDOW\tLIMIT\tREMAINING\tRESET\tUSED")
@@ -515,9 +535,13 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 			if !shown(win) {
 				return
 			}
-			if win.Daily {
+			switch {
+			case win.Daily:
 				name += " (per day)"
-			} else if rl.Provider != "anthropic" {
+			case rl.Provider == "azure" && strings.HasPrefix(name, "requests"):
+				// Azure evaluates RPM over 1 s or 10 s windows (wire-formats.md §3).
+				name += " (short window)"
+			case rl.Provider != "anthropic":
 				name += " (per min)"
 			}
 			lim, rem, reset, used := "?", "?", "?", "?"
@@ -527,8 +551,10 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 			if win.Remaining >= 0 {
 				rem = human(win.Remaining)
 			}
-			if win.ResetRaw != "" {
+			if win.ResetKnown {
 				reset = win.ResetRaw
+			} else if win.ResetRaw != "" {
+				reset = "unknown"
 			}
 			if u, ok := Utilization(win); ok {
 				used = fmt.Sprintf("%.0f%%", u*100)
@@ -537,7 +563,14 @@ func writeEntry(b *strings.Builder, e Entry, numbered bool, n int) {
 		}
 		row("requests", rl.Requests)
 		row("tokens", rl.Tokens)
+		row("project requests", rl.ProjectRequests)
+		row("project tokens", rl.ProjectTokens)
+		row("input tokens", rl.InputTokens)
+		row("output tokens", rl.OutputTokens)
 		_ = tw.Flush()
+		if rl.ProjectTokens.Known && rl.Tokens.Known {
+			fmt.Fprintf(b, "  binding: the %s's token window (fewer tokens left)\n", rl.Binding())
+		}
 	}
 	if len(e.Fixes) > 0 {
 		b.WriteString("  fixes:\n")

@@ -473,7 +473,7 @@ func inferStatusPB(pb parsedBody) int {
 		return 529
 	case code == "server_is_overloaded":
 		return 503
-	case typ == "server_error" || typ == "api_error":
+	case typ == "server_error" || typ == "api_error" || code == "server_error":
 		return 500
 	}
 	return 0

@@ -102,16 +102,11 @@ type Options struct {
 	// Model is used for lines whose body names no model (--model).
 	Model string
 	// Endpoint, when set, is the endpoint every line must use (batch
-	// --endpoint); when "", the first line with a valid Batch url sets it
-	// for its file and later lines of that file are checked against it
-	// (one endpoint per file: each file is one batch). Bare bodies count
-	// too, with their inferred url: a file mixing chat, embeddings,
-	// responses or completions bodies gets endpoint_mismatch errors.
+	// --endpoint): other lines get endpoint_mismatch errors (bare bodies
+	// too, by their inferred url). When "", a file may mix endpoints
+	// (batch submit splits it, one batch per endpoint): it gets one
+	// several_endpoints warning.
 	Endpoint string
-	// MixedEndpoints, with Endpoint "", lets one file hold lines for
-	// several endpoints (batch submit splits them into one batch per
-	// endpoint): no endpoint_mismatch is reported then.
-	MixedEndpoints bool
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
 	TPMLimit int64

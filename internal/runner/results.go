@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/atomicfile"
 	"github.com/oairl/oairl/internal/extsort"
 )
 
@@ -345,37 +346,9 @@ func rewriteWithout(path string, idx *resumeIndex) error {
 	})
 }
 
-// writeAtomic writes path through fill into a temporary file beside it,
-// syncs it and renames it over path.
+// writeAtomic writes path through fill atomically (internal/atomicfile).
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := fill(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if st, err := os.Stat(path); err == nil {
-		_ = tmp.Chmod(st.Mode().Perm())
-	} else {
-		_ = tmp.Chmod(0o644)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, fill)
 }
 
 // newID returns a Batch-style result id, "batch_req_" + 32 hex digits.

@@ -45,18 +45,13 @@ import (
 	"hash/maphash"
 	"io"
 	"maps"
-	"math"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/oairl/oairl/diagnose"
@@ -68,6 +63,7 @@ import (
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/redact"
+	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -228,6 +224,7 @@ type run struct {
 	lim     pace.Limiter
 	local   *pace.Local
 	backoff *pace.Backoff
+	cycle   *send.Cycle
 	results *resultsFile
 	sum     *Summary
 
@@ -244,12 +241,8 @@ type run struct {
 	bar      Bar
 	progress sync.Mutex
 	stop     *stopState
-	shown    atomic.Int64 // failure lines printed
-	// unreachable counts consecutive attempts that could not connect
-	// (connection refused, DNS); answered is set by any HTTP answer.
-	unreachable atomic.Int64
-	answered    atomic.Bool
-	events      map[string][]doneEvent // successes per model (rates)
+	shown    atomic.Int64           // failure lines printed
+	events   map[string][]doneEvent // successes per model (rates)
 }
 
 // doneEvent is one success: when (run clock) and its TPM charge.
@@ -260,57 +253,16 @@ type doneEvent struct {
 
 // unreachableStop is how many consecutive connection-refused/DNS failures,
 // with no HTTP answer yet in the run, stop dispatching ("cannot reach").
-const unreachableStop = 5
+const unreachableStop = send.UnreachableStop
 
 // redact masks the API key (and anything that looks like a key) in s.
 func (r *run) redact(s string) string { return redact.String(s, r.o.APIKey) }
 
-// redactBody replaces the API key string itself in a stored body (the
-// replacement has no JSON metacharacters, so JSON stays valid).
+// redactBody masks the API key in a stored body, in any form the server
+// may echo it (JSON-escaped, without its prefix; see redact.Body). The
+// result is valid JSON when b is.
 func (r *run) redactBody(b json.RawMessage) json.RawMessage {
-	if len(r.o.APIKey) < 4 || !bytes.Contains(b, []byte(r.o.APIKey)) {
-		return b
-	}
-	return bytes.ReplaceAll(b, []byte(r.o.APIKey), []byte(redact.Key(r.o.APIKey)))
-}
-
-// cannotConnect reports whether a transport error means the server was
-// never reached (connection refused, DNS failure).
-func cannotConnect(err error) bool {
-	var dnsErr *net.DNSError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr)
-}
-
-// overflowRetryAfter reports a numeric retry-after too large to parse
-// (e.g. 99999999999999999999 seconds): a huge wait, not no hint.
-func overflowRetryAfter(h http.Header) bool {
-	v := strings.TrimSpace(h.Get("retry-after"))
-	if v == "" {
-		return false
-	}
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return err != nil || n > int64(math.MaxInt64/int64(time.Second))
-}
-
-// badSuccess checks a 2xx answer: an empty or non-JSON body, or an error
-// envelope inside it (diagnose's verdict is not ok), is not a success.
-// It returns the failure code and message, or "" for a good answer.
-func badSuccess(body []byte, f diagnose.Finding) (code, msg string) {
-	t := bytes.TrimSpace(body)
-	switch {
-	case len(t) == 0:
-		return "invalid_response", "HTTP 2xx with an empty body"
-	case !json.Valid(t):
-		return "invalid_response", fmt.Sprintf("HTTP 2xx with a body that is not JSON (truncated?): %q", truncate(string(t), 120))
-	case f.Verdict != diagnose.OK && f.Verdict != "":
-		return errCode(f), "HTTP 2xx carrying an error: " + firstNonEmpty(f.Message, string(f.Verdict))
-	}
-	return "", ""
+	return redact.Body(b, r.o.APIKey)
 }
 
 func newRun(o Options) (*run, error) {
@@ -697,6 +649,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			Limits: r.limitsFor, Events: func(e pace.Event) { r.logf("%s: %s", e.Model, e.Message) }})
 		r.lim = r.local
 	}
+	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout})
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -875,174 +829,98 @@ func (r *run) tally(j *job) {
 	}
 }
 
-// send carries one request through its attempts. It returns when the
-// request has a written result or will not get one in this run.
+// send carries one request through the shared cycle (internal/send). It
+// returns when the request has a written result or will not get one in
+// this run.
 func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	o := r.o
 	ms := r.model(j.model)
-	for attempt := 1; ; attempt++ {
-		permit, err := r.lim.Reserve(stopCtx, j.model, j.charge)
-		if err != nil {
-			var tl *pace.TooLargeError
-			if errors.As(err, &tl) {
-				r.finalFailure(j, ms, nil, "request_too_large", tl.Error(), false)
-			}
-			return // stopped: not sent, resumable
-		}
-		if attempt == 1 {
-			r.mu.Lock()
-			if r.firstAt.IsZero() {
-				r.firstAt = r.clk.Now()
-			}
-			r.mu.Unlock()
-		}
-		sentAt := r.clk.Now()
-		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, o.AttemptTimeout)
-		resp, err := r.o.Client.Post(attemptCtx, j.url, j.body)
-		cancelAttempt()
-		now := r.clk.Now()
-		r.mu.Lock()
-		r.sum.Attempts++
-		ms.Attempts++
-		r.mu.Unlock()
-		var f diagnose.Finding
-		var bad2xx, bad2xxMsg string
-		if err != nil {
-			if reqCtx.Err() != nil {
-				// Abandoned (second Ctrl-C or grace over): no result, resumable.
-				// The request went out and may have been processed: count it
-				// as sent.
-				j.abandoned = true
-				j.reached = true
-				permit.Done(pace.NotSent)
-				return
-			}
-			f = diagnose.ClassifyTransportError(err)
-			if cannotConnect(err) {
-				n := r.unreachable.Add(1)
-				if !r.answered.Load() && (n >= unreachableStop || attempt >= o.MaxAttempts) {
-					// Nothing has reached the server: a wrong base URL or
-					// no network. Stop rather than retry every request; no
-					// result is written, so a rerun sends them all.
-					permit.Done(pace.NotSent)
-					st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
-						firstNonEmpty(o.BaseURL, "the API"), f.Code, n))
-					return
-				}
-			} else {
-				j.reached = true
-			}
-		} else {
-			j.reached = true
-			r.answered.Store(true)
-			r.unreachable.Store(0)
-			f = diagnose.Classify(resp.StatusCode, resp.Header, resp.Body, now)
-			obs := observation(f.RateLimits)
-			obs.Sent = sentAt
-			r.lim.Observe(j.model, obs, now)
-			if resp.StatusCode/100 == 2 {
-				if bad2xx, bad2xxMsg = badSuccess(resp.Body, f); bad2xx != "" {
-					f.Retryable = true
-					f.Message = bad2xxMsg
-				}
-			}
-			if f.Verdict == diagnose.EdgeThrottled {
-				// A CDN's 429: retryable after its retry-after, like a
-				// rate limit.
-				f.Retryable = true
-			}
-			if f.Retryable && overflowRetryAfter(resp.Header) {
-				f.Wait = time.Duration(math.MaxInt64)
-			}
-		}
-		ok2xx := err == nil && resp.StatusCode/100 == 2 && bad2xx == ""
-		outcome := pace.Failed
-		switch {
-		case ok2xx:
-			outcome = pace.Success
-		case f.Verdict == diagnose.ConcurrencyLimited:
-			outcome = pace.ConcurrencyLimited
-		case f.IsRateLimit():
-			outcome = pace.RateLimited
-		}
-		permit.Done(outcome)
-
-		if ok2xx {
-			r.success(j, ms, resp, now)
-			return
-		}
-		if f.Verdict == diagnose.QuotaExhausted {
-			r.mu.Lock()
-			r.sum.QuotaErrors++
-			r.mu.Unlock()
-		} else if f.Status == 429 || f.IsRateLimit() {
-			r.count429(ms, f)
-		}
-		switch f.Verdict {
-		case diagnose.QuotaExhausted:
-			st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
-				firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
-			return
-		case diagnose.AuthFailed:
-			st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
-			return
-		}
-		if err == nil && !f.Retryable {
-			r.finalFailure(j, ms, resp, errCode(f), f.Message, false)
-			if f.Verdict == diagnose.ModelUnavailable {
-				r.addCode(exitcode.Auth)
-			}
-			return
-		}
-		if err != nil && !f.Retryable {
-			r.finalFailure(j, ms, nil, string(f.Verdict), f.Message, false)
-			return
-		}
-		// Retryable.
-		if f.Wait > o.MaxWait {
-			how := f.Wait.Round(time.Second).String()
-			if f.Wait > 1000*time.Hour && resp != nil {
-				how = "longer than --max-wait (" + firstNonEmpty(resp.Header.Get("retry-after"), how) + "s)"
-			}
-			st.stop(exitcode.RateLimited, fmt.Sprintf("%s: server asked to wait %s (%s, custom_id %s); rerun later or raise --max-wait",
-				f.Verdict, how, j.model, j.customID))
-			return
-		}
-		if attempt >= o.MaxAttempts {
-			msg, code := f.Message, errCode(f)
+	res := r.cycle.Do(stopCtx, reqCtx, send.Request{
+		Model:  j.model,
+		Charge: j.charge,
+		Attempt: func(ctx context.Context) (*send.Answer, error) {
+			resp, err := o.Client.Post(ctx, j.url, j.body)
 			if err != nil {
-				msg, code = err.Error(), string(f.Verdict)
+				return nil, err
 			}
-			if bad2xx != "" {
-				code = bad2xx
-			}
-			r.finalFailure(j, ms, resp, code, fmt.Sprintf("%s (after %d attempts)", msg, attempt), true)
-			if f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled {
-				r.addCode(exitcode.RateLimited)
-			}
-			return
+			return &send.Answer{Response: *resp}, nil
+		},
+		Hooks: send.Hooks{
+			Sending: func(attempt int) {
+				if attempt == 1 {
+					r.mu.Lock()
+					if r.firstAt.IsZero() {
+						r.firstAt = r.clk.Now()
+					}
+					r.mu.Unlock()
+				}
+			},
+			Attempted: func(int) {
+				r.mu.Lock()
+				r.sum.Attempts++
+				ms.Attempts++
+				r.mu.Unlock()
+			},
+			Failed: func(f diagnose.Finding) {
+				if f.Verdict == diagnose.QuotaExhausted {
+					r.mu.Lock()
+					r.sum.QuotaErrors++
+					r.mu.Unlock()
+				} else if f.Status == 429 || f.IsRateLimit() {
+					r.count429(ms, f)
+				}
+			},
+			Retrying: func(diagnose.Finding, time.Duration) {
+				r.mu.Lock()
+				r.sum.Retries++
+				ms.Retries++
+				r.mu.Unlock()
+			},
+		},
+	})
+	if res.Reached {
+		j.reached = true
+	}
+	f := res.Finding
+	var resp *api.Response
+	if res.Answer != nil {
+		resp = &res.Answer.Response
+	}
+	switch res.Outcome {
+	case send.Succeeded:
+		r.success(j, ms, resp, res.At)
+	case send.Failed:
+		r.finalFailure(j, ms, resp, res.Code, res.Message, res.GaveUp)
+		if f.Verdict == diagnose.ModelUnavailable && !res.GaveUp {
+			r.addCode(exitcode.Auth)
 		}
-		wait := r.backoff.Delay(attempt-1, f.Wait, f.Wait > 0)
-		if strings.HasPrefix(f.WaitSource, "reset-") {
-			// A reset header says when the bucket is full again, not when
-			// this request fits: back off at least that long (case B17a).
-			wait = max(f.Wait, r.backoff.Delay(attempt-1, 0, false))
+		if res.GaveUp && (f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled) {
+			r.addCode(exitcode.RateLimited)
 		}
-		r.mu.Lock()
-		r.sum.Retries++
-		ms.Retries++
-		r.mu.Unlock()
-		switch f.Verdict {
-		case diagnose.RPMLimited, diagnose.RPDLimited, diagnose.RampLimited:
-			// slow_down: every worker eases off, not just this one.
-			r.lim.Pause(j.model, pace.Requests, now.Add(wait))
-		case diagnose.TPMLimited, diagnose.TPDLimited:
-			r.lim.Pause(j.model, pace.Tokens, now.Add(wait))
-		default:
-			if err := r.clk.Sleep(stopCtx, wait); err != nil {
-				return
-			}
+	case send.QuotaExhausted:
+		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
+			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
+	case send.AuthFailed:
+		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.WaitTooLong:
+		how := f.Wait.Round(time.Second).String()
+		if f.Wait > 1000*time.Hour && resp != nil {
+			how = "longer than --max-wait (" + firstNonEmpty(resp.Header.Get("retry-after"), how) + "s)"
 		}
+		st.stop(exitcode.RateLimited, fmt.Sprintf("%s: server asked to wait %s (%s, custom_id %s); rerun later or raise --max-wait",
+			f.Verdict, how, j.model, j.customID))
+	case send.Unreachable:
+		// Nothing has reached the server: a wrong base URL or no network.
+		// Stop rather than retry every request; no result is written, so
+		// a rerun sends them all.
+		st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
+			firstNonEmpty(o.BaseURL, "the API"), f.Code, res.Unreachable))
+	case send.Abandoned:
+		// Second Ctrl-C or grace over: no result, resumable. The request
+		// went out and may have been processed: counted as sent.
+		j.abandoned = true
+	case send.NotAdmitted, send.Stopped:
+		// Stopped: not sent (again), resumable.
 	}
 }
 
@@ -1055,59 +933,8 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// errCode is the code recorded for a failure: the error envelope's code,
-// else the verdict.
-func errCode(f diagnose.Finding) string {
-	if f.Verdict == diagnose.RequestTooLarge || f.Verdict == diagnose.EdgeThrottled {
-		return string(f.Verdict)
-	}
-	if f.Code != "" {
-		return f.Code
-	}
-	return string(f.Verdict)
-}
-
-// observation converts diagnose's parsed headers for the limiter. A daily
-// window is passed with its reset so that pace does not take it for a
-// per-minute limit.
-func observation(rl diagnose.RateLimits) pace.Observation {
-	conv := func(w diagnose.Window) pace.Window {
-		if !w.Known {
-			return pace.Window{Limit: -1, Remaining: -1, Reset: -1}
-		}
-		pw := pace.Window{Limit: w.Limit, Remaining: w.Remaining, Reset: w.Reset}
-		if w.Daily && pw.Reset <= time.Minute {
-			pw.Reset = 24 * time.Hour
-		}
-		if w.ResetRaw == "" {
-			pw.Reset = -1
-			if w.Daily {
-				pw.Reset = 24 * time.Hour
-			}
-		}
-		return pw
-	}
-	return pace.Observation{Requests: conv(rl.Requests), Tokens: conv(rl.Tokens)}
-}
-
 func (r *run) count429(ms *ModelSummary, f diagnose.Finding) {
-	kind := "other"
-	switch f.Verdict {
-	case diagnose.RPMLimited, diagnose.RPDLimited:
-		kind = "RPM"
-		if f.Verdict == diagnose.RPDLimited {
-			kind = "RPD"
-		}
-	case diagnose.TPMLimited, diagnose.TPDLimited:
-		kind = "TPM"
-		if f.Verdict == diagnose.TPDLimited {
-			kind = "TPD"
-		}
-	case diagnose.ConcurrencyLimited:
-		kind = "concurrency"
-	case diagnose.RequestTooLarge, diagnose.EdgeThrottled:
-		kind = string(f.Verdict)
-	}
+	kind := send.LimitKind(f)
 	if f.Status != 429 {
 		return
 	}

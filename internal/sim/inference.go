@@ -18,23 +18,33 @@ import (
 
 // limiterFor returns model m's limiter (nil when no limit applies). s.mu held.
 func (s *Server) limiterFor(m *models.Model) *limiter {
-	if l, ok := s.limiters[m.ID]; ok {
+	// Models of one shared-limit group share one limiter, named after the
+	// group (the server's 429s name the pool, not the model sent).
+	key := m.ID
+	g := s.cfg.Registry.Group(m.ID)
+	if g != nil {
+		key = g.ID
+	}
+	if l, ok := s.limiters[key]; ok {
 		return l
 	}
 	lim := limitsFor(s.cfg, m)
+	if g != nil {
+		lim = groupLimitsFor(s.cfg, g.ID)
+	}
 	now := s.clk.Now()
 	var l *limiter
 	if lim.RPM > 0 || lim.TPM > 0 || lim.RPD > 0 || lim.TPD > 0 {
 		l = &limiter{
-			model: m.ID,
+			model: key,
 			rpm:   newBucket(lim.RPM, time.Minute, now),
 			tpm:   newBucket(lim.TPM, time.Minute, now),
 			rpd:   newBucket(lim.RPD, 24*time.Hour, now),
 			tpd:   newBucket(lim.TPD, 24*time.Hour, now),
 		}
 	}
-	s.limiters[m.ID] = l
-	s.stats.Limits[m.ID] = lim
+	s.limiters[key] = l
+	s.stats.Limits[key] = lim
 	return l
 }
 

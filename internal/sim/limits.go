@@ -114,6 +114,21 @@ func limitsFor(c Config, m *models.Model) models.Limits {
 	return l
 }
 
+// groupLimitsFor returns the limits of shared-limit group id under c:
+// the group's published tier limits (models.Registry.KeyLimits), then the
+// flag overrides.
+func groupLimitsFor(c Config, id string) models.Limits {
+	var l models.Limits
+	if c.Tier != "" && c.Tier != "none" {
+		l, _ = c.Registry.KeyLimits(id, c.Tier)
+	}
+	l = overrideLimits(l, c)
+	if c.EnqueuedLimit > 0 {
+		l.BatchQueueTokens = c.EnqueuedLimit
+	}
+	return l
+}
+
 // overrideLimits applies the RPM/TPM/RPD/TPD flags (> 0) over l.
 func overrideLimits(l models.Limits, c Config) models.Limits {
 	if c.RPM > 0 {
@@ -157,6 +172,11 @@ type rejection struct {
 func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *rejection {
 	l.advance(now)
 	org := s.cfg.Organization
+	if s.cfg.Registry.Group(model) != nil {
+		// A shared pool's 429 names the pool, not the model sent (the
+		// gpt-realtime-mini capture says "for gpt-4o-mini-realtime").
+		model = l.model
+	}
 	free := ""
 	if s.cfg.Tier == "free" {
 		free = " You can increase your rate limit by adding a payment method to your account at https://platform.openai.com/account/billing."
