@@ -584,7 +584,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		if sum.Invalid > 0 && o.Strict {
 			sum.ExitCode = exitcode.Input
 		}
-		if len(jobs) == 0 && len(tooLarge) == 0 && sum.Skipped == 0 {
+		if toSend == 0 && len(tooLarge) == 0 && sum.Skipped == 0 {
 			// The same verdict as the real run: nothing could be sent.
 			sum.ExitCode = exitcode.Input
 			return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
