@@ -155,7 +155,7 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		}
 		valid++
 		if err := sp.Add(Line{File: r.File, Line: r.Line, CustomID: r.CustomID, URL: r.URL, Model: r.Model,
-			Tokens: r.Count.TPMCharge, Raw: r.Raw, Bare: r.Bare}); err != nil {
+			Tokens: r.Count.TPMCharge, Inputs: r.Count.Inputs, Raw: r.Raw, Bare: r.Bare}); err != nil {
 			if splitErr == nil {
 				splitErr = err
 			}

@@ -62,6 +62,9 @@ type Shard struct {
 	// Tokens is the shard's enqueued-token estimate: the sum of prompt
 	// tokens + output budget × n of its requests.
 	Tokens int64 `json:"tokens"`
+	// Inputs is the shard's embedding inputs (/v1/embeddings shards only;
+	// at most MaxEmbeddingInputsPerBatch).
+	Inputs int64 `json:"inputs,omitempty"`
 
 	Status  string `json:"status"` // StatusPending, StatusUploaded, ... or the batch's status
 	FileID  string `json:"file_id,omitempty"`

@@ -1162,6 +1162,7 @@ func (r *run) embeddings() {
 		return
 	}
 	inputs := r.tokenInputs("input", iv)
+	r.a.Count.Inputs = int64(len(inputs))
 	limit := int64(MaxEmbeddingInputTokens)
 	if m := r.a.Model.Model; m != nil && m.Kind == "embedding" && m.ContextWindow > 0 {
 		limit = m.ContextWindow

@@ -40,6 +40,7 @@ var Codes = []Code{
 	{"url_query", tokens.Error, "url carries a query string or fragment"},
 	{"url_not_batch_endpoint", tokens.Error, "url is not one of the Batch endpoints (input.Endpoints)"},
 	{"endpoint_mismatch", tokens.Error, "url (or a bare body's inferred url) differs from the given endpoint (batch submit --endpoint)"},
+	{"other_provider_format", tokens.Error, `the line is in another provider's batch format (Anthropic "params", Gemini/Vertex "request", Bedrock "modelInput"), named in the message`},
 	{"missing_body", tokens.Error, "no body (or the request fields are at the top level)"},
 	{"body_not_object", tokens.Error, "body is a string (e.g. encoded JSON), array, number or null"},
 	{"duplicate_member", tokens.Warning, "a member name repeats in the line or, at any depth, in the body (the API likely uses the last value)"},

@@ -55,3 +55,36 @@ func TestLoneSurrogate(t *testing.T) {
 		t.Errorf("bare body, lone surrogate in a key: %v", codes(reqs, Summary{}))
 	}
 }
+
+// Issue 14 §4: a line in another provider's batch format got only
+// "missing method / url / body"; it now gets one error saying what it
+// looks like.
+func TestOtherProviderFormat(t *testing.T) {
+	in := `{"custom_id": "a1", "params": {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello"}]}}
+{"key": "g1", "request": {"contents": [{"parts": [{"text": "Hello"}], "role": "user"}]}}
+{"recordId": "r1", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": []}}
+{"custom_id": "ok", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}}
+`
+	reqs, _ := scanOne(t, in)
+	for i, want := range []string{"Anthropic Message Batches", "Gemini / Vertex AI", "Amazon Bedrock", ""} {
+		p := find(reqs[i:i+1], Summary{}, "other_provider_format")
+		if want == "" {
+			if p != nil {
+				t.Errorf("line %d: %+v", i+1, p)
+			}
+			continue
+		}
+		if p == nil || p.Severity != tokens.Error || !strings.Contains(p.Message, want) || !strings.Contains(p.Message, `"body"`) {
+			t.Errorf("line %d: %v, want other_provider_format naming %s", i+1, reqs[i].Problems, want)
+			continue
+		}
+		for _, c := range []string{"missing_method", "missing_url", "missing_body", "missing_custom_id"} {
+			if find(reqs[i:i+1], Summary{}, c) != nil {
+				t.Errorf("line %d: also %s: %v", i+1, c, reqs[i].Problems)
+			}
+		}
+	}
+	if reqs[0].CustomID != "a1" {
+		t.Errorf("custom_id of the Anthropic line: %q", reqs[0].CustomID)
+	}
+}

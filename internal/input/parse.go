@@ -37,7 +37,8 @@ func (p *parser) fileName(it *item) string {
 // process fills it.req. It never panics: a panic in counting fails only
 // this line, with a count_failed problem.
 func (p *parser) process(it *item) {
-	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: ""}
+	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: "",
+		Source: it.file, Offset: it.off, Size: it.size}
 	it.req = req
 	defer func() {
 		if r := recover(); r != nil {
@@ -215,6 +216,15 @@ func (p *parser) analyze(endpoint string, body []byte, add func(Severity, string
 // envelope checks the members of a Batch API line and returns its body
 // (nil when unusable) and the endpoint to count it against ("" if none).
 func (p *parser) envelope(it *item, req *Request, top map[string]json.RawMessage, add func(Severity, string, string)) (json.RawMessage, string) {
+	if what := otherProvider(top); what != "" {
+		// One clear error instead of missing method, url and body.
+		if v, ok := top["custom_id"]; ok && len(v) > 0 && v[0] == '"' {
+			_ = json.Unmarshal(v, &req.CustomID)
+			it.idKind = idString
+		}
+		add(tokens.Error, "other_provider_format", what+`; an OpenAI Batch line is {"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {the request}} (or a bare request body)`)
+		return nil, ""
+	}
 	// custom_id
 	if v, ok := top["custom_id"]; !ok {
 		add(tokens.Error, "missing_custom_id", "missing custom_id: every Batch line needs a unique, non-empty custom_id string")
@@ -674,4 +684,30 @@ func loneSurrogate(raw []byte) (int, string) {
 		}
 	}
 	return -1, ""
+}
+
+// otherProvider says which other provider's batch format a line without
+// a body looks like ("" when none): Anthropic Message Batches
+// ({"custom_id", "params"}), Gemini/Vertex AI batch prediction
+// ({"key"?, "request": {"contents"}}), Amazon Bedrock batch inference
+// ({"recordId", "modelInput"}).
+func otherProvider(top map[string]json.RawMessage) string {
+	if _, ok := top["body"]; ok {
+		return ""
+	}
+	if _, ok := top["params"]; ok {
+		return `the line looks like an Anthropic Message Batches request ("params" instead of "body"): move the request into "body", add "method" and "url", and use an OpenAI model`
+	}
+	if r, ok := top["request"]; ok {
+		if m, _ := objectMembers(r); m != nil {
+			if _, ok := m["contents"]; ok {
+				return `the line looks like a Gemini / Vertex AI batch request ("request" with "contents")`
+			}
+		}
+		return `the line has "request" instead of "body" (another provider's batch format?)`
+	}
+	if _, ok := top["modelInput"]; ok {
+		return `the line looks like an Amazon Bedrock batch inference record ("recordId"/"modelInput")`
+	}
+	return ""
 }
