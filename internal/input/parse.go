@@ -37,7 +37,8 @@ func (p *parser) fileName(it *item) string {
 // process fills it.req. It never panics: a panic in counting fails only
 // this line, with a count_failed problem.
 func (p *parser) process(it *item) {
-	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: ""}
+	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: "",
+		Source: it.file, Offset: it.off, Size: it.size}
 	it.req = req
 	defer func() {
 		if r := recover(); r != nil {
