@@ -338,7 +338,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
 			fmt.Fprintln(ios.Out, job.ID)
 		}
-		return err
+		return opts.timeoutErr(err, job, opts.Timeout)
 	}
 	fmt.Fprintln(ios.Out, job.ID)
 	if !opts.Wait {
