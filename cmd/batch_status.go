@@ -32,8 +32,8 @@ validating or finalizing after an hour gets a hint on stderr.
 Output
   On a terminal: a table. Piped: tab-separated rows, no header, raw
   integers and RFC 3339 times, columns: shard, batch_id, status, model,
-  completed, failed, total, created_at, expires_at, errors, status_since
-  (when the batch entered its status; blank when unknown).
+  completed, failed, total, created_at, expires_at, errors (status_since
+  is in the JSON).
   --format json (--json): one document:
     id, state_file, input_sha256, endpoint, requests, rejected
     shards[]  {index, batch_id, file_id, status, model, requests, bytes,
@@ -178,9 +178,8 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 			if total == 0 {
 				total = s.Requests
 			}
-			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Index, s.BatchID, s.Status, s.Model,
-				rc.Completed, s.FailedRequests(), total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s),
-				batchTime(s.StatusSince, false))
+			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Index, s.BatchID, s.Status, s.Model,
+				rc.Completed, s.FailedRequests(), total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s))
 		}
 		stuckHints(opts, job)
 		return nil
