@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,13 +12,16 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/internal/models"
@@ -93,6 +97,7 @@ Output
   \u{200B}), so each row is one line of the same columns.
 
   --format json (--json): one document:
+    schema_version        1 (fields are only ever added)
     requests, valid_requests, prompt_tokens, output_budget, tpm_charge
                           integers (tokens), totals over every request
     cost_usd              {standard, batch} in USD (models with unknown
@@ -138,7 +143,6 @@ exit-codes'.`
 
 func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	opts := &CountOptions{IO: f.IOStreams, Registry: f.Registry, Getenv: f.Getenv}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "count FILE... [flags]",
 		Short: "Count tokens, TPM charge and cost of a JSONL request file, and find the lines the API would reject",
@@ -158,15 +162,6 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 			}
 			if stdin > 1 {
 				return FlagErrorf(`"-" (standard input) can be given only once`)
-			}
-			if asJSON {
-				if c.Flags().Changed("format") && opts.Format != "json" {
-					return FlagErrorf("--json and --format %s cannot be combined", opts.Format)
-				}
-				opts.Format = "json"
-			}
-			if !contains(countFormats, opts.Format) {
-				return FlagErrorf("invalid --format %q: valid formats are %s", opts.Format, strings.Join(countFormats, ", "))
 			}
 			if opts.Encoding != "" && !contains(countEncodings, opts.Encoding) {
 				return FlagErrorf("invalid --encoding %q: valid encodings are %s", opts.Encoding, strings.Join(countEncodings, ", "))
@@ -203,8 +198,7 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published limits to check against: free, 1-5 (env OAIRL_TIER)")
 	fl.Int64Var(&opts.RPM, "rpm", 0, "your requests-per-minute limit (instead of --tier)")
 	fl.Int64Var(&opts.TPM, "tpm", 0, "your tokens-per-minute limit (instead of --tier); a request whose TPM charge exceeds it is an error")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table, json, jsonl")
-	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table, json, jsonl", countFormats...)
 	fl.BoolVar(&opts.Strict, "strict", false, "exit 3 on warnings too")
 	fl.IntVar(&opts.MaxProblems, "max-problems", 20, "problems to list, 0 for all (--format json: 1000 unless given)")
 	fl.IntVar(&opts.Workers, "workers", 0, "counting goroutines (default: one per core)")
@@ -575,7 +569,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		err = rep.writeProblems(ios.ErrOut)
 	default:
 		if ios.IsStdoutTTY() {
-			err = rep.writeTable(ios.Out)
+			err = rep.writeTable(ios.Out, ios.TermWidth())
 		} else {
 			err = rep.writeTSV(ios.Out)
 		}
@@ -598,8 +592,14 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	switch {
 	case errs > 0:
 		code = exitcode.Worst(code, exitcode.Input)
-		msgs = append(msgs, fmt.Sprintf("%s the API would reject (%s, %s)",
-			pluralize(int64(countInvalid(sum)), "request", "requests"), pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings")))
+		what := pluralize(int64(countInvalid(sum)), "request", "requests") + " the API would reject"
+		if countInvalid(sum) == 0 {
+			// A file-level error (an empty file, a wrong format): no
+			// request to blame, the file itself is what is rejected.
+			what = "the API would reject the file"
+		}
+		msgs = append(msgs, fmt.Sprintf("%s (%s, %s)",
+			what, pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings")))
 	case opts.Strict && warns > 0:
 		code = exitcode.Worst(code, exitcode.Input)
 		msgs = append(msgs, fmt.Sprintf("%s (--strict)", pluralize(int64(warns), "warning", "warnings")))
@@ -612,12 +612,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 
 func countInvalid(s input.Summary) int { return s.Requests - s.Valid }
 
-func pluralize(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return input.Thousands(n) + " " + many
-}
+func pluralize(n int64, one, many string) string { return humanize.Count(n, one, many) }
 
 // countAssumptions states every assumption behind the figures.
 func countAssumptions(opts *CountOptions, assumed, estimated, unknownCost int64) []string {
@@ -807,17 +802,83 @@ func modelName(m string) string {
 	return m
 }
 
-func (r *countReport) writeTable(w io.Writer) error {
-	header := []string{"MODEL", "ENCODING", "REQUESTS", "PROMPT TOKENS", "OUTPUT BUDGET", "TPM CHARGE", "COST USD", "BATCH USD"}
-	align := []tw.Align{tw.AlignLeft, tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight}
+// countLayouts are the table's layouts, widest first: full headers; short
+// headers; short headers without the encoding column; then without the
+// Batch price too (MIN is the quota minutes, REQS the requests). writeTable uses the first that fits the terminal.
+var countLayouts = []struct {
+	header                []string
+	encoding, batchColumn bool
+}{
+	{[]string{"MODEL", "ENCODING", "REQUESTS", "PROMPT TOKENS", "OUTPUT BUDGET", "TPM CHARGE", "COST USD", "BATCH USD", "QUOTA MIN"}, true, true},
+	{[]string{"MODEL", "ENCODING", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "BATCH $", "MIN"}, true, true},
+	{[]string{"MODEL", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "BATCH $", "MIN"}, false, true},
+	{[]string{"MODEL", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "MIN"}, false, false},
+}
+
+func (r *countReport) writeTable(w io.Writer, width int) error {
+	// Render each layout until one fits width columns (a table that
+	// wraps is unreadable); the narrowest is printed if none does.
+	var out bytes.Buffer
+	for _, l := range countLayouts {
+		out.Reset()
+		if err := r.renderTable(&out, l.header, l.encoding, l.batchColumn); err != nil {
+			return err
+		}
+		if tableWidth(out.String()) <= width {
+			break
+		}
+	}
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s, %s valid", pluralize(int64(r.sum.Requests), "request", "requests"), input.Thousands(int64(r.sum.Valid)))
 	if r.hasLimits() {
-		header = append(header, "QUOTA MIN")
-		align = append(align, tw.AlignRight)
+		if m := r.totalMinutes(); m != nil {
+			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
+			if len(r.quotaNotes()) > 0 {
+				fmt.Fprint(w, " (for the models whose limits are known)")
+			}
+		}
+	}
+	fmt.Fprintln(w, ".")
+	for _, a := range r.assumptions {
+		fmt.Fprintf(w, "  * %s\n", a)
+	}
+	return nil
+}
+
+// tableWidth is the widest line of s in terminal columns (runes).
+func tableWidth(s string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		n = max(n, utf8.RuneCountInString(strings.TrimRight(l, " ")))
+	}
+	return n
+}
+
+func (r *countReport) renderTable(w io.Writer, header []string, encoding, batchColumn bool) error {
+	if !r.hasLimits() {
+		header = header[:len(header)-1]
+	}
+	align := make([]tw.Align, len(header))
+	for i := range align {
+		align[i] = tw.AlignRight
+	}
+	align[0] = tw.AlignLeft
+	if encoding {
+		align[1] = tw.AlignLeft
 	}
 	t := newTable(w, header, align, true)
-	row := func(m *modelTotals, name, encoding string, minutes *float64) []string {
-		cells := []string{name, encoding, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
-			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"), costCell(m, m.CostBatch, name == "TOTAL")}
+	row := func(m *modelTotals, name, enc string, minutes *float64) []string {
+		cells := []string{name}
+		if encoding {
+			cells = append(cells, enc)
+		}
+		cells = append(cells, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
+			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"))
+		if batchColumn {
+			cells = append(cells, costCell(m, m.CostBatch, name == "TOTAL"))
+		}
 		if r.hasLimits() {
 			if minutes == nil {
 				cells = append(cells, "—")
@@ -833,23 +894,7 @@ func (r *countReport) writeTable(w io.Writer) error {
 		}
 	}
 	t.Footer(row(&r.total, "TOTAL", "", r.totalMinutes()))
-	if err := t.Render(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n%s requests, %s valid", input.Thousands(int64(r.sum.Requests)), input.Thousands(int64(r.sum.Valid)))
-	if r.hasLimits() {
-		if m := r.totalMinutes(); m != nil {
-			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
-			if len(r.quotaNotes()) > 0 {
-				fmt.Fprint(w, " (for the models whose limits are known)")
-			}
-		}
-	}
-	fmt.Fprintln(w, ".")
-	for _, a := range r.assumptions {
-		fmt.Fprintf(w, "  * %s\n", a)
-	}
-	return nil
+	return t.Render()
 }
 
 // quotaNotes says why models' quota is unknown (not in the registry, or
@@ -977,11 +1022,18 @@ func usd(v float64, unknown bool) string {
 	if unknown {
 		return "—"
 	}
+	v = round(v, 6) // the figure TSV and JSON give, rounded once more
 	if v < 1 {
 		return fmt.Sprintf("$%.4f", v)
 	}
-	return fmt.Sprintf("$%s.%02d", input.Thousands(int64(v)), int64(math.Round((v-math.Floor(v))*100))%100)
+	cents := int64(math.Round(v * 100))
+	return fmt.Sprintf("$%s.%02d", input.Thousands(cents/100), cents%100)
 }
+
+// usd6 is a cost in USD for TSV: the same rounding to 6 decimals as the
+// JSON's (round), printed with all 6, so the two never disagree
+// (0.018087 vs 0.018088 when %.6f truncated a binary fraction).
+func usd6(v float64) string { return strconv.FormatFloat(round(v, 6), 'f', 6, 64) }
 
 func (r *countReport) writeTSV(w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -990,7 +1042,7 @@ func (r *countReport) writeTSV(w io.Writer) error {
 		if m.CostUnknown && name != "total" {
 			fmt.Fprint(bw, "\t\t") // unknown cost: empty cells, never 0
 		} else {
-			fmt.Fprintf(bw, "\t%.6f\t%.6f", m.CostStandard, m.CostBatch)
+			fmt.Fprintf(bw, "\t%s\t%s", usd6(m.CostStandard), usd6(m.CostBatch))
 		}
 		if r.hasLimits() {
 			if minutes != nil {
@@ -1012,11 +1064,12 @@ func (r *countReport) writeTSV(w io.Writer) error {
 // the rest by code.
 func (r *countReport) writeProblems(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	list := r.probs.list(r.opts.Files, true)
+	// --max-problems 0 lists them all: no folding by code either.
+	list := r.probs.list(r.opts.Files, r.opts.MaxProblems > 0)
 	for _, p := range list {
 		fmt.Fprintln(bw, formatProblem(p))
 	}
-	if rest := r.probs.total - len(list); rest > 0 {
+	if rest := r.probs.total - len(list); rest > 0 && r.opts.MaxProblems > 0 {
 		fmt.Fprintf(bw, "… and %s more: %s (--max-problems 0 or --format json lists them all)\n", input.Thousands(int64(rest)),
 			strings.Join(r.probs.hidden(list), ", "))
 	}
@@ -1171,8 +1224,5 @@ func (r *countReport) writeJSON(w io.Writer) error {
 	if r.hasLimits() {
 		doc.Quota = &quotaJSON{Tier: r.opts.Tier, RPM: r.opts.RPM, TPM: r.opts.TPM, Minutes: r.totalMinutes()}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }

@@ -64,6 +64,11 @@ func Main(version string) int {
 // run executes the root command with args and maps the result to an exit
 // code, printing the error (redacted) once, here.
 func run(f *Factory, ctx context.Context, args []string) int {
+	// Count what reaches stdout: in JSON mode a failing command prints a
+	// JSON error document there unless it already printed its own.
+	out := &countingWriter{w: f.IOStreams.Out}
+	f.IOStreams.Out = out
+	defer func() { f.IOStreams.Out = out.w }()
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	root.SetIn(f.IOStreams.In)
@@ -78,13 +83,20 @@ func run(f *Factory, ctx context.Context, args []string) int {
 	if errors.As(err, &flagErr) || isCobraUsageError(err) {
 		code = exitcode.Usage
 	}
+	msg := ""
 	var ee *exitcode.Error
 	if !(errors.As(err, &ee) && ee.Err == nil) {
-		msg := redact.String(err.Error(), f.secrets()...)
+		msg = redact.String(err.Error(), f.secrets()...)
 		fmt.Fprintf(f.IOStreams.ErrOut, "oairl: %s\n", msg)
 		if code == exitcode.Usage {
 			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'oairl --help' (or 'oairl COMMAND --help') for usage.")
 		}
+	}
+	if (f.jsonOutput || wantsJSON(args)) && out.n == 0 {
+		if msg == "" {
+			msg = fmt.Sprintf("exit %d (%s)", code, errorCodes[code])
+		}
+		_ = writeJSONError(out, code, msg)
 	}
 	return code
 }
@@ -131,16 +143,19 @@ Input files are JSONL in the Batch API input format ({"custom_id", "method",
 See 'oairl help exit-codes' and 'oairl help environment'.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Version:       f.Version,
+		Version:       versionText(buildVersion(f.Version)),
 	}
-	root.SetVersionTemplate("oairl {{.Version}}\n")
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &FlagError{Err: err} })
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.flags.baseURL, "base-url", "", "API base URL, e.g. http://127.0.0.1:8080/v1 for oairl sim (env OPENAI_BASE_URL; default https://api.openai.com/v1)")
+	pf.StringVar(&f.flags.provider, "provider", "", "server kind: auto, openai, azure, groq, openrouter, vllm, anthropic (env OAIRL_PROVIDER; default auto: detected from the base URL)")
+	pf.StringVar(&f.flags.apiVersion, "api-version", "", "Azure OpenAI api-version query parameter (env OPENAI_API_VERSION; default 2024-10-21)")
 	pf.StringVar(&f.flags.modelsFile, "models", "", "JSON file that overrides or extends the built-in model registry (env OAIRL_MODELS)")
 	pf.BoolVarP(&f.flags.quiet, "quiet", "q", false, "print no progress lines or hints (errors and data only)")
 	pf.BoolVar(&f.flags.noProgress, "no-progress", false, "never draw progress bars")
+	pf.BoolVar(&f.flags.debug, "debug", false, "trace every HTTP exchange to stderr, key masked (env OAIRL_DEBUG=api)")
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		f.IOStreams.Quiet = f.flags.quiet
 		f.IOStreams.NoProgress = f.flags.noProgress || f.Getenv("OAIRL_NO_PROGRESS") != ""
@@ -159,18 +174,6 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 		newHelpTopic("environment", "Environment variables oairl reads", environmentHelp),
 	)
 	return root
-}
-
-func newVersionCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print oairl's version",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(f.IOStreams.Out, "oairl %s\n", f.Version)
-			return err
-		},
-	}
 }
 
 // newHelpTopic is a help-only command: `oairl help NAME` prints text.
@@ -196,16 +199,28 @@ const environmentHelp = `Environment variables. Flags win over the environment, 
 defaults. oairl never prints an API key; errors and debug output redact it.
 
   OPENAI_API_KEY      API key sent as "Authorization: Bearer ..." (run, batch,
-                      diagnose). Not needed by count or sim.
+                      diagnose); to Azure as "api-key: ...". Not needed by count
+                      or sim.
   OPENAI_BASE_URL     API base URL (--base-url), default https://api.openai.com/v1.
                       Point it at oairl sim, e.g. http://127.0.0.1:8080/v1.
   OPENAI_ORG_ID       sent as the OpenAI-Organization header
   OPENAI_PROJECT_ID   sent as the OpenAI-Project header
+  OAIRL_PROVIDER      server kind (--provider): auto (default: detected from the
+                      base URL), openai, azure, groq, openrouter, vllm, anthropic
+  OPENAI_API_VERSION  Azure OpenAI api-version (--api-version), default 2024-10-21
+  OPENAI_ADMIN_KEY    admin key for 'oairl limits pull' only; never printed or
+                      stored
+  OAIRL_LIMITS        project limits file written by 'oairl limits pull' (default
+                      limits.json in the state directory); used instead of the
+                      published tier table when present
   OAIRL_MODELS        model registry override file (--models)
   OAIRL_TIER          default usage tier for --tier (1-5 or free)
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
                       directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
   OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)
+  OAIRL_DEBUG         "api": trace every HTTP exchange to stderr (--debug): method,
+                      URL, status, timing, headers and the first 2 KB of bodies,
+                      the key and bearer tokens masked
   NO_COLOR            any value: no colour
   CLICOLOR            0: no colour
   CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal

@@ -40,10 +40,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -55,6 +58,8 @@ import (
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/extsort"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
@@ -81,8 +86,13 @@ type Bar interface {
 
 // Options configure Run.
 type Options struct {
-	// Sources are the input files ("-" for stdin).
+	// Sources are the input files ("-" for Stdin). Each is read twice
+	// (validated, then each line read back by offset when sent); a gzip
+	// or piped source is copied, decompressed, to a temporary file beside
+	// Output during the first read.
 	Sources []input.Source
+	// Stdin is read for the source "-".
+	Stdin io.Reader
 	// Output is the results file (required); created, or appended to.
 	Output string
 	// Client sends the requests (required unless DryRun).
@@ -196,9 +206,18 @@ type job struct {
 }
 
 type run struct {
-	// fps maps each input custom_id to its current body fingerprint
-	// (--ordered keeps the line that belongs to it).
-	fps map[string]string
+	// seed hashes custom_ids (resume index, --ordered) and lines.
+	seed maphash.Seed
+	// order is the input order for --ordered: custom_id hash, position and
+	// current body fingerprint of every valid request (sorted on disk).
+	order *extsort.Sorter[orderEntry]
+	// inputs reads the requests back by offset (stream.go); names interns
+	// the models and urls of jobRec.
+	inputs  *inputFiles
+	names   []string
+	nameIdx map[string]uint32
+	// Outcomes of the sending pass (dispatch).
+	nSent, nUnsent, nAbandoned, nStopped atomic.Int64
 
 	o       Options
 	clk     clock.Clock
@@ -240,13 +259,11 @@ const unreachableStop = send.UnreachableStop
 // redact masks the API key (and anything that looks like a key) in s.
 func (r *run) redact(s string) string { return redact.String(s, r.o.APIKey) }
 
-// redactBody replaces the API key string itself in a stored body (the
-// replacement has no JSON metacharacters, so JSON stays valid).
+// redactBody masks the API key in a stored body, in any form the server
+// may echo it (JSON-escaped, without its prefix; see redact.Body). The
+// result is valid JSON when b is.
 func (r *run) redactBody(b json.RawMessage) json.RawMessage {
-	if len(r.o.APIKey) < 4 || !bytes.Contains(b, []byte(r.o.APIKey)) {
-		return b
-	}
-	return bytes.ReplaceAll(b, []byte(r.o.APIKey), []byte(redact.Key(r.o.APIKey)))
+	return redact.Body(b, r.o.APIKey)
 }
 
 func newRun(o Options) (*run, error) {
@@ -286,7 +303,8 @@ func newRun(o Options) (*run, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
-	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{}}
+	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{},
+		seed: maphash.MakeSeed(), nameIdx: map[string]uint32{}}
 	if r.log == nil {
 		r.log = io.Discard
 	}
@@ -402,15 +420,40 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		sum.ExitCode = exitcode.Failure
 		return sum, err
 	}
-	var skippedFailed, skippedRetryable, changedExplicit int
+	var skippedFailed, skippedRetryable, changedExplicit, changedBareN int
 	var changedBare []string
 
-	// 2. Read and validate the input.
-	var jobs []*job
-	var order []string
-	r.fps = map[string]string{}
+	// 2. Read and validate the input, in one streaming pass: what is to be
+	// sent goes to a spool of fixed-size records (stream.go), not memory;
+	// the lines are read back from the files when they are sent.
+	dir := os.TempDir()
+	if o.Output != "" {
+		dir = filepath.Dir(o.Output)
+	}
+	r.inputs = newInputFiles(dir, o.Sources)
+	defer r.inputs.close()
+	var jobs *extsort.Spool[jobRec]
+	if !o.DryRun {
+		if jobs, err = extsort.NewSpool(dir, jobRecWidth, encJobRec, decJobRec); err != nil {
+			sum.ExitCode = exitcode.Failure
+			return sum, fmt.Errorf("creating a temporary file in %s: %w", dir, err)
+		}
+		defer jobs.Close()
+		if o.Ordered {
+			r.order = newOrderLog(dir)
+			defer r.order.Close()
+		}
+	}
+	plan := map[string]*planAgg{} // --dry-run
+	sendModels := map[string]bool{}
+	var tooLarge []*job
+	toSend := 0
+	var pos uint64
 	shown := 0
-	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model}
+	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model, Stdin: o.Stdin}
+	if !o.DryRun {
+		scanOpts.Spill = r.inputs.spill
+	}
 	scanSum, err := input.Scan(ctx, o.Sources, scanOpts, func(q *input.Request) error {
 		sum.Requests++
 		if !q.Valid() {
@@ -426,7 +469,6 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			}
 			return nil
 		}
-		order = append(order, q.CustomID)
 		r.mu.Lock()
 		if _, ok := r.res[q.Model]; !ok {
 			r.res[q.Model] = q.Resolution
@@ -439,10 +481,18 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			body = withModel(body, q.Model)
 		}
 		fp := bodyFingerprint(body)
-		r.fps[q.CustomID] = fp
+		if r.order != nil {
+			if err := r.order.Add(orderEntry{id: maphash.String(r.seed, q.CustomID), pos: pos, fp: fpNum(r.seed, fp)}); err != nil {
+				return err
+			}
+			pos++
+		}
 		if st, ok, mismatch := rep.lookup(q.CustomID, fp); mismatch {
 			if q.Bare {
-				changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
+				changedBareN++
+				if len(changedBare) < 3 {
+					changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
+				}
 				return nil
 			}
 			changedExplicit++
@@ -461,9 +511,28 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		} else if ok {
 			rep.Dropped++
 		}
-		jobs = append(jobs, &job{idx: len(order) - 1, customID: q.CustomID, file: q.File, line: q.Line, url: q.URL,
-			body: body, fp: fp, model: q.Model, charge: q.Count.TPMCharge, res: q.Resolution})
-		return nil
+		// Requests that can never be admitted: charge over the TPM limit.
+		if l := r.limitsFor(q.Model); l.TPM > 0 && q.Count.TPMCharge > l.TPM {
+			tooLarge = append(tooLarge, &job{customID: q.CustomID, file: q.File, line: q.Line, fp: fp, model: q.Model,
+				charge: q.Count.TPMCharge, res: q.Resolution})
+			return nil
+		}
+		toSend++
+		sendModels[q.Model] = true
+		if o.DryRun {
+			a := plan[q.Model]
+			if a == nil {
+				a = &planAgg{}
+				plan[q.Model] = a
+			}
+			a.n++
+			a.charge += q.Count.TPMCharge
+			a.big = max(a.big, q.Count.TPMCharge)
+			return nil
+		}
+		return jobs.Add(jobRec{off: q.Offset, size: q.Size, line: int64(q.Line), fp: fpNum(r.seed, fp),
+			rawHash: maphash.Bytes(r.seed, q.Raw), charge: q.Count.TPMCharge, src: uint32(q.Source),
+			model: r.intern(q.Model), url: r.intern(q.URL), bare: q.Bare})
 	})
 	if shown > maxProblemsShown {
 		r.problemf("... and %d more problems (oairl count lists them all)", shown-maxProblemsShown)
@@ -472,19 +541,19 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		if ctx.Err() != nil {
 			sum.ExitCode = exitcode.Interrupted
 			sum.StopReason = "interrupted while reading the input"
-			return r.finish(nil)
+			return r.finish()
 		}
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.New(exitcode.Input, err)
 	}
-	if len(changedBare) > 0 {
+	if changedBareN > 0 {
 		sum.ExitCode = exitcode.Input
 		ex := changedBare
-		if len(ex) > 3 {
-			ex = append(ex[:3:3], "…")
+		if changedBareN > len(ex) {
+			ex = append(ex, "…")
 		}
 		return sum, exitcode.Errorf(exitcode.Input, "the input changed since %s was written: %d lines without a custom_id (auto ids line-N) now have a different body than the result recorded for their line number (%s); their results would be attributed to the wrong request. Give every line an explicit custom_id (Batch input format) or use a new -o; nothing was sent",
-			o.Output, len(changedBare), strings.Join(ex, ", "))
+			o.Output, changedBareN, strings.Join(ex, ", "))
 	}
 	if skippedFailed+skippedRetryable > 0 {
 		// Recorded failures are part of this input's outcome: exit 7.
@@ -504,27 +573,21 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 
-	// Requests that can never be admitted: charge over the TPM limit.
-	var tooLarge []*job
-	kept := jobs[:0]
-	for _, j := range jobs {
-		if l := r.limitsFor(j.model); l.TPM > 0 && j.charge > l.TPM {
-			tooLarge = append(tooLarge, j)
-			continue
-		}
-		kept = append(kept, j)
-	}
-	jobs = kept
 	for _, j := range tooLarge {
 		r.problemf("%s:%d: %s: needs ~%d rate-limit tokens per request (prompt + output budget), which exceeds the %s limit of %d TPM; it can never be sent. Lower max_tokens or raise the limit [request_too_large]",
 			j.file, j.line, displayID(j.customID), j.charge, j.model, r.limitsFor(j.model).TPM)
 	}
 
 	if o.DryRun {
-		r.printSchedule(jobs, tooLarge)
+		r.printSchedule(plan, toSend, tooLarge)
 		sum.ExitCode = exitcode.OK
 		if sum.Invalid > 0 && o.Strict {
 			sum.ExitCode = exitcode.Input
+		}
+		if toSend == 0 && len(tooLarge) == 0 && sum.Skipped == 0 {
+			// The same verdict as the real run: nothing could be sent.
+			sum.ExitCode = exitcode.Input
+			return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 		}
 		return sum, nil
 	}
@@ -533,7 +596,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.Errorf(exitcode.Input, "--strict: %d invalid lines, %d requests too large; nothing was sent", sum.Invalid, len(tooLarge))
 	}
-	if len(jobs) == 0 && len(tooLarge) == 0 {
+	if toSend == 0 && len(tooLarge) == 0 {
 		if sum.Skipped > 0 {
 			if rep.TornBytes > 0 {
 				// Still remove a torn last line (its custom_id is not in this
@@ -544,25 +607,30 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 				}
 			}
 			if rep.TornBytes == 0 {
-				r.reportBadLines(rep.BadLines)
+				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
 			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
 				sum.ExitCode = exitcode.Partial
 			}
-			return r.finish(order)
+			return r.finish()
 		}
 		sum.ExitCode = exitcode.Input
-		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%d lines, %d invalid)", sum.Requests, sum.Invalid)
+		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 	}
 	if sum.Invalid > 0 {
 		r.addCode(exitcode.Partial)
+	}
+	if err := r.inputs.flush(); err != nil {
+		sum.ExitCode = exitcode.Failure
+		return sum, err
 	}
 	if err := r.openOutput(&rep); err != nil {
 		sum.ExitCode = exitcode.Failure
 		return sum, err
 	}
+	rep = loadReport{} // the resume index is no longer needed
 	defer r.results.close()
 	for _, j := range tooLarge {
 		ms := r.model(j.model)
@@ -578,7 +646,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 		r.addCode(exitcode.Partial)
 	}
-	sum.ToSend = len(jobs)
+	sum.ToSend = toSend
 
 	// 3. Pace and send.
 	r.lim = o.Limiter
@@ -589,26 +657,26 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
 		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout})
-	for _, j := range jobs {
-		m := r.model(j.model)
-		l := r.limitsFor(j.model)
+	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
+		m := r.model(name)
+		l := r.limitsFor(name)
 		r.mu.Lock()
 		m.RPMLimit, m.TPMLimit = l.RPM, l.TPM
 		r.mu.Unlock()
 	}
 	if o.NewBar != nil {
-		r.bar = o.NewBar(int64(len(jobs)))
+		r.bar = o.NewBar(int64(toSend))
 	}
 	hbDone := make(chan struct{})
 	hbEnded := make(chan struct{})
 	go func() { defer close(hbEnded); r.heartbeat(hbDone) }()
-	r.dispatch(ctx, jobs)
+	r.dispatch(ctx, jobs, toSend)
 	close(hbDone)
 	<-hbEnded
 	if r.bar != nil {
 		r.bar.Finish()
 	}
-	return r.finish(order)
+	return r.finish()
 }
 
 // displayID renders a custom_id for messages.
@@ -666,7 +734,10 @@ func (s *stopState) stop(code int, msg string) {
 	})
 }
 
-func (r *run) dispatch(ctx context.Context, jobs []*job) {
+// dispatch sends the total jobs of the spool: one feeder reads them back
+// (the line from its file, stream.go) just before a worker takes them, so
+// at most MaxConcurrent bodies are in memory.
+func (r *run) dispatch(ctx context.Context, jobs *extsort.Spool[jobRec], total int) {
 	o := r.o
 	// stopCtx ends dispatching and waits between attempts: on Ctrl-C (ctx)
 	// or a run-wide stop (quota, auth, max-wait).
@@ -696,47 +767,48 @@ func (r *run) dispatch(ctx context.Context, jobs []*job) {
 
 	queue := make(chan *job)
 	var wg sync.WaitGroup
-	workers := min(o.MaxConcurrent, len(jobs))
+	workers := min(o.MaxConcurrent, total)
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range queue {
 				r.send(stopCtx, reqCtx, st, j)
+				r.tally(j)
 			}
 		}()
 	}
-	sent := 0
-feed:
-	for _, j := range jobs {
+	fed := 0
+	errStopped := errors.New("stopped")
+	err := jobs.Each(func(rec jobRec) error {
+		if stopCtx.Err() != nil {
+			return errStopped
+		}
+		j, err := r.reread(rec)
+		if err != nil {
+			return err
+		}
 		select {
 		case <-stopCtx.Done():
-			break feed
+			return errStopped
 		case queue <- j:
-			sent++
+			fed++
+			return nil
 		}
+	})
+	if err != nil && !errors.Is(err, errStopped) {
+		r.problemf("%v", err)
+		st.stop(exitcode.Failure, fmt.Sprintf("cannot read the input back: %v; rerun the same command to send the rest", err))
 	}
 	close(queue)
 	wg.Wait()
 	cancelReq()
 	<-graceDone
 
-	for _, j := range jobs {
-		switch {
-		case j.reached:
-			r.sum.Sent++
-		}
-		switch {
-		case j.written:
-		case j.abandoned:
-			r.sum.Abandoned++
-		case !j.reached:
-			r.sum.Unsent++
-		default:
-			r.sum.NoResult++ // sent, then stopped before a final answer
-		}
-	}
-	r.sum.NoResult += r.sum.Unsent + r.sum.Abandoned
+	r.sum.Sent = int(r.nSent.Load())
+	r.sum.Abandoned = int(r.nAbandoned.Load())
+	r.sum.Unsent = int(r.nUnsent.Load()) + total - fed
+	r.sum.NoResult = int(r.nStopped.Load()) + r.sum.Unsent + r.sum.Abandoned
 	switch {
 	case ctx.Err() != nil:
 		r.addCode(exitcode.Interrupted)
@@ -744,6 +816,22 @@ feed:
 	case st.code != 0:
 		r.addCode(st.code)
 		r.sum.StopReason = st.msg
+	}
+}
+
+// tally counts what became of a job once its worker is done with it.
+func (r *run) tally(j *job) {
+	if j.reached {
+		r.nSent.Add(1)
+	}
+	switch {
+	case j.written:
+	case j.abandoned:
+		r.nAbandoned.Add(1)
+	case !j.reached:
+		r.nUnsent.Add(1)
+	default:
+		r.nStopped.Add(1) // sent, then stopped before a final answer
 	}
 }
 
@@ -1100,15 +1188,15 @@ func (r *run) heartbeat(done <-chan struct{}) {
 }
 
 // finish closes the results (ordering them if asked) and fills the summary.
-func (r *run) finish(order []string) (*Summary, error) {
+func (r *run) finish() (*Summary, error) {
 	sum := r.sum
 	if r.results != nil {
 		if err := r.results.close(); err != nil {
 			r.addCode(exitcode.Failure)
 			r.problemf("closing %s: %v", r.o.Output, err)
 		}
-		if r.o.Ordered {
-			if err := rewriteOrdered(r.o.Output, order, r.fps); err != nil {
+		if r.o.Ordered && r.order != nil {
+			if err := rewriteOrdered(r.o.Output, r.order, r.seed); err != nil {
 				r.addCode(exitcode.Failure)
 				r.problemf("--ordered: rewriting %s: %v (the file is unchanged)", r.o.Output, err)
 			}
@@ -1161,34 +1249,23 @@ func (r *run) finish(order []string) (*Summary, error) {
 	return sum, nil
 }
 
+// planAgg is one model's part of the --dry-run schedule.
+type planAgg struct {
+	n      int
+	charge int64 // TPM charge, tokens
+	big    int64 // largest charge of one request
+}
+
 // printSchedule prints the --dry-run plan (case B29): per model, the
 // requests, their TPM charge, the limits and the minutes needed at them.
-func (r *run) printSchedule(jobs, tooLarge []*job) {
-	type agg struct {
-		n      int
-		charge int64
-		big    int64
-	}
-	per := map[string]*agg{}
-	var names []string
-	for _, j := range jobs {
-		a := per[j.model]
-		if a == nil {
-			a = &agg{}
-			per[j.model] = a
-			names = append(names, j.model)
-		}
-		a.n++
-		a.charge += j.charge
-		a.big = max(a.big, j.charge)
-	}
-	sort.Strings(names)
+func (r *run) printSchedule(per map[string]*planAgg, toSend int, tooLarge []*job) {
+	names := slices.Sorted(maps.Keys(per))
 	w := r.o.Out
 	if w == nil {
 		w = io.Discard
 	}
 	fmt.Fprintf(w, "dry run: %d requests to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
-		len(jobs), r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
+		toSend, r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
 	for _, n := range names {
 		a := per[n]
 		l := r.limitsFor(n)
@@ -1227,13 +1304,10 @@ func (r *run) printSchedule(jobs, tooLarge []*job) {
 // results, failures removed for --retry-failed).
 func (r *run) openOutput(rep *loadReport) error {
 	o := r.o
-	// loadResults already counted --retry-failed drops; openResults
-	// rewrites the file for them, so give it the original states back.
-	full, err := loadResults(o.Output)
-	if err != nil {
-		return err
-	}
-	rf, err := openResults(o.Output, &full, o.RetryFailed, o.Seed)
+	// rep's states are as loaded (lookups do not change them); openResults
+	// rewrites the file for --retry-failed and recounts the drops.
+	full := rep
+	rf, err := openResults(o.Output, full, o.RetryFailed, o.Seed)
 	if err != nil {
 		return err
 	}
@@ -1243,7 +1317,7 @@ func (r *run) openOutput(rep *loadReport) error {
 	} else if full.TornBytes > 0 {
 		r.problemf("%s: removed a torn last line (%d bytes) left by an interrupted run; its request will be sent again", o.Output, full.TornBytes)
 	}
-	r.reportBadLines(full.BadLines)
+	r.reportBadLines(full.BadLines, full.BadN)
 	if full.Dropped > 0 {
 		r.logf("--retry-failed: %d retryable failures removed from %s and sent again", full.Dropped, o.Output)
 	}
@@ -1255,10 +1329,10 @@ func (r *run) openOutput(rep *loadReport) error {
 
 // reportBadLines names (the first three of) the lines of the results file
 // that are not results: not counted as done, their requests are sent.
-func (r *run) reportBadLines(bad []int) {
+func (r *run) reportBadLines(bad []int, n int) {
 	for i, l := range bad {
 		if i == 3 {
-			r.problemf("%s: %d more lines that are not results (ignored)", r.o.Output, len(bad)-3)
+			r.problemf("%s: %d more lines that are not results (ignored)", r.o.Output, n-3)
 			break
 		}
 		r.problemf("%s:%d: not a result line (no response.status_code and no error; ignored, its request will be sent again)", r.o.Output, l)

@@ -464,7 +464,8 @@ func Observation(rl diagnose.RateLimits) pace.Observation {
 		if w.Daily && pw.Reset <= time.Minute {
 			pw.Reset = 24 * time.Hour
 		}
-		if w.ResetRaw == "" {
+		if !w.ResetKnown {
+			// Absent or unparseable ("-1", "1d", "soon"): unknown, not 0 s.
 			pw.Reset = -1
 			if w.Daily {
 				pw.Reset = 24 * time.Hour
