@@ -115,11 +115,14 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 			if opts.Tier != "" {
 				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
 				switch t {
-				case "free", "1", "2", "3", "4", "5":
+				case "free", "1", "2", "3", "4", "5", models.PulledTier:
 				default:
-					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.EnqueuedLimit > 0); err != nil {
+				return err
 			}
 			if c.Flags().Changed("tier") && c.Flags().Changed("enqueued-limit") {
 				return FlagErrorf("--tier and --enqueued-limit cannot be combined")
@@ -156,6 +159,9 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.StringVar(&opts.Model, "model", "", "model for bare lines whose body names none")
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets none (tokens)")
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published enqueued-token (batch queue) limits apply: free, 1-5 (env OAIRL_TIER)")
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(tierValues...))
+	_ = c.RegisterFlagCompletionFunc("endpoint", completeEndpoints)
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
 	fl.Int64Var(&opts.EnqueuedLimit, "enqueued-limit", 0, "enqueued-token limit per model (tokens), instead of --tier")
 	fl.BoolVar(&opts.Wait, "wait", false, "wait until every batch is done (see 'oairl batch wait')")
 	fl.StringArrayVar(&opts.Metadata, "metadata", nil, "metadata key=value added to every batch (repeatable; at most 12 of your own)")

@@ -177,10 +177,13 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 			}
 			if opts.Tier != "" {
 				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
-				if !contains([]string{"free", "1", "2", "3", "4", "5"}, t) {
-					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+				if !contains([]string{"free", "1", "2", "3", "4", "5", models.PulledTier}, t) {
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
+				return err
 			}
 			if !c.Flags().Changed("max-problems") && opts.Format == "json" {
 				opts.MaxProblems = 1000
@@ -196,6 +199,9 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Encoding, "encoding", "", "count every line with this encoding: "+strings.Join(countEncodings, ", "))
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets no max_completion_tokens/max_tokens/max_output_tokens (tokens)")
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published limits to check against: free, 1-5 (env OAIRL_TIER)")
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(tierValues...))
+	_ = c.RegisterFlagCompletionFunc("encoding", noFiles(countEncodings...))
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
 	fl.Int64Var(&opts.RPM, "rpm", 0, "your requests-per-minute limit (instead of --tier)")
 	fl.Int64Var(&opts.TPM, "tpm", 0, "your tokens-per-minute limit (instead of --tier); a request whose TPM charge exceeds it is an error")
 	addFormatFlags(f, c, &opts.Format, "output format: table, json, jsonl", countFormats...)
