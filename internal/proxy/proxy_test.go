@@ -155,11 +155,13 @@ func TestPacingUnderEachLimit(t *testing.T) {
 // meet 429s; the app sees only 200s, and the 429s show in the metrics by
 // limit.
 func TestRateLimitRetriedTransparently(t *testing.T) {
-	up := simtest.New(t, sim.Config{RPM: 20, TPM: 10_000_000, TimeScale: 60, RetryAfter: sim.RetryAfterMS})
+	// At 20 RPM and 10x, the sim regains one request every 0.3 s of wall
+	// time: the proxy's burst of 6 meets 429s however slow this machine.
+	up := simtest.New(t, sim.Config{RPM: 20, TPM: 10_000_000, TimeScale: 10, RetryAfter: sim.RetryAfterMS})
+	r := newRig(t, up.URL, rigOpts{limits: pace.Limits{RPM: 20, TPM: 10_000_000}, scale: 10, queueWait: time.Hour})
 	if codes := fire(t, up.URL, 20, 20, chatBody(5, false)); codes[200] != 20 {
 		t.Fatalf("direct: %v", codes)
 	}
-	r := newRig(t, up.URL, rigOpts{limits: pace.Limits{RPM: 20, TPM: 10_000_000}, scale: 60, queueWait: time.Hour})
 	codes := fire(t, r.URL, 6, 6, chatBody(5, false))
 	if codes[200] != 6 {
 		t.Fatalf("app saw %v, want 6×200", codes)
