@@ -199,6 +199,9 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Encoding, "encoding", "", "count every line with this encoding: "+strings.Join(countEncodings, ", "))
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets no max_completion_tokens/max_tokens/max_output_tokens (tokens)")
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published limits to check against: free, 1-5 (env OAIRL_TIER)")
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(tierValues...))
+	_ = c.RegisterFlagCompletionFunc("encoding", noFiles(countEncodings...))
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
 	fl.Int64Var(&opts.RPM, "rpm", 0, "your requests-per-minute limit (instead of --tier)")
 	fl.Int64Var(&opts.TPM, "tpm", 0, "your tokens-per-minute limit (instead of --tier); a request whose TPM charge exceeds it is an error")
 	addFormatFlags(f, c, &opts.Format, "output format: table, json, jsonl", countFormats...)
@@ -394,7 +397,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 			if size < 4<<20 {
 				bar = &iostreams.Progress{}
 			} else {
-				bar = ios.NewProgressBar(size, "counting")
+				bar = ios.NewBytesBar(size, "counting")
 			}
 		}
 		bar.Add(n - last)
