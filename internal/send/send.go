@@ -335,9 +335,6 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			c.answered.Store(true)
 			c.unreachable.Store(0)
 			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
-			obs := ObservationFor(f.RateLimits, cfg.Provider)
-			obs.Sent = sentAt
-			cfg.Limiter.Observe(key, obs, now)
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)
 			}
@@ -403,8 +400,14 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		}
 		if stopping >= 0 && h.Stopping != nil {
 			// Stop first, then release the permit (and the requests that
-			// wait behind it).
+			// wait behind it): Observe and Done both end the limiter's
+			// first-request probe.
 			h.Stopping(stopping, f)
+		}
+		if httpAnswer {
+			obs := ObservationFor(f.RateLimits, cfg.Provider)
+			obs.Sent = sentAt
+			cfg.Limiter.Observe(key, obs, now)
 		}
 		permit.Done(outcome)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,9 @@ func (l *orderLimiter) Reserve(ctx context.Context, model string, tokens int64) 
 	return permitFunc(func(pace.Outcome) { *l.log = append(*l.log, "done") }), nil
 }
 
+// Observe ends pace.Local's probe too: it must come after the stop.
+func (l *orderLimiter) Observe(string, pace.Observation, time.Time) { *l.log = append(*l.log, "observe") }
+
 // Issue 14 §0: a stopping answer (quota, auth) calls Stopping before the
 // permit is released, so requests waiting behind it (the limiter's
 // first-request probe) see the stop before they are admitted; one admitted
@@ -192,8 +196,8 @@ func TestStopBeforeRelease(t *testing.T) {
 		res := c.Do(context.Background(), context.Background(), Request{Model: "m", Attempt: att, Hooks: Hooks{
 			Stopping: func(o Outcome, f diagnose.Finding) { log = append(log, "stop") },
 		}})
-		if res.Outcome != want || len(log) != 2 || log[0] != "stop" || log[1] != "done" {
-			t.Errorf("outcome %v, order %v; want stop then done", res.Outcome, log)
+		if res.Outcome != want || strings.Join(log, " ") != "stop observe done" {
+			t.Errorf("outcome %v, order %v; want stop, observe, done", res.Outcome, log)
 		}
 	}
 	// Admitted after the stop: released unsent, never attempted.
