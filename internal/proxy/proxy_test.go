@@ -42,7 +42,7 @@ type rigOpts struct {
 	cfg       func(*Config)
 }
 
-func newRig(t *testing.T, upstream string, o rigOpts) *rig {
+func newRig(t testing.TB, upstream string, o rigOpts) *rig {
 	t.Helper()
 	if o.scale == 0 {
 		o.scale = 1
