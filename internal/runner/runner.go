@@ -63,6 +63,7 @@ import (
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
@@ -164,6 +165,13 @@ type Options struct {
 	Heartbeat time.Duration
 	// Limiter overrides the in-process pace.Local (e.g. shared budgets).
 	Limiter pace.Limiter
+	// Provider is the server's kind (internal/provider; zero: OpenAI):
+	// how its answers and rate-limit windows are read.
+	Provider provider.Provider
+	// FlexFallback, when > 0, resends a service_tier "flex" request as
+	// "auto" after that many 429 resource_unavailable answers (flex
+	// capacity misses back off without pausing the rate-limit buckets).
+	FlexFallback int
 
 	// Out receives the --dry-run schedule (stdout).
 	Out io.Writer
@@ -315,19 +323,14 @@ func newRun(o Options) (*run, error) {
 
 // limitsFor returns the configured limits of a model (flags win over the
 // tier table); zero fields are learned from headers.
+//
+// model may be a model name or a limiter key (models.Registry.LimitKey: a
+// shared-limit group's id): a group's limits are its own.
 func (r *run) limitsFor(model string) pace.Limits {
 	var l pace.Limits
 	if r.o.Tier != "" {
-		r.mu.Lock()
-		res, ok := r.res[model]
-		r.mu.Unlock()
-		if !ok {
-			res = r.o.Registry.Lookup(model)
-		}
-		if res.Model != nil {
-			if tl, ok := res.Model.TierLimits(r.o.Tier); ok {
-				l.RPM, l.TPM = tl.RPM, tl.TPM
-			}
+		if tl, ok := r.o.Registry.KeyLimits(r.o.Registry.LimitKey(model), r.o.Tier); ok {
+			l.RPM, l.TPM = tl.RPM, tl.TPM
 		}
 	}
 	if r.o.RPM > 0 {
@@ -543,8 +546,10 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			sum.StopReason = "interrupted while reading the input"
 			return r.finish()
 		}
-		sum.ExitCode = exitcode.Input
-		return sum, exitcode.New(exitcode.Input, err)
+		// A source that cannot be opened or read: exit 1, as in count and
+		// batch submit ('oairl help exit-codes').
+		sum.ExitCode = exitcode.Failure
+		return sum, exitcode.New(exitcode.Failure, err)
 	}
 	if changedBareN > 0 {
 		sum.ExitCode = exitcode.Input
@@ -609,7 +614,11 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			if rep.TornBytes == 0 {
 				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
-			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
+			if sum.Skipped == 1 {
+				r.logf("nothing to send: the 1 request already has a result in %s", o.Output)
+			} else {
+				r.logf("nothing to send: all %s already have a result in %s", humanize.Count(int64(sum.Skipped), "request", "requests"), o.Output)
+			}
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
 				sum.ExitCode = exitcode.Partial
@@ -656,7 +665,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		r.lim = r.local
 	}
 	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
-		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout})
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, Provider: o.Provider, LimitKey: o.Registry.LimitKey,
+		FlexFallback: o.FlexFallback})
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -844,6 +854,13 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	res := r.cycle.Do(stopCtx, reqCtx, send.Request{
 		Model:  j.model,
 		Charge: j.charge,
+		FlexFallback: func() {
+			if b, ok := withServiceTier(j.body, "auto"); ok {
+				r.logf("%s:%d custom_id %s: flex capacity unavailable %d times; resending with service_tier \"auto\" (standard price)",
+					j.file, j.line, displayID(j.customID), o.FlexFallback)
+				j.body = b
+			}
+		},
 		Attempt: func(ctx context.Context) (*send.Answer, error) {
 			resp, err := o.Client.Post(ctx, j.url, j.body)
 			if err != nil {
@@ -928,6 +945,44 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	case send.NotAdmitted, send.Stopped:
 		// Stopped: not sent (again), resumable.
 	}
+}
+
+// withServiceTier returns body with service_tier set to tier (the other
+// members as written, in order), false when body is not a JSON object.
+func withServiceTier(body []byte, tier string) ([]byte, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || m == nil {
+		return nil, false
+	}
+	v, _ := json.Marshal(tier)
+	if _, ok := m["service_tier"]; !ok {
+		return nil, false
+	}
+	// Replace the value in place so the rest of the body stays byte for byte.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return nil, false
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		start := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+		if k == "service_tier" {
+			end := dec.InputOffset()
+			// start is just after the key; skip the colon and spaces.
+			valStart := start + int64(bytes.Index(body[start:end], raw))
+			out := append([]byte{}, body[:valStart]...)
+			out = append(out, v...)
+			return append(out, body[valStart+int64(len(raw)):]...), true
+		}
+	}
+	return nil, false
 }
 
 func firstNonEmpty(s ...string) string {
@@ -1146,7 +1201,7 @@ func capacityOf(limit int64, _ float64) float64 { return float64(limit) }
 func (r *run) effectiveLimits(m *ModelSummary) pace.Limits {
 	l := pace.Limits{RPM: m.RPMLimit, TPM: m.TPMLimit}
 	if r.local != nil {
-		got := r.local.Limits(m.Model)
+		got := r.local.Limits(r.o.Registry.LimitKey(m.Model))
 		if got.RPM > 0 && (l.RPM == 0 || got.RPM < l.RPM) {
 			l.RPM = got.RPM
 		}
@@ -1264,12 +1319,12 @@ func (r *run) printSchedule(per map[string]*planAgg, toSend int, tooLarge []*job
 	if w == nil {
 		w = io.Discard
 	}
-	fmt.Fprintf(w, "dry run: %d requests to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
-		toSend, r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
+	fmt.Fprintf(w, "dry run: %s to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
+		humanize.Count(int64(toSend), "request", "requests"), r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
 	for _, n := range names {
 		a := per[n]
 		l := r.limitsFor(n)
-		line := fmt.Sprintf("  %s: %d requests, %d rate-limit tokens (largest %d)", n, a.n, a.charge, a.big)
+		line := fmt.Sprintf("  %s: %s, %d rate-limit tokens (largest %d)", n, humanize.Count(int64(a.n), "request", "requests"), a.charge, a.big)
 		var mins float64
 		if l.RPM > 0 {
 			mins = max(mins, float64(a.n)/(float64(l.RPM)*r.o.Headroom))
