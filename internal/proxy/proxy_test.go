@@ -203,11 +203,15 @@ func TestQuotaAndAuthPassedThrough(t *testing.T) {
 			if resp == nil || resp.StatusCode != tc.status || direct.StatusCode != tc.status {
 				t.Fatalf("status through proxy %v, direct %d; want %d", resp, direct.StatusCode, tc.status)
 			}
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != tc.code {
 				t.Fatalf("body %s: code %q, want %q", body, e.Error.Code, tc.code)
 			}
-			var d struct{ Error struct{ Code, Message string } }
+			var d struct {
+				Error struct{ Code, Message string }
+			}
 			_ = json.Unmarshal(dbody, &d)
 			if d.Error != e.Error {
 				t.Errorf("proxied error %+v differs from the direct one %+v", e.Error, d.Error)
@@ -494,12 +498,12 @@ func TestMetricValues(t *testing.T) {
 	m := scrape(t, r)
 	want := map[string]float64{
 		`oairl_requests_total{code="200",model="gpt-4o-mini"}`: 5,
-		`oairl_tokens_charged_total{model="gpt-4o-mini"}`:       float64(5 * charge),
-		`oairl_limit{kind="rpm",model="gpt-4o-mini"}`:           500,
-		`oairl_limit{kind="tpm",model="gpt-4o-mini"}`:           30000,
-		`oairl_queue_depth{priority="high"}`:                    0,
-		`oairl_inflight`:                                        0,
-		`oairl_queue_wait_seconds_count`:                        5,
+		`oairl_tokens_charged_total{model="gpt-4o-mini"}`:      float64(5 * charge),
+		`oairl_limit{kind="rpm",model="gpt-4o-mini"}`:          500,
+		`oairl_limit{kind="tpm",model="gpt-4o-mini"}`:          30000,
+		`oairl_queue_depth{priority="high"}`:                   0,
+		`oairl_inflight`:                                       0,
+		`oairl_queue_wait_seconds_count`:                       5,
 	}
 	for k, v := range want {
 		if m[k] != v {
