@@ -599,3 +599,47 @@ func TestMetricsDocumented(t *testing.T) {
 		t.Errorf("served %v, want the 7 of MetricsTable", served)
 	}
 }
+
+// One JSON log line per request: model, status, charge, attempts; never
+// the key; --redact masks organization and project.
+func TestLogLines(t *testing.T) {
+	up := simtest.New(t, sim.Config{Tier: "none"})
+	var buf strings.Builder
+	var mu sync.Mutex
+	r := newRig(t, up.URL, rigOpts{limits: pace.Limits{RPM: 1000, TPM: 1_000_000}, cfg: func(c *Config) {
+		c.Log, c.LogJSON, c.Redact = lockedWriter{&mu, &buf}, true, true
+	}})
+	resp, _ := post(t, context.Background(), r.URL, chatBody(5, false), map[string]string{
+		"OpenAI-Organization": "org-abcdefghijklmnop", "OpenAI-Project": "proj_abcdefghijklmnop", "X-Oairl-Priority": "low"})
+	if resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("%v", resp)
+	}
+	mu.Lock()
+	line := buf.String()
+	mu.Unlock()
+	var l struct {
+		Model, Outcome, Priority, Organization, Project string
+		Status, Attempts                                int
+		Charge                                          int64
+	}
+	if err := json.Unmarshal([]byte(line), &l); err != nil {
+		t.Fatalf("log %q: %v", line, err)
+	}
+	if l.Model != "gpt-4o-mini" || l.Status != 200 || l.Attempts != 1 || l.Charge <= 5 || l.Priority != "low" || l.Outcome != "ok" {
+		t.Errorf("log line %+v", l)
+	}
+	if strings.Contains(line, "abcdefghijklmnop") || strings.Contains(line, testKey) {
+		t.Errorf("log leaks an id or the key: %s", line)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
