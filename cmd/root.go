@@ -153,6 +153,7 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 		newBatchCmd(f),
 		newDiagnoseCmd(f, nil),
 		newSimCmd(f, nil),
+		newBudgetCmd(f),
 		newVersionCmd(f),
 		newHelpTopic("exit-codes", "Exit codes shared by every command", exitcode.Help),
 		newHelpTopic("environment", "Environment variables oairl reads", environmentHelp),
@@ -205,6 +206,10 @@ defaults. oairl never prints an API key; errors and debug output redact it.
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
                       directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
   OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)
+  OAIRL_BUDGET        Redis URL of the shared budget (--budget): run, batch,
+                      proxy and 'oairl budget'
+  OAIRL_BUDGET_KEY    budget name when OPENAI_ORG_ID/OPENAI_PROJECT_ID are
+                      unset (--budget-key)
   NO_COLOR            any value: no colour
   CLICOLOR            0: no colour
   CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal

@@ -13,6 +13,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/runner"
 )
 
@@ -39,6 +40,7 @@ type RunOptions struct {
 	DryRun        bool
 	TimeScale     float64
 	Seed          uint64
+	Budget        BudgetOptions
 }
 
 const runLong = `Send a JSONL file of requests to the API, paced under the RPM, TPM and
@@ -188,6 +190,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 					return FlagErrorf("--tier must be free or 1-5, not %q", opts.Tier)
 				}
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			for _, file := range opts.Files {
 				if file == opts.Output {
 					return FlagErrorf("the results file %s is also an input file", file)
@@ -224,6 +229,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the client's clock runs K times faster so both agree")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
 	_ = fl.MarkHidden("seed")
+	addBudgetFlags(fl, &opts.Budget)
 	return c
 }
 
@@ -253,6 +259,10 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		} else {
 			fh.Close()
 		}
+	}
+	if opts.Budget.URL != "" && !opts.DryRun {
+		ctx := c.Context()
+		ro.NewLimiter = func(pc pace.Config) (pace.Limiter, error) { return newLimiter(ctx, f, opts.Budget, pc) }
 	}
 	if !opts.DryRun {
 		client, err := f.APIClient()

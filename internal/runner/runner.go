@@ -159,6 +159,12 @@ type Options struct {
 	Heartbeat time.Duration
 	// Limiter overrides the in-process pace.Local (e.g. shared budgets).
 	Limiter pace.Limiter
+	// NewLimiter, when set (and Limiter is not), builds the limiter from
+	// the run's pace.Config (clock, headroom, in-flight cap, the limits of
+	// --tier/--rpm/--tpm, events), e.g. a shared Redis budget; an error
+	// stops the run before anything is sent. A limiter that is an
+	// io.Closer is closed when the run ends.
+	NewLimiter func(pace.Config) (pace.Limiter, error)
 
 	// Out receives the --dry-run schedule (stdout).
 	Out io.Writer
@@ -630,9 +636,22 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	// 3. Pace and send.
 	r.lim = o.Limiter
 	if r.lim == nil {
-		r.local = pace.New(pace.Config{Clock: r.clk, Headroom: o.Headroom, MaxConcurrent: o.MaxConcurrent,
-			Limits: r.limitsFor, Events: func(e pace.Event) { r.logf("%s: %s", e.Model, e.Message) }})
-		r.lim = r.local
+		pc := pace.Config{Clock: r.clk, Headroom: o.Headroom, MaxConcurrent: o.MaxConcurrent,
+			Limits: r.limitsFor, Events: func(e pace.Event) { r.logf("%s: %s", e.Model, e.Message) }}
+		if o.NewLimiter != nil {
+			lim, err := o.NewLimiter(pc)
+			if err != nil {
+				sum.ExitCode = exitcode.Failure
+				return sum, exitcode.Errorf(exitcode.Failure, "%w; nothing was sent", err)
+			}
+			r.lim = lim
+			if c, ok := lim.(io.Closer); ok {
+				defer c.Close()
+			}
+		} else {
+			r.local = pace.New(pc)
+			r.lim = r.local
+		}
 	}
 	for _, j := range jobs {
 		m := r.model(j.model)
@@ -856,6 +875,7 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 			f = diagnose.Classify(resp.StatusCode, resp.Header, resp.Body, now)
 			obs := observation(f.RateLimits)
 			obs.Sent = sentAt
+			obs.Organization, obs.Project = resp.Header.Get("openai-organization"), resp.Header.Get("openai-project")
 			r.lim.Observe(j.model, obs, now)
 			if resp.StatusCode/100 == 2 {
 				if bad2xx, bad2xxMsg = badSuccess(resp.Body, f); bad2xx != "" {
@@ -1229,8 +1249,8 @@ func capacityOf(limit int64, _ float64) float64 { return float64(limit) }
 // when lower than (or instead of) the configured ones. r.mu must be held.
 func (r *run) effectiveLimits(m *ModelSummary) pace.Limits {
 	l := pace.Limits{RPM: m.RPMLimit, TPM: m.TPMLimit}
-	if r.local != nil {
-		got := r.local.Limits(m.Model)
+	if lk, ok := r.lim.(interface{ Limits(string) pace.Limits }); ok {
+		got := lk.Limits(m.Model)
 		if got.RPM > 0 && (l.RPM == 0 || got.RPM < l.RPM) {
 			l.RPM = got.RPM
 		}
