@@ -1,5 +1,5 @@
 // Package redistest starts a real redis-server for tests: on a free
-// loopback port, without persistence (--save '' --appendonly no), stopped
+// loopback port, without persistence (--save ” --appendonly no), stopped
 // through tb.Cleanup. A test may Kill it mid-run and Restart it on the same
 // port (with its keys lost, as after a crash without persistence).
 //
