@@ -16,6 +16,7 @@ import (
 	"github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/httpx"
 )
 
 // Batch is the part of an OpenAI Batch object oairl uses. Null and empty
@@ -75,42 +76,77 @@ type Client interface {
 	FileContent(ctx context.Context, id string) (io.ReadCloser, error)
 }
 
-// OpenAIClient implements Client with go-openai (api.Client.OpenAI).
+// OpenAIClient implements Client with go-openai (api.Client.OpenAI), over
+// oairl's one HTTP layer (internal/httpx): GETs and cancels are retried
+// there on 408/409/429/5xx and connection errors; uploads and batch
+// creation only on answers that prove nothing was created (408, 409, 429),
+// the engine's metadata checks covering the rest. Errors are *api.Error,
+// holding the last error answer whole (status, headers, body) for Classify.
 type OpenAIClient struct {
-	C *openai.Client
+	C   *openai.Client
+	api *api.Client
 }
 
 // NewOpenAIClient wraps an api.Client.
-func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.OpenAI} }
+func NewOpenAIClient(c *api.Client) *OpenAIClient { return &OpenAIClient{C: c.OpenAI, api: c} }
 
-// UploadFile uploads path with go-openai's CreateFile, which streams the
-// file into the multipart body: the shard is held in memory once, not twice
-// (CreateFileBytes would need a second copy).
-func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
-	// go-openai names the multipart part after the *os.File's Name(), so
-	// the file is opened through a hard link named name, made beside it
-	// (same file system); a rerun finds the upload by that name.
-	p := path
-	if filepath.Base(path) != name {
-		tmp, err := os.MkdirTemp(filepath.Dir(path), ".upload-")
-		if err == nil {
-			defer os.RemoveAll(tmp)
-			q := filepath.Join(tmp, name)
-			if os.Link(path, q) == nil || os.Symlink(path, q) == nil {
-				p = q
-			}
-		}
+// call runs one go-openai call, keeping its error answer whole.
+func (c *OpenAIClient) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if c.api == nil {
+		return fn(ctx)
 	}
-	f, err := c.C.CreateFile(ctx, openai.FileRequest{FileName: name, FilePath: p, Purpose: string(openai.PurposeBatch)})
+	return c.api.Call(ctx, fn)
+}
+
+// UploadFile uploads path with purpose "batch" as the multipart file
+// name (its base name: the API stores the name as sent, and a rerun after
+// a crash finds the upload by it; go-openai's CreateFile sent the whole
+// local path and buffered the file in memory). The file is streamed from
+// disk (api.Client.Upload).
+func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
+	name = filepath.Base(name)
+	if c.api == nil {
+		// No api.Client (a bare go-openai client): buffered upload.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return File{}, err
+		}
+		f, err := c.C.CreateFileBytes(ctx, openai.FileBytesRequest{Name: name, Bytes: b, Purpose: openai.PurposeBatch})
+		if err != nil {
+			return File{}, err
+		}
+		return fromOpenAIFile(f), nil
+	}
+	cctx, ex := httpx.WithExchange(ctx)
+	resp, err := c.api.Upload(cctx, "/files", [][2]string{{"purpose", string(openai.PurposeBatch)}}, name, path)
 	if err != nil {
-		return File{}, err
+		return File{}, &api.Error{Attempts: ex.Attempts(), Err: c.api.Redact(err)}
+	}
+	if resp.StatusCode/100 != 2 {
+		return File{}, &api.Error{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body, Attempts: ex.Attempts(), Err: openAIError(resp)}
+	}
+	var f openai.File
+	if err := json.Unmarshal(resp.Body, &f); err != nil || f.ID == "" {
+		return File{}, fmt.Errorf("uploading %s: the answer is not a File object (status %d): %.200s", name, resp.StatusCode, resp.Body)
 	}
 	return fromOpenAIFile(f), nil
 }
 
+// openAIError is go-openai's error for an error answer (its *APIError from
+// the error envelope, else a *RequestError), so api.APIError reads it.
+func openAIError(resp *api.Response) error {
+	var env openai.ErrorResponse
+	if json.Unmarshal(resp.Body, &env) == nil && env.Error != nil {
+		env.Error.HTTPStatusCode = resp.StatusCode
+		return env.Error
+	}
+	return &openai.RequestError{HTTPStatus: http.StatusText(resp.StatusCode), HTTPStatusCode: resp.StatusCode,
+		Err: fmt.Errorf("status %d", resp.StatusCode), Body: resp.Body}
+}
+
 // DeleteFile deletes file id (DELETE /files/{id}).
 func (c *OpenAIClient) DeleteFile(ctx context.Context, id string) error {
-	return c.C.DeleteFile(ctx, id)
+	return c.call(ctx, func(ctx context.Context) error { return c.C.DeleteFile(ctx, id) })
 }
 
 func fromOpenAIFile(f openai.File) File {
@@ -119,7 +155,11 @@ func fromOpenAIFile(f openai.File) File {
 
 // ListFiles lists files with go-openai's ListFiles.
 func (c *OpenAIClient) ListFiles(ctx context.Context) ([]File, error) {
-	l, err := c.C.ListFiles(ctx)
+	var l openai.FilesList
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		l, err = c.C.ListFiles(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +176,12 @@ func (c *OpenAIClient) CreateBatch(ctx context.Context, fileID, endpoint string,
 	for k, v := range metadata {
 		md[k] = v
 	}
-	b, err := c.C.CreateBatch(ctx, openai.CreateBatchRequest{
-		InputFileID: fileID, Endpoint: openai.BatchEndpoint(endpoint), CompletionWindow: CompletionWindow, Metadata: md,
+	var b openai.BatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		b, err = c.C.CreateBatch(ctx, openai.CreateBatchRequest{
+			InputFileID: fileID, Endpoint: openai.BatchEndpoint(endpoint), CompletionWindow: CompletionWindow, Metadata: md,
+		})
+		return err
 	})
 	if err != nil {
 		return Batch{}, err
@@ -147,16 +191,25 @@ func (c *OpenAIClient) CreateBatch(ctx context.Context, fileID, endpoint string,
 
 // GetBatch retrieves a batch.
 func (c *OpenAIClient) GetBatch(ctx context.Context, id string) (Batch, error) {
-	b, err := c.C.RetrieveBatch(ctx, id)
+	var b openai.BatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		b, err = c.C.RetrieveBatch(ctx, id)
+		return err
+	})
 	if err != nil {
 		return Batch{}, err
 	}
 	return fromOpenAIBatch(b.Batch), nil
 }
 
-// CancelBatch cancels a batch.
+// CancelBatch cancels a batch. Cancelling twice is cancelling once, so the
+// POST is retried like a GET (httpx.Idempotent).
 func (c *OpenAIClient) CancelBatch(ctx context.Context, id string) (Batch, error) {
-	b, err := c.C.CancelBatch(ctx, id)
+	var b openai.BatchResponse
+	err := c.call(httpx.Idempotent(ctx), func(ctx context.Context) (err error) {
+		b, err = c.C.CancelBatch(ctx, id)
+		return err
+	})
 	if err != nil {
 		return Batch{}, err
 	}
@@ -173,7 +226,11 @@ func (c *OpenAIClient) ListBatches(ctx context.Context, after string, limit int)
 	if limit > 0 {
 		lp = &limit
 	}
-	l, err := c.C.ListBatch(ctx, ap, lp)
+	var l openai.ListBatchResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		l, err = c.C.ListBatch(ctx, ap, lp)
+		return err
+	})
 	if err != nil {
 		return BatchPage{}, err
 	}
@@ -192,7 +249,11 @@ func (c *OpenAIClient) FileContent(ctx context.Context, id string) (io.ReadClose
 	if id == "" {
 		return nil, errors.New("empty file id")
 	}
-	r, err := c.C.GetFileContent(ctx, id)
+	var r openai.RawResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		r, err = c.C.GetFileContent(ctx, id)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -243,17 +304,23 @@ func fromOpenAIBatch(b openai.Batch) Batch {
 	return out
 }
 
-// Classify diagnoses an API error with the diagnose classifier: go-openai's
-// *APIError / *RequestError give the status and error envelope; any other
-// error (connection refused, reset, timeout) is a retryable network error.
+// Classify diagnoses an API error with the diagnose classifier: an
+// *api.Error (what OpenAIClient returns) gives the whole answer, headers
+// included; go-openai's bare *APIError / *RequestError give the status and
+// error envelope; any other error (connection refused, reset, timeout) is a
+// network error, classified by diagnose.ClassifyTransportError.
 func Classify(err error, now time.Time) diagnose.Finding {
+	var whole *api.Error
+	if errors.As(err, &whole) && whole.StatusCode > 0 {
+		return diagnose.Classify(whole.StatusCode, whole.Header, whole.Body, now)
+	}
 	status, code, typ, msg, ok := api.APIError(err)
 	if !ok || status == 0 {
 		var re *openai.RequestError
 		if errors.As(err, &re) && len(re.Body) > 0 {
 			return diagnose.Classify(re.HTTPStatusCode, http.Header{}, re.Body, now)
 		}
-		return diagnose.Finding{Verdict: diagnose.NetworkError, Retryable: true, Message: err.Error(), Summary: "network error"}
+		return diagnose.ClassifyTransportError(err)
 	}
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": nullable(code)}})
 	var re *openai.RequestError

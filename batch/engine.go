@@ -104,6 +104,8 @@ type runner struct {
 	// files caches the file list read by findFile.
 	files       []File
 	filesListed bool
+	// locked is set while a step holds the job's lock.
+	locked bool
 }
 
 // Run drives job until the until condition holds: it uploads and creates
@@ -144,38 +146,9 @@ func (r *runner) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return r.interrupted()
 		}
-		changed := false
-		if !r.recovered {
-			if err := r.recover(ctx); err != nil {
-				return err
-			}
-			r.recovered = true
-		}
-		c, err := r.submitReady(ctx)
-		if err != nil {
+		changed, done, err := r.step(ctx)
+		if err != nil || done {
 			return err
-		}
-		changed = changed || c
-		c, err = r.poll(ctx)
-		if err != nil {
-			return err
-		}
-		changed = changed || c
-		if err := r.save(); err != nil {
-			return err
-		}
-		if r.Progress != nil {
-			cnt := r.job.Counts()
-			r.Progress(cnt.Completed+cnt.Failed, cnt.Total)
-		}
-		if !r.submitted && r.reached(UntilSubmitted) {
-			r.submitted = true
-			if r.OnSubmitted != nil {
-				r.OnSubmitted()
-			}
-		}
-		if r.reached(r.Until) {
-			return nil
 		}
 		now := r.Clock.Now()
 		if !r.Deadline.IsZero() && !now.Before(r.Deadline) {
@@ -203,8 +176,62 @@ func (r *runner) run(ctx context.Context) error {
 	}
 }
 
+// step is one round of Run under the job's lock: re-read the state (another
+// process may have submitted or polled meanwhile), recover, submit what the
+// queue allows, poll, save. It reports whether anything changed and whether
+// the until condition holds.
+func (r *runner) step(ctx context.Context) (changed, done bool, err error) {
+	unlock, err := r.job.lock(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, false, r.interrupted()
+		}
+		return false, false, err
+	}
+	r.locked = true
+	defer func() {
+		r.locked = false
+		unlock()
+	}()
+	if !r.recovered {
+		if err := r.recover(ctx); err != nil {
+			return false, false, err
+		}
+		r.recovered = true
+	}
+	c, err := r.submitReady(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	changed = changed || c
+	c, err = r.poll(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	changed = changed || c
+	if err := r.save(); err != nil {
+		return false, false, err
+	}
+	if r.Progress != nil {
+		cnt := r.job.Counts()
+		r.Progress(cnt.Completed+cnt.Failed, cnt.Total)
+	}
+	if !r.submitted && r.reached(UntilSubmitted) {
+		r.submitted = true
+		if r.OnSubmitted != nil {
+			r.OnSubmitted()
+		}
+	}
+	return changed, r.reached(r.Until), nil
+}
+
 func (r *runner) interrupted() error {
-	_ = r.save()
+	// Outside a step the state on disk is already the newest (the last
+	// step saved it, and another process may have saved since): only a
+	// step interrupted halfway has something to save.
+	if r.locked {
+		_ = r.save()
+	}
 	return exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted; state saved in %s: rerun the same command to resume", r.job.Path()))
 }
 
@@ -551,6 +578,19 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 			return false, err
 		}
 	}
+	// Re-check the server under the lock: a process that shares no state
+	// file with this one (another state directory, a lost state) may have
+	// created this shard's batch already.
+	if b, ok, err := r.createdElsewhere(ctx, s); err != nil {
+		return false, r.transient("listing batches", err)
+	} else if ok {
+		r.logf("shard %d: batch %s (%s) was already created for this shard by another run; reusing it", s.Index, b.ID, b.Status)
+		if a := attemptOf(b); a > s.Attempt {
+			s.Attempt = a
+		}
+		r.apply(s, b)
+		return true, r.save()
+	}
 	s.Attempt++
 	s.Status = StatusCreating
 	if err := r.save(); err != nil {
@@ -582,6 +622,27 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 	r.apply(s, b)
 	r.logStatus(s)
 	return true, r.save()
+}
+
+// createdElsewhere looks among the newest batches (one page of 100: a
+// batch created by a concurrent run is among them) for one of this job's
+// shard s with an attempt at least the one about to be created, that did
+// not fail for the enqueued-token limit.
+func (r *runner) createdElsewhere(ctx context.Context, s *Shard) (Batch, bool, error) {
+	p, err := r.Client.ListBatches(ctx, "", 100)
+	if err != nil {
+		return Batch{}, false, err
+	}
+	for _, b := range p.Data {
+		if b.Metadata[MetaJob] != r.job.ID || b.Metadata[MetaShard] != shardMeta(r.job, s) || attemptOf(b) <= s.Attempt || contains(s.FailedBatches, b.ID) {
+			continue
+		}
+		if b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded) {
+			continue
+		}
+		return b, true, nil
+	}
+	return Batch{}, false, nil
 }
 
 var queueLimitRE = regexp.MustCompile(`Limit: ([0-9,]+) enqueued tokens`)

@@ -364,6 +364,9 @@ func TestCancel(t *testing.T) {
 	clk := clock.Scaled(testScale)
 	api := newFakeAPI(clk)
 	api.queueLimit = 1000
+	// Long enough that the batch is still running when cancelled, however
+	// slow the machine (80 s of sim time was 40 ms of wall time).
+	api.running = time.Hour
 	j := newTestJob(t, 20, 10, "gpt-4o", 100, 1000) // 2 shards; the second waits for the queue
 	opts := runOpts(api, clk, &syncBuf{})
 	opts.Until = UntilSubmitted
@@ -400,7 +403,10 @@ func TestRun_ShardOverServerQueueLimit(t *testing.T) {
 	}
 	// A rerun (same split, flags that allow more) never creates the
 	// doomed batch again: the server's limit is kept.
-	j.QueueLimits["gpt-4o"] = 2_000_000
+	j.QueueLimits = map[string]int64{"gpt-4o": 2_000_000}
+	if err := j.Save(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 	err = Run(context.Background(), j, runOpts(api, clk, &syncBuf{}))
 	if exitcode.Of(err) != exitcode.RateLimited || api.creates != 1 || !strings.Contains(err.Error(), "re-split") {
 		t.Fatalf("rerun: exit %d, creates %d: %v", exitcode.Of(err), api.creates, err)
@@ -545,6 +551,9 @@ func TestRun_OversizedShardOfStartedJob(t *testing.T) {
 		t.Fatalf("setup: shard 0 %+v, creates %d", j.Shards[0], api.creates)
 	}
 	j.QueueLimits["gpt-4o"] = 500
+	if err := j.Save(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuf{}
 	opts = runOpts(api, clk, log)
 	opts.Until = UntilDone

@@ -13,6 +13,13 @@ const (
 	MaxRequestsPerBatch = 50_000
 	// MaxBytesPerBatch is the largest input file a batch accepts, in bytes.
 	MaxBytesPerBatch int64 = 200 * 1024 * 1024
+	// MaxEmbeddingInputsPerBatch is the most embedding inputs (strings or
+	// token arrays, summed over the lines) one /v1/embeddings batch may
+	// hold: "/v1/embeddings batches are also restricted to a maximum of
+	// 50,000 embedding inputs across all requests in the batch"
+	// (developers.openai.com/api/docs/guides/batch; case B05/B36,
+	// ../shared/research/wire-formats.md §1.6).
+	MaxEmbeddingInputsPerBatch = 50_000
 	// CompletionWindow is the only completion window the API accepts.
 	CompletionWindow = "24h"
 )

@@ -8,8 +8,13 @@ import (
 )
 
 // Refresh retrieves every shard of job whose batch is not terminal and
-// saves the job. Errors carry the exit code of their diagnosis.
+// saves the job, under the job's lock (see LockState). Errors carry the
+// exit code of their diagnosis.
 func Refresh(ctx context.Context, job *Job, c Client, now time.Time) error {
+	return job.WithLock(ctx, func() error { return refresh(ctx, job, c, now) })
+}
+
+func refresh(ctx context.Context, job *Job, c Client, now time.Time) error {
 	r := &runner{RunOptions: RunOptions{Client: c}, job: job}
 	for _, s := range job.Shards {
 		if s.BatchID == "" || Terminal(s.Status) {
@@ -26,8 +31,17 @@ func Refresh(ctx context.Context, job *Job, c Client, now time.Time) error {
 
 // Cancel cancels every batch of job that is not terminal; shards never
 // submitted are marked cancelled locally, so no later run submits them.
-// It returns the ids of the batches it asked to cancel.
-func Cancel(ctx context.Context, job *Job, c Client, now time.Time, log io.Writer) ([]string, error) {
+// It returns the ids of the batches it asked to cancel. It holds the job's
+// lock (see LockState), so no concurrent submit creates a batch meanwhile.
+func Cancel(ctx context.Context, job *Job, c Client, now time.Time, log io.Writer) (ids []string, err error) {
+	err = job.WithLock(ctx, func() error {
+		ids, err = cancel(ctx, job, c, now, log)
+		return err
+	})
+	return ids, err
+}
+
+func cancel(ctx context.Context, job *Job, c Client, now time.Time, log io.Writer) ([]string, error) {
 	r := &runner{RunOptions: RunOptions{Client: c, Log: log}, job: job}
 	var ids []string
 	for _, s := range job.Shards {

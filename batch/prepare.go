@@ -53,6 +53,11 @@ type PrepareOptions struct {
 	// New starts a new job even when one exists for the same input
 	// (--new); with StatePath it is an error, the file being taken.
 	New bool
+	// AllowUnknownModel keeps unknown_model a warning (--allow-unknown-
+	// model). By default it is an error here: a batch for a mistyped model
+	// fails only after the upload and validation (count keeps it a
+	// warning).
+	AllowUnknownModel bool
 }
 
 // PrepareResult says what Prepare did.
@@ -127,12 +132,14 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	valid := 0
 	var splitErr error
 	// Shards are split by endpoint like by model, so a file mixing
-	// endpoints is fine without --endpoint.
-	scanOpts := opts.Scan
-	scanOpts.MixedEndpoints = true
-	sum, err := input.Scan(ctx, opts.Sources, scanOpts, func(r *input.Request) error {
-		for _, p := range r.Problems {
-			report(p)
+	// endpoints is fine without --endpoint (a several_endpoints warning).
+	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
+		for i := range r.Problems {
+			if p := &r.Problems[i]; p.Code == tokens.CodeUnknownModel && !opts.AllowUnknownModel {
+				p.Severity = tokens.Error
+				p.Message += "; a batch for it would fail only after the upload (fix the name, add it with --models FILE, or pass --allow-unknown-model)"
+			}
+			report(r.Problems[i])
 		}
 		if !r.Valid() {
 			res.Invalid++
@@ -148,7 +155,7 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		}
 		valid++
 		if err := sp.Add(Line{File: r.File, Line: r.Line, CustomID: r.CustomID, URL: r.URL, Model: r.Model,
-			Tokens: r.Count.TPMCharge, Raw: r.Raw, Bare: r.Bare}); err != nil {
+			Tokens: r.Count.TPMCharge, Inputs: r.Count.Inputs, Raw: r.Raw, Bare: r.Bare}); err != nil {
 			if splitErr == nil {
 				splitErr = err
 			}
@@ -190,6 +197,23 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 		now = time.Now()
 	}
 	id := JobID(sha)
+	if !opts.DryRun {
+		// Choosing, creating or resuming the job happens under its lock:
+		// a concurrent submit of the same input waits here, then resumes
+		// the job this one created (issue 14 §0).
+		lockFor := opts.StatePath
+		if lockFor == "" {
+			lockFor = JobPath(opts.StateDir, id)
+		}
+		unlock, err := LockState(ctx, lockFor)
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while waiting for another oairl using this job; nothing was uploaded"))
+			}
+			return res, err
+		}
+		defer unlock()
+	}
 	path := opts.StatePath
 	if path == "" {
 		// Jobs for the same input: JOB, JOB-2, JOB-3, ...; the newest is
@@ -260,7 +284,9 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 			}
 			res.Job, res.Resumed = old, true
 			if old.Started() || samePlan(old.Shards, shards) {
-				return res, nil
+				// Keep the limits of this run: the next step of Run
+				// re-reads the state under the job's lock.
+				return res, old.Save(now)
 			}
 			// No batch has run yet and the split changed (another
 			// --enqueued-limit or --tier): replace the shards, so no

@@ -14,6 +14,10 @@ import (
 
 const orderFile = "order"
 
+// embeddingsURL is the endpoint whose batches are capped by embedding
+// inputs too (MaxEmbeddingInputsPerBatch).
+const embeddingsURL = "/v1/embeddings"
+
 // SplitOptions configure a Splitter. Zero limits mean the Batch API's
 // (MaxRequestsPerBatch, MaxBytesPerBatch); tests lower them.
 type SplitOptions struct {
@@ -23,6 +27,9 @@ type SplitOptions struct {
 	MaxRequests int
 	// MaxBytes is the largest shard file, in bytes (≤ MaxBytesPerBatch).
 	MaxBytes int64
+	// MaxInputs is the most embedding inputs per /v1/embeddings shard
+	// (≤ MaxEmbeddingInputsPerBatch; tests lower it).
+	MaxInputs int64
 	// QueueLimit returns model's enqueued-token limit in tokens (0 = none
 	// known). A shard never holds more tokens than that, so it can run
 	// alone in an empty queue.
@@ -40,7 +47,9 @@ type Line struct {
 	URL      string
 	Model    string
 	Tokens   int64
-	Raw      []byte
+	// Inputs is the request's embedding inputs (/v1/embeddings only).
+	Inputs int64
+	Raw    []byte
 	// Bare marks a bare request body: the splitter wraps it in the Batch
 	// input envelope {"custom_id","method","url","body"}.
 	Bare bool
@@ -74,6 +83,9 @@ func NewSplitter(opts SplitOptions) (*Splitter, error) {
 	}
 	if opts.MaxBytes <= 0 || opts.MaxBytes > MaxBytesPerBatch {
 		opts.MaxBytes = MaxBytesPerBatch
+	}
+	if opts.MaxInputs <= 0 || opts.MaxInputs > MaxEmbeddingInputsPerBatch {
+		opts.MaxInputs = MaxEmbeddingInputsPerBatch
 	}
 	if opts.QueueLimit == nil {
 		opts.QueueLimit = func(string) int64 { return 0 }
@@ -119,11 +131,19 @@ func (s *Splitter) Add(l Line) error {
 	if limit > 0 && l.Tokens > limit {
 		return fmt.Errorf("%s:%d: custom_id %q: request needs %d enqueued tokens, over the enqueued-token limit %d of %s", l.File, l.Line, l.CustomID, l.Tokens, limit, l.Model)
 	}
+	inputs := int64(0)
+	if l.URL == embeddingsURL {
+		inputs = l.Inputs
+		if inputs > s.opts.MaxInputs {
+			return fmt.Errorf("%s:%d: custom_id %q: request has %d embedding inputs, over the %d of one embeddings batch", l.File, l.Line, l.CustomID, inputs, s.opts.MaxInputs)
+		}
+	}
 	key := [2]string{l.URL, l.Model}
 	g := s.groups[key]
 	if g != nil {
 		sh := g.shard
-		if sh.Requests+1 > s.opts.MaxRequests || sh.Bytes+size > s.opts.MaxBytes || (limit > 0 && sh.Tokens+l.Tokens > limit) {
+		if sh.Requests+1 > s.opts.MaxRequests || sh.Bytes+size > s.opts.MaxBytes || (limit > 0 && sh.Tokens+l.Tokens > limit) ||
+			sh.Inputs+inputs > s.opts.MaxInputs {
 			if err := g.close(); err != nil {
 				return err
 			}
@@ -148,6 +168,7 @@ func (s *Splitter) Add(l Line) error {
 	g.shard.Requests++
 	g.shard.Bytes += size
 	g.shard.Tokens += l.Tokens
+	g.shard.Inputs += inputs
 	var idx [4]byte
 	binary.LittleEndian.PutUint32(idx[:], uint32(g.shard.Index))
 	_, err := s.order.Write(idx[:])

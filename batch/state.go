@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/oairl/oairl/internal/atomicfile"
 )
 
 // StateVersion is the version of the job state file format.
@@ -60,6 +62,9 @@ type Shard struct {
 	// Tokens is the shard's enqueued-token estimate: the sum of prompt
 	// tokens + output budget × n of its requests.
 	Tokens int64 `json:"tokens"`
+	// Inputs is the shard's embedding inputs (/v1/embeddings shards only;
+	// at most MaxEmbeddingInputsPerBatch).
+	Inputs int64 `json:"inputs,omitempty"`
 
 	Status  string `json:"status"` // StatusPending, StatusUploaded, ... or the batch's status
 	FileID  string `json:"file_id,omitempty"`
@@ -236,6 +241,9 @@ func LoadJob(path string) (*Job, error) {
 	if j.Version > StateVersion {
 		return nil, fmt.Errorf("job state %s: version %d is newer than this oairl understands (%d)", path, j.Version, StateVersion)
 	}
+	if j.QueueLimits == nil {
+		j.QueueLimits = map[string]int64{}
+	}
 	j.path = path
 	return &j, nil
 }
@@ -309,82 +317,16 @@ func FindJob(dir, statePath, ref string) (*Job, error) {
 	return nil, fmt.Errorf("%s is in no local job under %s: %w", ref, dir, ErrNotFound)
 }
 
-// WriteFileAtomic writes path through write into a temporary file in the
-// same directory, syncs it and renames it over path. If write fails (or the
-// process dies), path is left as it was and the temporary file is removed:
-// a reader never sees a partial file.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+// WriteFileAtomic writes path atomically (internal/atomicfile): a reader
+// never sees a partial file, a new file gets 0666 minus the umask and an
+// existing one keeps its mode.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.WriteFile(path, write)
 }
 
 // AtomicFile is a file written under a temporary name and moved into place
 // by Commit; Abort (or a crash) leaves no file at the final path.
-type AtomicFile struct {
-	*os.File
-	path string
-	done bool
-}
+type AtomicFile = atomicfile.File
 
 // CreateAtomic starts an AtomicFile for path.
-func CreateAtomic(path string) (*AtomicFile, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	return &AtomicFile{File: f, path: path}, nil
-}
-
-// Commit syncs, closes and renames the file into place.
-func (a *AtomicFile) Commit() error {
-	if a.done {
-		return nil
-	}
-	a.done = true
-	if err := a.File.Sync(); err != nil {
-		a.File.Close()
-		os.Remove(a.File.Name())
-		return err
-	}
-	if err := a.File.Close(); err != nil {
-		os.Remove(a.File.Name())
-		return err
-	}
-	return os.Rename(a.File.Name(), a.path)
-}
-
-// Abort closes and removes the temporary file (no-op after Commit).
-func (a *AtomicFile) Abort() {
-	if a.done {
-		return
-	}
-	a.done = true
-	a.File.Close()
-	os.Remove(a.File.Name())
-}
+func CreateAtomic(path string) (*AtomicFile, error) { return atomicfile.Create(path) }

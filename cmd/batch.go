@@ -36,7 +36,8 @@ A job is one submitted input. It is split into shards that each fit one
 batch (at most 50,000 requests and 200 MB, one endpoint and one model, no
 more tokens than the model's enqueued-token limit), and kept in a local
 state file, so rerunning a command resumes it and never creates a second
-batch for a shard. Commands that take JOB also take a batch id.
+batch for a shard, also when two commands run at once on the same job
+(each step holds a lock on it: .JOB.lock beside the state file). Commands that take JOB also take a batch id.
 
 State: $OAIRL_STATE_DIR, else $XDG_STATE_HOME/oairl, else
 ~/.local/state/oairl (jobs/JOB.json and jobs/JOB.shards/), or --state FILE.`
@@ -85,17 +86,31 @@ type batchDeps struct {
 	Clock clock.Clock
 	// State is --state FILE ("" = the state directory).
 	State string
-	// BaseURL is the API base URL in use (jobs remember theirs).
-	BaseURL string
+	// BaseURL returns the API base URL in use (jobs remember theirs). It
+	// is a func because --base-url is parsed after the command is built:
+	// reading the config earlier recorded the default URL (issue 14 §1).
+	BaseURL func() string
 	// HasKey reports whether an API key is configured.
 	HasKey func() bool
+	// tune hands the HTTP layer the clock its retry waits run on.
+	tune func(clock.Clock)
+}
+
+// client returns the API client, its retries timed on d.Clock (the
+// --time-scale clock, or a test's).
+func (d *batchDeps) client() (batch.Client, error) {
+	if d.tune != nil {
+		d.tune(d.Clock)
+	}
+	return d.Client()
 }
 
 func newBatchDeps(f *Factory) batchDeps {
 	return batchDeps{
 		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
-		BaseURL: f.Config().BaseURL,
+		BaseURL: func() string { return f.Config().BaseURL },
 		HasKey:  func() bool { return f.Config().APIKey != "" },
+		tune:    func(c clock.Clock) { f.SetHTTPTuning(0, c) },
 		Client: func() (batch.Client, error) {
 			c, err := f.APIClient()
 			if err != nil {
@@ -112,11 +127,20 @@ func newBatchDeps(f *Factory) batchDeps {
 // base URL: its batch and file ids mean nothing (or something unrelated)
 // there.
 func (d *batchDeps) checkServer(j *batch.Job) error {
-	if j.BaseURL == "" || d.BaseURL == "" || strings.TrimRight(j.BaseURL, "/") == strings.TrimRight(d.BaseURL, "/") {
+	cur := d.baseURL()
+	if j.BaseURL == "" || cur == "" || strings.TrimRight(j.BaseURL, "/") == strings.TrimRight(cur, "/") {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.Failure, "job %s was submitted to %s, but the base URL is now %s: its batch ids mean nothing on another server; use --base-url %s (or OPENAI_BASE_URL), or submit the input again there",
-		j.ID, j.BaseURL, d.BaseURL, j.BaseURL)
+		j.ID, j.BaseURL, cur, j.BaseURL)
+}
+
+// baseURL is the resolved base URL ("" when none is wired, in tests).
+func (d *batchDeps) baseURL() string {
+	if d.BaseURL == nil {
+		return ""
+	}
+	return d.BaseURL()
 }
 
 func (d *batchDeps) stateDir() string { return batchStateDir(d.Getenv) }
@@ -138,7 +162,7 @@ func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, bat
 		if err := d.checkServer(j); err != nil {
 			return nil, nil, err
 		}
-		c, cerr := d.Client()
+		c, cerr := d.client()
 		return j, c, cerr
 	}
 	if !errors.Is(err, batch.ErrNotFound) || !strings.HasPrefix(ref, "batch_") {
@@ -147,7 +171,7 @@ func (d *batchDeps) resolveJob(ctx context.Context, ref string) (*batch.Job, bat
 		}
 		return nil, nil, err
 	}
-	c, err := d.Client()
+	c, err := d.client()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -77,7 +77,7 @@ type batchListJSON struct {
 
 func batchListRun(c *cobra.Command, opts *BatchListOptions) error {
 	ctx := c.Context()
-	client, err := opts.Client()
+	client, err := opts.client()
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type BatchSubmitOptions struct {
 	SkipInvalid   string        // --skip-invalid FILE
 	DryRun        bool          // --dry-run
 	New           bool          // --new: a new job even if this input has one
+	AllowUnknown  bool          // --allow-unknown-model
 	Strict        bool          // --strict
 	PollInterval  time.Duration // --poll-interval
 	Timeout       time.Duration // --timeout (with --wait)
@@ -51,8 +52,11 @@ shard (Files API, purpose "batch") and create its batch (completion window
 24h), keeping each model's queue under its enqueued-token limit. Prints the
 job id on stdout once every batch has left "validating".
 
-Validation: the same checks as 'oairl count'. Any invalid line stops the
-submit with exit 3 before anything is uploaded; --skip-invalid FILE writes
+Validation: the same checks as 'oairl count', and a model that is not in
+the registry is an error here ("did you mean ...?"; a batch for a
+mistyped model fails only after the upload and validation):
+--allow-unknown-model submits it anyway, --models FILE adds models. Any
+invalid line stops the submit with exit 3 before anything is uploaded; --skip-invalid FILE writes
 the invalid lines to FILE and submits the rest. What is uploaded is a
 normalised copy (no BOM, LF line ends, no blank lines, no trailing
 whitespace); --strict refuses files that need it (and any other warning).
@@ -153,6 +157,7 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.StringVar(&opts.SkipInvalid, "skip-invalid", "", "write invalid lines to this file and submit the valid ones")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "validate and show the shards; upload nothing")
 	fl.BoolVar(&opts.New, "new", false, "start a new job even if this input was submitted before (finished, cancelled or running)")
+	fl.BoolVar(&opts.AllowUnknown, "allow-unknown-model", false, "submit lines whose model is not in the registry (by default an error: such a batch fails after upload)")
 	fl.BoolVar(&opts.Strict, "strict", false, "refuse the file on warnings too (BOM, CRLF, blank lines, unknown model, ...)")
 	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 8; the batches keep running)")
@@ -218,10 +223,11 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	}
 	po := batch.PrepareOptions{
 		Sources: sources, Scan: input.Options{Registry: reg, Counter: counter, Endpoint: opts.Endpoint, Model: opts.Model, Stdin: ios.In},
-		BaseURL: opts.BaseURL, New: opts.New,
+		BaseURL: opts.baseURL(), New: opts.New,
 		StatePath: opts.State, StateDir: opts.stateDir(), QueueLimit: queueLimit,
 		MaxRequests: opts.MaxRequests, MaxBytes: opts.MaxBytes,
 		Strict: opts.Strict, Metadata: md, DryRun: opts.DryRun, Now: opts.Clock.Now(),
+		AllowUnknownModel: opts.AllowUnknown,
 	}
 	var errorsShown, warnsShown, problems int
 	po.Problem = func(p input.Problem) {
@@ -290,13 +296,6 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			verb = "resuming"
 		}
 		fmt.Fprintf(log, "%s %s: %s requests in %s (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), plural(len(job.Shards), "shard"), job.Path())
-		eps := map[string]bool{}
-		for _, s := range job.Shards {
-			eps[s.Endpoint] = true
-		}
-		if len(eps) > 1 {
-			fmt.Fprintf(log, "  the input mixes %d endpoints: each shard holds one endpoint and one model\n", len(eps))
-		}
 		for _, p := range batch.PlanOf(job) {
 			limit := "no enqueued-token limit known (give --tier or --enqueued-limit)"
 			if p.QueueLimit > 0 {
@@ -305,7 +304,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			fmt.Fprintf(log, "  %s: %s, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), plural(p.Shards, "shard"), input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
 		}
 	}
-	client, err := opts.Client()
+	client, err := opts.client()
 	if err != nil {
 		return err
 	}

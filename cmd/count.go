@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,13 +12,16 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/internal/models"
@@ -77,7 +81,9 @@ cost at standard and Batch API prices in USD (counting the whole output
 budget as output, an upper bound). With --tier, or --rpm/--tpm, also the
 minutes of quota the file needs: per model, TPM charge / TPM and requests /
 RPM, the larger binds; models have separate limits, so the file needs the
-largest per-model figure.
+largest per-model figure. Models in one shared-limit group (the registry's
+shared_limit_groups: one pool of buckets for several model names) are
+counted together against the pool's limits.
 
 Output
   On a terminal: a table per model, with totals, then the problems on stderr
@@ -99,7 +105,8 @@ Output
                           output_budget, tpm_charge, cost_usd{standard,batch}
                           (both null for a model not in the registry),
                           quota{rpm, tpm, minutes, binding, long_context,
-                          note} (with limits)}; under --tier, rpm/tpm are
+                          shared_limit_group, note} (with limits)}; under
+                          --tier, rpm/tpm are
                           the standard bucket, long_context {rpm, tpm,
                           minutes, binding} the bucket of prompts above the
                           model's long-context threshold (gpt-4.1: >128k),
@@ -427,7 +434,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	var order []string
 	perFile := map[fileModel]int64{}
 	probs := newProblemSet(opts.MaxProblems)
-	var assumed, estimated int64
+	var assumed, estimated, flex int64
 	var total modelTotals
 
 	sum, scanErr := input.Scan(c.Context(), sources, iopts, func(r *input.Request) error {
@@ -458,6 +465,12 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		std, batch := 0.0, 0.0
 		if r.Resolution.Model != nil {
 			std, batch = tokens.Cost(r.Resolution.Model, cnt.PromptTokens, outBudget)
+			if cnt.ServiceTier == "flex" {
+				// Flex processing is billed at Batch API rates (OpenAI flex
+				// processing guide), so its synchronous price is the batch one.
+				std = batch
+				flex++
+			}
 		}
 		lc := false
 		if m := r.Resolution.Model; m != nil {
@@ -547,11 +560,14 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		}
 		return a.Requests > b.Requests
 	})
-	rep := countReport{opts: opts, sum: sum, total: total, probs: probs}
+	rep := countReport{opts: opts, sum: sum, total: total, probs: probs, reg: reg}
 	for _, m := range order {
 		rep.models = append(rep.models, byModel[m])
 	}
 	rep.assumptions = countAssumptions(opts, assumed, estimated, total.UnknownCostRequests)
+	if flex > 0 {
+		rep.assumptions = append(rep.assumptions, fmt.Sprintf("%s with service_tier \"flex\" priced at Batch API rates in the standard column too (flex processing is billed at Batch prices; OpenAI flex processing guide)", pluralize(flex, "request", "requests")))
+	}
 	for _, n := range rep.quotaNotes() {
 		rep.assumptions = append(rep.assumptions, "quota: "+n)
 	}
@@ -563,7 +579,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 		err = rep.writeProblems(ios.ErrOut)
 	default:
 		if ios.IsStdoutTTY() {
-			err = rep.writeTable(ios.Out)
+			err = rep.writeTable(ios.Out, ios.TermWidth())
 		} else {
 			err = rep.writeTSV(ios.Out)
 		}
@@ -586,8 +602,14 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 	switch {
 	case errs > 0:
 		code = exitcode.Worst(code, exitcode.Input)
-		msgs = append(msgs, fmt.Sprintf("%s the API would reject (%s, %s)",
-			pluralize(int64(countInvalid(sum)), "request", "requests"), pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings")))
+		what := pluralize(int64(countInvalid(sum)), "request", "requests") + " the API would reject"
+		if countInvalid(sum) == 0 {
+			// A file-level error (an empty file, a wrong format): no
+			// request to blame, the file itself is what is rejected.
+			what = "the API would reject the file"
+		}
+		msgs = append(msgs, fmt.Sprintf("%s (%s, %s)",
+			what, pluralize(int64(errs), "error", "errors"), pluralize(int64(warns), "warning", "warnings")))
 	case opts.Strict && warns > 0:
 		code = exitcode.Worst(code, exitcode.Input)
 		msgs = append(msgs, fmt.Sprintf("%s (--strict)", pluralize(int64(warns), "warning", "warnings")))
@@ -600,12 +622,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 
 func countInvalid(s input.Summary) int { return s.Requests - s.Valid }
 
-func pluralize(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return input.Thousands(n) + " " + many
-}
+func pluralize(n int64, one, many string) string { return humanize.Count(n, one, many) }
 
 // countAssumptions states every assumption behind the figures.
 func countAssumptions(opts *CountOptions, assumed, estimated, unknownCost int64) []string {
@@ -645,6 +662,7 @@ type countReport struct {
 	total       modelTotals
 	probs       *problemSet
 	assumptions []string
+	reg         *models.Registry
 }
 
 // quota is the minutes of quota one model's requests need. Under --tier,
@@ -659,7 +677,11 @@ type quota struct {
 	Minutes     *float64 `json:"minutes"`
 	Binding     string   `json:"binding,omitempty"` // "tpm" or "rpm"
 	LongContext *quota   `json:"long_context,omitempty"`
-	Note        string   `json:"note,omitempty"`
+	// Group is the shared-limit group whose one pool of buckets the model
+	// shares with the other models of the file in it; the minutes are then
+	// the pool's (all its members' requests together).
+	Group string `json:"shared_limit_group,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 func (r *countReport) hasLimits() bool {
@@ -687,6 +709,9 @@ func bucketMinutes(q *quota, requests, charge int64) {
 }
 
 func (r *countReport) quotaFor(m *modelTotals) quota {
+	if g := r.groupOf(m); g != "" {
+		return r.groupQuota(g)
+	}
 	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM}
 	if r.opts.Tier == "" {
 		bucketMinutes(&q, m.Requests, m.TPMCharge)
@@ -726,6 +751,42 @@ func (r *countReport) quotaFor(m *modelTotals) quota {
 	return q
 }
 
+// groupOf returns the shared-limit group of m when the registry puts m in
+// one (models.Registry.LimitKey), else "".
+func (r *countReport) groupOf(m *modelTotals) string {
+	if r.reg == nil || m.Model == "" {
+		return ""
+	}
+	if g := r.reg.Group(m.Model); g != nil {
+		return g.ID
+	}
+	return ""
+}
+
+// groupQuota is the quota of a shared-limit pool: every model of the
+// file in group g charges the same RPM and TPM buckets, so their
+// requests and TPM charges add up (long-context prompts included: no
+// group has a separate long-context bucket).
+func (r *countReport) groupQuota(g string) quota {
+	q := quota{RPM: r.opts.RPM, TPM: r.opts.TPM, Group: g}
+	var reqs, charge int64
+	for _, o := range r.models {
+		if r.groupOf(o) == g {
+			reqs += o.Requests
+			charge += o.TPMCharge
+		}
+	}
+	if r.opts.Tier != "" {
+		l, ok := r.reg.KeyLimits(g, r.opts.Tier)
+		if !ok {
+			q.Note = fmt.Sprintf("no published tier %s limits for shared limit %s", r.opts.Tier, g)
+		}
+		q.RPM, q.TPM = l.RPM, l.TPM
+	}
+	bucketMinutes(&q, reqs, charge)
+	return q
+}
+
 // totalMinutes is the largest per-model figure (models have separate
 // limits, so they run side by side); nil when no model's limits are known.
 func (r *countReport) totalMinutes() *float64 {
@@ -751,17 +812,83 @@ func modelName(m string) string {
 	return m
 }
 
-func (r *countReport) writeTable(w io.Writer) error {
-	header := []string{"MODEL", "ENCODING", "REQUESTS", "PROMPT TOKENS", "OUTPUT BUDGET", "TPM CHARGE", "COST USD", "BATCH USD"}
-	align := []tw.Align{tw.AlignLeft, tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight}
+// countLayouts are the table's layouts, widest first: full headers; short
+// headers; short headers without the encoding column; then without the
+// Batch price too (MIN is the quota minutes, REQS the requests). writeTable uses the first that fits the terminal.
+var countLayouts = []struct {
+	header                []string
+	encoding, batchColumn bool
+}{
+	{[]string{"MODEL", "ENCODING", "REQUESTS", "PROMPT TOKENS", "OUTPUT BUDGET", "TPM CHARGE", "COST USD", "BATCH USD", "QUOTA MIN"}, true, true},
+	{[]string{"MODEL", "ENCODING", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "BATCH $", "MIN"}, true, true},
+	{[]string{"MODEL", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "BATCH $", "MIN"}, false, true},
+	{[]string{"MODEL", "REQS", "PROMPT", "OUTPUT", "TPM", "COST $", "MIN"}, false, false},
+}
+
+func (r *countReport) writeTable(w io.Writer, width int) error {
+	// Render each layout until one fits width columns (a table that
+	// wraps is unreadable); the narrowest is printed if none does.
+	var out bytes.Buffer
+	for _, l := range countLayouts {
+		out.Reset()
+		if err := r.renderTable(&out, l.header, l.encoding, l.batchColumn); err != nil {
+			return err
+		}
+		if tableWidth(out.String()) <= width {
+			break
+		}
+	}
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s, %s valid", pluralize(int64(r.sum.Requests), "request", "requests"), input.Thousands(int64(r.sum.Valid)))
 	if r.hasLimits() {
-		header = append(header, "QUOTA MIN")
-		align = append(align, tw.AlignRight)
+		if m := r.totalMinutes(); m != nil {
+			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
+			if len(r.quotaNotes()) > 0 {
+				fmt.Fprint(w, " (for the models whose limits are known)")
+			}
+		}
+	}
+	fmt.Fprintln(w, ".")
+	for _, a := range r.assumptions {
+		fmt.Fprintf(w, "  * %s\n", a)
+	}
+	return nil
+}
+
+// tableWidth is the widest line of s in terminal columns (runes).
+func tableWidth(s string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		n = max(n, utf8.RuneCountInString(strings.TrimRight(l, " ")))
+	}
+	return n
+}
+
+func (r *countReport) renderTable(w io.Writer, header []string, encoding, batchColumn bool) error {
+	if !r.hasLimits() {
+		header = header[:len(header)-1]
+	}
+	align := make([]tw.Align, len(header))
+	for i := range align {
+		align[i] = tw.AlignRight
+	}
+	align[0] = tw.AlignLeft
+	if encoding {
+		align[1] = tw.AlignLeft
 	}
 	t := newTable(w, header, align, true)
-	row := func(m *modelTotals, name, encoding string, minutes *float64) []string {
-		cells := []string{name, encoding, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
-			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"), costCell(m, m.CostBatch, name == "TOTAL")}
+	row := func(m *modelTotals, name, enc string, minutes *float64) []string {
+		cells := []string{name}
+		if encoding {
+			cells = append(cells, enc)
+		}
+		cells = append(cells, input.Thousands(m.Requests), input.Thousands(m.PromptTokens),
+			input.Thousands(m.OutputBudget), input.Thousands(m.TPMCharge), costCell(m, m.CostStandard, name == "TOTAL"))
+		if batchColumn {
+			cells = append(cells, costCell(m, m.CostBatch, name == "TOTAL"))
+		}
 		if r.hasLimits() {
 			if minutes == nil {
 				cells = append(cells, "—")
@@ -777,23 +904,7 @@ func (r *countReport) writeTable(w io.Writer) error {
 		}
 	}
 	t.Footer(row(&r.total, "TOTAL", "", r.totalMinutes()))
-	if err := t.Render(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n%s requests, %s valid", input.Thousands(int64(r.sum.Requests)), input.Thousands(int64(r.sum.Valid)))
-	if r.hasLimits() {
-		if m := r.totalMinutes(); m != nil {
-			fmt.Fprintf(w, "; needs %s minutes of quota at %s", minutesText(*m), r.limitName())
-			if len(r.quotaNotes()) > 0 {
-				fmt.Fprint(w, " (for the models whose limits are known)")
-			}
-		}
-	}
-	fmt.Fprintln(w, ".")
-	for _, a := range r.assumptions {
-		fmt.Fprintf(w, "  * %s\n", a)
-	}
-	return nil
+	return t.Render()
 }
 
 // quotaNotes says why models' quota is unknown (not in the registry, or
@@ -921,11 +1032,18 @@ func usd(v float64, unknown bool) string {
 	if unknown {
 		return "—"
 	}
+	v = round(v, 6) // the figure TSV and JSON give, rounded once more
 	if v < 1 {
 		return fmt.Sprintf("$%.4f", v)
 	}
-	return fmt.Sprintf("$%s.%02d", input.Thousands(int64(v)), int64(math.Round((v-math.Floor(v))*100))%100)
+	cents := int64(math.Round(v * 100))
+	return fmt.Sprintf("$%s.%02d", input.Thousands(cents/100), cents%100)
 }
+
+// usd6 is a cost in USD for TSV: the same rounding to 6 decimals as the
+// JSON's (round), printed with all 6, so the two never disagree
+// (0.018087 vs 0.018088 when %.6f truncated a binary fraction).
+func usd6(v float64) string { return strconv.FormatFloat(round(v, 6), 'f', 6, 64) }
 
 func (r *countReport) writeTSV(w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -934,7 +1052,7 @@ func (r *countReport) writeTSV(w io.Writer) error {
 		if m.CostUnknown && name != "total" {
 			fmt.Fprint(bw, "\t\t") // unknown cost: empty cells, never 0
 		} else {
-			fmt.Fprintf(bw, "\t%.6f\t%.6f", m.CostStandard, m.CostBatch)
+			fmt.Fprintf(bw, "\t%s\t%s", usd6(m.CostStandard), usd6(m.CostBatch))
 		}
 		if r.hasLimits() {
 			if minutes != nil {
@@ -956,11 +1074,12 @@ func (r *countReport) writeTSV(w io.Writer) error {
 // the rest by code.
 func (r *countReport) writeProblems(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	list := r.probs.list(r.opts.Files, true)
+	// --max-problems 0 lists them all: no folding by code either.
+	list := r.probs.list(r.opts.Files, r.opts.MaxProblems > 0)
 	for _, p := range list {
 		fmt.Fprintln(bw, formatProblem(p))
 	}
-	if rest := r.probs.total - len(list); rest > 0 {
+	if rest := r.probs.total - len(list); rest > 0 && r.opts.MaxProblems > 0 {
 		fmt.Fprintf(bw, "… and %s more: %s (--max-problems 0 or --format json lists them all)\n", input.Thousands(int64(rest)),
 			strings.Join(r.probs.hidden(list), ", "))
 	}

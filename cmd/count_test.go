@@ -683,3 +683,55 @@ func TestCountUnreadableFiles(t *testing.T) {
 		t.Errorf("requests %d, problems %v, want %v\n%s", doc.Requests, got, want, r)
 	}
 }
+
+// TestCountSharedGroupAndFlex: two models in one shared-limit group need
+// the pool's minutes (their charges added), not each model's own; a flex
+// request is priced at Batch rates in the standard column too.
+func TestCountSharedGroupAndFlex(t *testing.T) {
+	line := `{"custom_id": "%s", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "%s", "max_tokens": 9000, "messages": [{"role": "user", "content": "hi"}]%s}}` + "\n"
+	file := fmt.Sprintf(line, "a", "gpt-4o", "") + fmt.Sprintf(line, "b", "gpt-4.1", "")
+	flexFile := fmt.Sprintf(line, "f", "gpt-4o", `, "service_tier": "flex"`)
+	group := `{"shared_limit_groups": [{"id": "pool", "members": ["gpt-4o", "gpt-4.1"], "source": "test", "date": "2026-12-04"}]}`
+	countWriteFixture(t, map[string]string{"two.jsonl": file, "flex.jsonl": flexFile, "groups.json": group})
+	type doc struct {
+		ByModel []struct {
+			Model   string
+			CostUSD struct{ Standard, Batch float64 } `json:"cost_usd"`
+			Quota   struct {
+				TPM     int64
+				Minutes float64
+				Group   string `json:"shared_limit_group"`
+			}
+		} `json:"by_model"`
+		Assumptions []string
+	}
+	parse := func(r countResult) doc {
+		t.Helper()
+		var d doc
+		if err := json.Unmarshal([]byte(r.out), &d); err != nil {
+			t.Fatalf("%v\n%s", err, r)
+		}
+		return d
+	}
+	alone := parse(runCount(t, false, "", nil, "count", "two.jsonl", "--tier", "1", "--json"))
+	pooled := parse(runCount(t, false, "", nil, "count", "two.jsonl", "--tier", "1", "--json", "--models", "groups.json"))
+	for i := range pooled.ByModel {
+		a, p := alone.ByModel[i].Quota, pooled.ByModel[i].Quota
+		if a.Group != "" || p.Group != "pool" {
+			t.Errorf("group %q / %q", a.Group, p.Group)
+		}
+		// Both at tier 1 have 30,000 TPM; pooled, the two charges add up.
+		if p.TPM != 30000 || p.Minutes < 2*a.Minutes*0.99 || p.Minutes > 2*a.Minutes*1.01 {
+			t.Errorf("%s: pooled %+v vs alone %+v", pooled.ByModel[i].Model, p, a)
+		}
+	}
+	std := parse(runCount(t, false, "", nil, "count", "two.jsonl", "--json"))
+	flex := parse(runCount(t, false, "", nil, "count", "flex.jsonl", "--json"))
+	s, f := std.ByModel[0].CostUSD, flex.ByModel[0].CostUSD
+	if s.Standard <= s.Batch || f.Standard != f.Batch || f.Batch != s.Batch {
+		t.Errorf("costs standard %+v flex %+v", s, f)
+	}
+	if !strings.Contains(strings.Join(flex.Assumptions, "\n"), `service_tier "flex"`) {
+		t.Errorf("assumptions %q", flex.Assumptions)
+	}
+}

@@ -194,6 +194,10 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 func diagnoseRun(c *cobra.Command, opts *DiagnoseOptions) error {
 	var rep diagnose.Report
 	var err error
+	if opts.From != "" && (opts.Format == "json" || !opts.IO.IsStdoutTTY()) {
+		// For scripts: stream, one finding at a time, in flat memory.
+		return diagnoseSavedStream(opts)
+	}
 	if opts.From != "" {
 		rep, err = diagnoseSaved(opts)
 	} else {
@@ -234,6 +238,58 @@ func diagnoseRun(c *cobra.Command, opts *DiagnoseOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, line)
 	}
 	if code := rep.ExitCode(); code != exitcode.OK {
+		return exitcode.New(code, nil)
+	}
+	return nil
+}
+
+// diagnoseSavedStream diagnoses a saved file as JSON or TSV, writing each
+// finding as it is classified (a log of 100,000 responses takes the
+// memory of the file, not of its findings).
+func diagnoseSavedStream(opts *DiagnoseOptions) error {
+	name := opts.From
+	var r io.Reader
+	if name == "-" {
+		name = "stdin"
+		r = opts.IO.In
+	} else {
+		fh, err := opts.Open(name)
+		if err != nil {
+			return exitcode.New(exitcode.Input, fmt.Errorf("reading saved response: %w", err))
+		}
+		defer fh.Close()
+		r = fh
+	}
+	mask := func(s string) string {
+		s = redact.String(s, opts.Secrets...)
+		if opts.Redact {
+			s = redact.IDs(s)
+		}
+		return s
+	}
+	st := diagnose.NewStream(opts.IO.Out, "saved", opts.Format, mask)
+	now := opts.Now()
+	err := diagnose.ParseSavedFunc(r, func(cp diagnose.Capture) error {
+		e := diagnose.Entry{Finding: diagnose.ClassifyCapture(cp, now), Origin: fmt.Sprintf("%s:%d", name, cp.Line), Format: cp.Source}
+		if opts.Redact {
+			e = diagnose.Report{Findings: []diagnose.Entry{e}}.Redacted().Findings[0]
+		}
+		return st.Add(e)
+	})
+	if err != nil {
+		if st.Count() > 0 {
+			return err // a write error mid-way
+		}
+		return exitcode.New(exitcode.Input, fmt.Errorf("%s: %w", name, err))
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	if opts.Format != "json" && st.Count() > 1 && !opts.IO.Quiet {
+		// Piped rows carry no summary (the columns are a contract): say it on stderr.
+		fmt.Fprintln(opts.IO.ErrOut, mask(st.SummaryLine()))
+	}
+	if code := st.ExitCode(); code != exitcode.OK {
 		return exitcode.New(code, nil)
 	}
 	return nil

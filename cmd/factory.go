@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/oairl/oairl/internal/api"
+	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/httpx"
 	"github.com/oairl/oairl/internal/iostreams"
 	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/internal/provider"
 )
 
 // DefaultBaseURL is OpenAI's API base URL.
@@ -24,6 +27,14 @@ type Config struct {
 	APIKey    string
 	OrgID     string
 	ProjectID string
+	// Provider is --provider (env OAIRL_PROVIDER), else detected from the
+	// base URL (internal/provider).
+	Provider provider.Provider
+	// APIVersion is Azure's api-version (--api-version, env
+	// OPENAI_API_VERSION; "" = the provider's default).
+	APIVersion string
+	// ProviderErr is set when --provider names no known provider.
+	ProviderErr error
 }
 
 // Factory holds the dependencies commands share, as lazy funcs, so that
@@ -37,14 +48,26 @@ type Factory struct {
 	// context is cancelled on the first). Never nil.
 	HardContext context.Context
 
-	// HTTPClient returns the client for API calls (tests inject one).
+	// HTTPClient returns the client for every API call (tests inject one).
+	// The default, built on each call after the flags are parsed, is
+	// oairl's one HTTP layer (internal/httpx): User-Agent oairl/VERSION, an
+	// idle pool sized by SetHTTPTuning, retries of idempotent calls on the
+	// tuned clock, and a trace to stderr with --debug or OAIRL_DEBUG=api.
 	HTTPClient func() (*http.Client, error)
 
 	flags struct {
 		baseURL    string
+		provider   string
+		apiVersion string
 		modelsFile string
 		quiet      bool
 		noProgress bool
+		debug      bool
+	}
+
+	httpTuning struct {
+		concurrency int
+		clock       clock.Clock
 	}
 
 	regOnce sync.Once
@@ -54,14 +77,53 @@ type Factory struct {
 
 // NewFactory returns a factory reading the environment through getenv.
 func NewFactory(ios *iostreams.IOStreams, getenv func(string) string, version string) *Factory {
-	return &Factory{
+	f := &Factory{
 		IOStreams:   ios,
 		Version:     version,
 		Getenv:      getenv,
 		Now:         time.Now,
 		HardContext: context.Background(),
-		HTTPClient:  func() (*http.Client, error) { return &http.Client{}, nil },
 	}
+	f.HTTPClient = f.defaultHTTPClient
+	return f
+}
+
+// SetHTTPTuning tells the HTTP layer the command's concurrency (requests
+// in flight at once: the idle pool keeps that many connections) and the
+// clock its retry waits run on (nil = the wall clock; a --time-scale
+// clock or a test's fake clock otherwise). Call it before HTTPClient.
+func (f *Factory) SetHTTPTuning(concurrency int, clk clock.Clock) {
+	f.httpTuning.concurrency = concurrency
+	f.httpTuning.clock = clk
+}
+
+// Debug reports whether API traces are on: --debug, or OAIRL_DEBUG
+// containing "api" (a comma-separated list; "1" and "all" count too).
+func (f *Factory) Debug() bool {
+	if f.flags.debug {
+		return true
+	}
+	for _, w := range strings.Split(f.Getenv("OAIRL_DEBUG"), ",") {
+		switch strings.TrimSpace(strings.ToLower(w)) {
+		case "api", "1", "all", "true":
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Factory) defaultHTTPClient() (*http.Client, error) {
+	o := httpx.Options{
+		UserAgent:  "oairl/" + f.Version,
+		MaxConns:   f.httpTuning.concurrency,
+		MaxRetries: -1,
+		Clock:      f.httpTuning.clock,
+		Secrets:    f.secrets(),
+	}
+	if f.Debug() {
+		o.Trace = f.IOStreams.ErrOut
+	}
+	return httpx.New(o), nil
 }
 
 // Config resolves the global configuration.
@@ -79,6 +141,20 @@ func (f *Factory) Config() Config {
 		c.BaseURL = DefaultBaseURL
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	name := f.flags.provider
+	if name == "" {
+		name = f.Getenv("OAIRL_PROVIDER")
+	}
+	p, ok := provider.Resolve(name, c.BaseURL)
+	if !ok {
+		c.ProviderErr = &FlagError{Err: fmt.Errorf("unknown provider %q: want auto, %s", name, strings.Join(provider.Names(), ", "))}
+		p = provider.Detect(c.BaseURL)
+	}
+	c.Provider = p
+	c.APIVersion = f.flags.apiVersion
+	if c.APIVersion == "" {
+		c.APIVersion = f.Getenv("OPENAI_API_VERSION")
+	}
 	return c
 }
 
@@ -111,6 +187,9 @@ func (f *Factory) Registry() (*models.Registry, error) {
 // fails when no API key is set.
 func (f *Factory) APIClient() (*api.Client, error) {
 	c := f.Config()
+	if c.ProviderErr != nil {
+		return nil, c.ProviderErr
+	}
 	if c.APIKey == "" {
 		return nil, fmt.Errorf("no API key: set OPENAI_API_KEY (any value works against oairl sim)")
 	}
@@ -120,7 +199,7 @@ func (f *Factory) APIClient() (*api.Client, error) {
 	}
 	return api.New(api.Options{
 		BaseURL: c.BaseURL, APIKey: c.APIKey, OrgID: c.OrgID, ProjectID: c.ProjectID,
-		HTTPClient: hc, UserAgent: "oairl/" + f.Version,
+		HTTPClient: hc, UserAgent: "oairl/" + f.Version, Provider: c.Provider, APIVersion: c.APIVersion,
 	}), nil
 }
 

@@ -138,9 +138,12 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.flags.baseURL, "base-url", "", "API base URL, e.g. http://127.0.0.1:8080/v1 for oairl sim (env OPENAI_BASE_URL; default https://api.openai.com/v1)")
+	pf.StringVar(&f.flags.provider, "provider", "", "server kind: auto, openai, azure, groq, openrouter, vllm, anthropic (env OAIRL_PROVIDER; default auto: detected from the base URL)")
+	pf.StringVar(&f.flags.apiVersion, "api-version", "", "Azure OpenAI api-version query parameter (env OPENAI_API_VERSION; default 2024-10-21)")
 	pf.StringVar(&f.flags.modelsFile, "models", "", "JSON file that overrides or extends the built-in model registry (env OAIRL_MODELS)")
 	pf.BoolVarP(&f.flags.quiet, "quiet", "q", false, "print no progress lines or hints (errors and data only)")
 	pf.BoolVar(&f.flags.noProgress, "no-progress", false, "never draw progress bars")
+	pf.BoolVar(&f.flags.debug, "debug", false, "trace every HTTP exchange to stderr, key masked (env OAIRL_DEBUG=api)")
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		f.IOStreams.Quiet = f.flags.quiet
 		f.IOStreams.NoProgress = f.flags.noProgress || f.Getenv("OAIRL_NO_PROGRESS") != ""
@@ -196,11 +199,20 @@ const environmentHelp = `Environment variables. Flags win over the environment, 
 defaults. oairl never prints an API key; errors and debug output redact it.
 
   OPENAI_API_KEY      API key sent as "Authorization: Bearer ..." (run, batch,
-                      diagnose). Not needed by count or sim.
+                      diagnose); to Azure as "api-key: ...". Not needed by count
+                      or sim.
   OPENAI_BASE_URL     API base URL (--base-url), default https://api.openai.com/v1.
                       Point it at oairl sim, e.g. http://127.0.0.1:8080/v1.
   OPENAI_ORG_ID       sent as the OpenAI-Organization header
   OPENAI_PROJECT_ID   sent as the OpenAI-Project header
+  OAIRL_PROVIDER      server kind (--provider): auto (default: detected from the
+                      base URL), openai, azure, groq, openrouter, vllm, anthropic
+  OPENAI_API_VERSION  Azure OpenAI api-version (--api-version), default 2024-10-21
+  OPENAI_ADMIN_KEY    admin key for 'oairl limits pull' only; never printed or
+                      stored
+  OAIRL_LIMITS        project limits file written by 'oairl limits pull' (default
+                      limits.json in the state directory); used instead of the
+                      published tier table when present
   OAIRL_MODELS        model registry override file (--models)
   OAIRL_TIER          default usage tier for --tier (1-5 or free)
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
@@ -210,6 +222,9 @@ defaults. oairl never prints an API key; errors and debug output redact it.
                       proxy and 'oairl budget'
   OAIRL_BUDGET_KEY    budget name when OPENAI_ORG_ID/OPENAI_PROJECT_ID are
                       unset (--budget-key)
+  OAIRL_DEBUG         "api": trace every HTTP exchange to stderr (--debug): method,
+                      URL, status, timing, headers and the first 2 KB of bodies,
+                      the key and bearer tokens masked
   NO_COLOR            any value: no colour
   CLICOLOR            0: no colour
   CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal

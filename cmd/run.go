@@ -246,7 +246,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		Headroom: opts.Headroom, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait, Grace: opts.Grace,
 		Strict: opts.Strict, Ordered: opts.Ordered, RetryFailed: opts.RetryFailed, DryRun: opts.DryRun,
 		HardContext: f.HardContext, Clock: clock.Scaled(opts.TimeScale), Seed: opts.Seed,
-		Log: ios.ErrOut, Out: ios.Out, Quiet: ios.Quiet,
+		Log: ios.ErrOut, Out: ios.Out, Quiet: ios.Quiet, Stdin: ios.In,
 	}
 	for _, file := range opts.Files {
 		ro.Sources = append(ro.Sources, input.Source{Name: file})
@@ -265,6 +265,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		ro.NewLimiter = func(pc pace.Config) (pace.Limiter, error) { return newLimiter(ctx, f, opts.Budget, pc) }
 	}
 	if !opts.DryRun {
+		f.SetHTTPTuning(opts.MaxConcurrent, ro.Clock)
 		client, err := f.APIClient()
 		if err != nil {
 			return exitcode.New(exitcode.Auth, err)

@@ -71,7 +71,20 @@ const (
 	EdgeThrottled         Verdict = "edge_throttled"          // non-JSON 429 from a CDN/proxy (Cloudflare 1015)
 	InvalidRequest        Verdict = "invalid_request"         // other 4xx: fix the request
 	NotExecuted           Verdict = "not_executed"            // a Batch request that never ran (batch_expired, batch_cancelled): resubmit it
-	Unknown               Verdict = "unknown"
+	NotAPIResponse        Verdict = "not_api_response"        // a 2xx whose body is not the API's (an HTML login or proxy page): check the base URL
+	StreamTruncated       Verdict = "stream_truncated"        // a 2xx event stream that ended before its final event ([DONE], response.completed): retryable
+	// FlexUnavailable: a service_tier "flex" request refused for lack of
+	// capacity (429 resource_unavailable, OpenAI flex processing guide):
+	// retry later or send as "auto"; not billed, not a rate limit (the
+	// rate-limit buckets are not to be paused).
+	FlexUnavailable Verdict = "resource_unavailable"
+	// Unaffordable: the account can pay for fewer output tokens than the
+	// request's max_tokens allows (OpenRouter's 402 "can only afford N",
+	// case B41b): this request fails as sent, a smaller max_tokens may
+	// pass, other requests may still succeed. Limit is what can be
+	// afforded, Requested what was asked.
+	Unaffordable Verdict = "request_unaffordable"
+	Unknown      Verdict = "unknown"
 )
 
 // Window is one rate-limit dimension (requests or tokens) as the
@@ -91,8 +104,12 @@ type Window struct {
 	Remaining int64
 	Reset     time.Duration
 	ResetRaw  string
-	Known     bool
-	Daily     bool
+	// ResetKnown is true when ResetRaw parsed; an unparseable reset
+	// ("-1", "1d", "soon") leaves Reset 0 and ResetKnown false: unknown,
+	// never "0 s".
+	ResetKnown bool
+	Known      bool
+	Daily      bool
 }
 
 // RateLimits are the parsed rate-limit headers of one response. Provider
@@ -105,6 +122,31 @@ type RateLimits struct {
 	Requests Window
 	Tokens   Window
 	Provider string
+	// ProjectTokens is the project's token window
+	// (x-ratelimit-{limit,remaining,reset}-project-tokens, sent when a
+	// project token limit applies; OpenAI rate-limits guide); ProjectRequests
+	// the same for -project-requests. Known is false when absent.
+	ProjectTokens   Window
+	ProjectRequests Window
+	// InputTokens and OutputTokens are Anthropic's separate per-minute
+	// input and output token buckets (anthropic-ratelimit-input-tokens-*,
+	// -output-tokens-*; case B31); Known is false elsewhere.
+	InputTokens  Window
+	OutputTokens Window
+}
+
+// Binding reports which token window binds: "project" when the project's
+// window has fewer tokens left than the organization's (or is the only
+// one), "organization" when the organization's does, "" when neither is
+// known.
+func (rl RateLimits) Binding() string {
+	switch {
+	case rl.ProjectTokens.Known && (!rl.Tokens.Known || rl.ProjectTokens.Remaining >= 0 && rl.ProjectTokens.Remaining < rl.Tokens.Remaining):
+		return "project"
+	case rl.Tokens.Known:
+		return "organization"
+	}
+	return ""
 }
 
 // Fix is one remedy. Code is a stable identifier (the Fix* constants, e.g.
@@ -118,7 +160,8 @@ type Fix struct {
 //
 // Retryable says whether sending the same request again can succeed:
 // true for the rate limits, overload, server and network errors,
-// edge_throttled, batch_queue_full and not_executed; never for
+// edge_throttled, batch_queue_full, not_executed and stream_truncated;
+// never for not_api_response (the endpoint, not the request),
 // quota_exhausted (which includes Azure's "retry after 86400 seconds", a
 // zero or trial quota that never recovers, wire-formats.md §3),
 // request_too_large, context_length_exceeded, auth_failed,
@@ -169,6 +212,10 @@ type Fix struct {
 // "TPM" when one request exceeds the token bucket, "" when the limit is the
 // request's size in bytes (Anthropic's 413 request_too_large, a proxy's 413).
 //
+// For a body that is not JSON (an HTML error or login page), Message is a
+// one-line excerpt: the page's <title>, else its text without tags,
+// at most 120 characters.
+//
 // Summary is one line for people; Fixes are the remedies that apply, most
 // likely first (never nil for a classified response).
 type Finding struct {
@@ -186,6 +233,9 @@ type Finding struct {
 	Organization string
 	Project      string
 	RequestID    string
+	// ContentType is the response's content-type header (media type only),
+	// shown with the excerpt of a body that is not the API's JSON.
+	ContentType string
 
 	LimitKind string
 	Limit     int64
@@ -201,6 +251,21 @@ type Finding struct {
 	// (status, headers, fields salvaged from the partial JSON), and the
 	// Summary says so.
 	Truncated bool
+
+	// Scope is "project" when the limit hit is the project's (the message
+	// says "in project proj_… organization …", or the project token window
+	// is the exhausted one), "organization" for an organization limit, ""
+	// when not a limit or unknown.
+	Scope string
+}
+
+// Response is one whole HTTP answer, as the raw sender of internal/api
+// returns it (api.Response is this type): the status, the headers and the
+// body, read to the end.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
 }
 
 // Capture is one saved response read by ParseSaved. Source names the format
@@ -240,7 +305,16 @@ func ClassifyCapture(c Capture, now time.Time) Finding {
 // response has no Date header. Classify never fails: an unrecognised
 // response is verdict unknown (retryable for 429 and 5xx).
 func Classify(status int, h http.Header, body []byte, now time.Time) Finding {
-	return classify(status, h, body, now)
+	return classify(status, h, body, now, "")
+}
+
+// ClassifyAs is Classify for a response from a known provider
+// (internal/provider names: "azure", "groq", "openrouter", "vllm",
+// "anthropic", "openai"): the provider's header semantics apply even when
+// the response carries no fingerprint of it (Groq's request headers are
+// per day; Azure's resets are bare seconds). "" detects as Classify does.
+func ClassifyAs(providerName string, status int, h http.Header, body []byte, now time.Time) Finding {
+	return classify(status, h, body, now, providerName)
 }
 
 // ClassifyResponse is Classify on resp's status and headers; body is the
@@ -263,7 +337,7 @@ func (f Finding) ExitCode() int {
 		return exitcode.OK
 	case f.Verdict == AuthFailed || f.Verdict == ModelUnavailable:
 		return exitcode.Auth
-	case f.Verdict == QuotaExhausted:
+	case f.Verdict == QuotaExhausted || f.Verdict == Unaffordable:
 		return exitcode.Quota
 	case f.IsRateLimit() || f.Verdict == BatchQueueFull || f.Verdict == EdgeThrottled:
 		return exitcode.RateLimited

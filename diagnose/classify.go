@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net"
@@ -350,28 +351,30 @@ var authCodes = map[string]bool{
 }
 
 var (
-	reDim          = regexp.MustCompile(`(?i)\bon (requests|tokens|tokens_usage_based|images|input tokens|output tokens) per (min|minute|day)\b(?: \((RPM|TPM|RPD|TPD|IPM)\))?`)
-	reImages       = regexp.MustCompile(`(?i)\bfor images per (minute|min|day)\b`)
-	reLimit        = regexp.MustCompile(`(?i)\bLimit:? ?(\d[\d,]*(?:\.\d+)?)`)
-	reUsed         = regexp.MustCompile(`(?i)\b(?:Used|Current):? ?(\d[\d,]*(?:\.\d+)?)`)
-	reRequested    = regexp.MustCompile(`(?i)\bRequested:? ?(\d[\d,]*(?:\.\d+)?)`)
-	reModel        = regexp.MustCompile("(?i)(?:rate limit reached|request too large|enqueued token limit reached|rate limit exceeded) for (?:model )?`?([A-Za-z0-9][\\w.:/-]*)`? in (?:project|organization)")
-	reModel2       = regexp.MustCompile("(?i)\\bmodel(?::\\s*|\\s+[`'\"])([A-Za-z0-9][\\w.:/-]*[A-Za-z0-9])")
-	reAzureModel   = regexp.MustCompile(`(?i)requests to ([A-Za-z0-9][\w.-]*) for`)
-	reOrg          = regexp.MustCompile("(?i)\\borganization `?((?:org|user)[-_][^\\s`.,]*[^\\s`.,]|\\([^)\\s]+\\))`?")
-	reOrg2         = regexp.MustCompile(`(?i)\(org: ([^,)\s]+)`)
-	reProject      = regexp.MustCompile("(?i)\\bproject `?(proj_[^\\s`.,]+)`?")
-	reTryAgain     = regexp.MustCompile(`(?i)try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)`)
-	reTrySeconds   = regexp.MustCompile(`(?i)(?:try again in|retry after) (\d+(?:\.\d+)?) ?(?:seconds?|secs?)\b`)
-	reOldRPM       = regexp.MustCompile(`(?i)exceeded the (\d+) request/min rate limit`)
-	reAnthropic    = regexp.MustCompile(`(?i)rate limit (?:for your organization \([^)]*\) )?of (\d[\d,]*) (input |output )?tokens per minute`)
-	reCtxLimit     = regexp.MustCompile(`(?i)maximum context length is (\d[\d,]*) tokens`)
-	reCtxReq       = regexp.MustCompile(`(?i)(?:resulted in|you requested|your request has) (\d[\d,]*) (?:input )?tokens`)
-	reCtxMaxTok    = regexp.MustCompile(`(?i)'max_(?:completion_)?tokens'.{0,40}? is too large: (\d[\d,]*)`)
-	reCtxTotal     = regexp.MustCompile(`(?i)for a total of (?:at least )?(\d[\d,]*) tokens`)
-	reCtxAnthropic = regexp.MustCompile(`(?i)(?:prompt is too long|exceed context limit): (\d[\d,]*)(?: tokens)?(?: \+ (\d[\d,]*))? > (\d[\d,]*)`)
-	reCtxInput     = regexp.MustCompile(`(?i)your request has \d[\d,]* input tokens`)
-	reModelNF      = regexp.MustCompile("(?i)the model `([^`]+)`")
+	reDim           = regexp.MustCompile(`(?i)\bon (requests|tokens|tokens_usage_based|images|input tokens|output tokens) per (min|minute|day)\b(?: \((RPM|TPM|RPD|TPD|IPM)\))?`)
+	reImages        = regexp.MustCompile(`(?i)\bfor images per (minute|min|day)\b`)
+	reLimit         = regexp.MustCompile(`(?i)\bLimit:? ?(\d[\d,]*(?:\.\d+)?)`)
+	reUsed          = regexp.MustCompile(`(?i)\b(?:Used|Current):? ?(\d[\d,]*(?:\.\d+)?)`)
+	reRequested     = regexp.MustCompile(`(?i)\bRequested:? ?~?(\d[\d,]*(?:\.\d+)?)`) // Groq: "Requested ~1523" (case B33b)
+	reAfford        = regexp.MustCompile(`(?i)requested up to (\d[\d,]*) tokens, but can only afford (\d[\d,]*)`)
+	reMaxPerRequest = regexp.MustCompile(`(?i)Requested (\d[\d,]*) tokens, max (\d[\d,]*) tokens per request`)
+	reModel         = regexp.MustCompile("(?i)(?:rate limit reached|request too large|enqueued token limit reached|rate limit exceeded) for (?:model )?`?([A-Za-z0-9][\\w.:/-]*)`? in (?:project|organization)")
+	reModel2        = regexp.MustCompile("(?i)\\bmodel(?::\\s*|\\s+[`'\"])([A-Za-z0-9][\\w.:/-]*[A-Za-z0-9])")
+	reAzureModel    = regexp.MustCompile(`(?i)requests to ([A-Za-z0-9][\w.-]*) for`)
+	reOrg           = regexp.MustCompile("(?i)\\borganization `?((?:org|user)[-_][^\\s`.,]*[^\\s`.,]|\\([^)\\s]+\\))`?")
+	reOrg2          = regexp.MustCompile(`(?i)\(org: ([^,)\s]+)`)
+	reProject       = regexp.MustCompile("(?i)\\bproject `?(proj_[^\\s`.,]+)`?")
+	reTryAgain      = regexp.MustCompile(`(?i)try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)`)
+	reTrySeconds    = regexp.MustCompile(`(?i)(?:try again in|retry after) (\d+(?:\.\d+)?) ?(?:seconds?|secs?)\b`)
+	reOldRPM        = regexp.MustCompile(`(?i)exceeded the (\d+) request/min rate limit`)
+	reAnthropic     = regexp.MustCompile(`(?i)rate limit (?:for your organization \([^)]*\) )?of (\d[\d,]*) (input |output )?(tokens|requests) per minute`)
+	reCtxLimit      = regexp.MustCompile(`(?i)maximum context length is (\d[\d,]*) tokens`)
+	reCtxReq        = regexp.MustCompile(`(?i)(?:resulted in|you requested|your request has) (\d[\d,]*) (?:input )?tokens`)
+	reCtxMaxTok     = regexp.MustCompile(`(?i)'max_(?:completion_)?tokens'.{0,40}? is too large: (\d[\d,]*)`)
+	reCtxTotal      = regexp.MustCompile(`(?i)for a total of (?:at least )?(\d[\d,]*) tokens`)
+	reCtxAnthropic  = regexp.MustCompile(`(?i)(?:prompt is too long|exceed context limit): (\d[\d,]*)(?: tokens)?(?: \+ (\d[\d,]*))? > (\d[\d,]*)`)
+	reCtxInput      = regexp.MustCompile(`(?i)your request has \d[\d,]* input tokens`)
+	reModelNF       = regexp.MustCompile("(?i)the model `([^`]+)`")
 )
 
 func parseNum(s string) int64 {
@@ -448,6 +451,9 @@ func parseMessage(msg string) messageFacts {
 	}
 	if m := reAnthropic.FindStringSubmatch(msg); m != nil {
 		mf.kind, mf.limit, mf.hasLimit = "TPM", parseNum(m[1]), true
+		if strings.EqualFold(m[3], "requests") {
+			mf.kind = "RPM" // "of 50 requests per minute" (case B31a)
+		}
 	}
 	mf.model = submatch(reModel, msg)
 	if mf.model == "" {
@@ -505,17 +511,24 @@ func detectProvider(h http.Header, pb parsedBody, rl RateLimits) string {
 	return ""
 }
 
-func classify(status int, h http.Header, body []byte, now time.Time) Finding {
+func classify(status int, h http.Header, body []byte, now time.Time, hint string) Finding {
 	if h == nil {
 		h = http.Header{}
 	}
 	var pb parsedBody
-	if !(status >= 200 && status < 300) || bytes.Contains(body, []byte(`"error"`)) {
+	success := status >= 200 && status < 300
+	if !success || bytes.Contains(body, []byte(`"error"`)) {
 		// A success body is only decoded when it may hide an error (a
 		// Responses API failure inside a 200): the hot path of oairl run.
 		pb = parseBody(body)
 	}
+	// What a success body is, from its first bytes (cheap): the API's
+	// JSON, an event stream (complete or cut), or something else.
+	shape := successShape(status, body)
 	rl := parseRateLimits(h, now)
+	if hint != "" && hint != "openai" && rl.Provider == "openai" {
+		rl.Provider = hint
+	}
 	f := Finding{
 		Status:     status,
 		Code:       pb.code,
@@ -524,16 +537,25 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		RateLimits: rl,
 	}
 	f.Provider = detectProvider(h, pb, rl)
+	if hint != "" && f.Provider != hint && (f.Provider == "openai" || f.Provider == "openai-compatible" || f.Provider == "") {
+		f.Provider = hint
+	}
 	if (f.Provider == "groq" || f.Provider == "azure") && rl.Provider == "openai" {
 		// Same header names, different meaning: Groq's request window is a
 		// day; Azure's resets are bare seconds (already parsed).
 		f.RateLimits.Provider = f.Provider
+	}
+	if f.Provider == "groq" || f.Provider == "azure" {
+		if rl.Provider == "openai" || rl.Provider == f.Provider {
+			f.RateLimits.Provider = f.Provider
+		}
 	}
 	if f.Provider == "groq" {
 		f.RateLimits.Requests.Daily = f.RateLimits.Requests.Known
 	}
 	rl = f.RateLimits
 	f.RequestID = firstNonEmpty(h.Get("x-request-id"), h.Get("request-id"), pb.requestID, h.Get("apim-request-id"))
+	f.ContentType = mediaType(h)
 	f.Organization = firstNonEmpty(h.Get("openai-organization"), h.Get("anthropic-organization-id"))
 	f.Project = h.Get("openai-project")
 	f.Model = h.Get("openai-model")
@@ -550,17 +572,22 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 	}
 	f.LimitKind = mf.kind
 	f.Limit, f.Used, f.Requested = mf.limit, mf.used, mf.requested
+	if reAfford.MatchString(pb.message) {
+		// OpenRouter: "You requested up to 16384 tokens, but can only
+		// afford 3919" (case B41b).
+		m := reAfford.FindStringSubmatch(pb.message)
+		f.Requested, f.Limit = parseNum(m[1]), parseNum(m[2])
+	}
+	if m := reMaxPerRequest.FindStringSubmatch(pb.message); m != nil {
+		// Embeddings: "Requested 320000 tokens, max 300000 tokens per
+		// request" (case B36).
+		f.Requested, f.Limit = parseNum(m[1]), parseNum(m[2])
+	}
 
-	if !pb.isJSON && len(bytes.TrimSpace(body)) > 0 && status != 0 && !(status >= 200 && status < 300) {
-		// A non-JSON error page: the message is its first line, trimmed.
-		line := strings.TrimSpace(string(body))
-		if i := strings.IndexByte(line, '\n'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if r := []rune(line); len(r) > 200 {
-			line = string(r[:200]) + "…"
-		}
-		f.Message = line
+	if !pb.isJSON && len(bytes.TrimSpace(body)) > 0 && (status != 0 && !success || shape == shapeOther) {
+		// A non-JSON page (a CDN error page, a login or proxy page): the
+		// message is a one-line excerpt of what a person would read.
+		f.Message = Excerpt(body, 120)
 	}
 
 	f.Truncated = pb.truncated
@@ -584,6 +611,17 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		}
 	}
 	f.Verdict, f.Retryable = decide(effective, h, pb, mf, rl, body)
+	if f.Verdict == OK && !pb.hasError {
+		switch shape {
+		case shapeOther:
+			// The API always answers JSON or an event stream: an HTML
+			// login page or a proxy's page is the wrong endpoint, and
+			// sending again gets the same page.
+			f.Verdict, f.Retryable = NotAPIResponse, false
+		case shapeCutStream:
+			f.Verdict, f.Retryable = StreamTruncated, true
+		}
+	}
 	if f.Verdict != RequestTooLarge && f.Verdict != ContextLengthExceeded && f.Verdict != BatchQueueFull &&
 		f.Verdict != ModelUnavailable && !f.IsRateLimit() && f.LimitKind != "" && status != 429 {
 		// Figures only make sense for limit verdicts; keep them anyway but
@@ -647,6 +685,9 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 			}
 		}
 	}
+	if f.Verdict == RequestTooLarge && (strings.EqualFold(pb.code, "max_tokens_per_request") || strings.EqualFold(pb.typ, "max_tokens_per_request")) {
+		f.LimitKind = "" // a per-request cap, not a per-minute bucket
+	}
 	// The verdict may have been refined from headers (RPM → RPD when the
 	// request window resets in hours): keep the kind consistent.
 	switch f.Verdict {
@@ -656,6 +697,15 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 		f.LimitKind = "TPD"
 	}
 
+	if f.IsRateLimit() || f.Verdict == RequestTooLarge && f.LimitKind != "" {
+		switch {
+		case mf.project != "" || f.Verdict == TPMLimited && rl.ProjectTokens.Known && rl.ProjectTokens.Remaining == 0 ||
+			f.Verdict == TPMLimited && rl.Binding() == "project" && !rl.Tokens.Known:
+			f.Scope = "project"
+		case mf.org != "" || rl.Tokens.Known || rl.Requests.Known:
+			f.Scope = "organization"
+		}
+	}
 	if xs := strings.ToLower(strings.TrimSpace(h.Get("x-should-retry"))); xs == "false" {
 		// Stainless SDKs obey this server override before anything else.
 		f.Retryable = false
@@ -666,6 +716,87 @@ func classify(status int, h http.Header, body []byte, now time.Time) Finding {
 	f.Summary = summarize(f)
 	f.Fixes = fixesFor(f)
 	return f
+}
+
+// bodyShape is what a success body looks like from its bytes.
+type bodyShape int
+
+const (
+	shapeJSON      bodyShape = iota // JSON (or empty, or not a success)
+	shapeStream                     // an event stream with its final event
+	shapeCutStream                  // an event stream that ended before it
+	shapeOther                      // neither JSON nor an event stream (HTML, text)
+)
+
+// streamEnds are the markers of a stream's last event: chat completions'
+// "data: [DONE]", the Responses API's response.completed or
+// response.incomplete (a success flagged truncated; response.failed and
+// error events are errors, read by parseSSE), Realtime's response.done
+// and Anthropic's message_stop (wire-formats.md §1.3; case B37).
+var streamEnds = [][]byte{[]byte("[DONE]"), []byte("response.completed"), []byte("response.incomplete"),
+	[]byte("response.done"), []byte("message_stop")}
+
+// successShape classifies the body of a 2xx answer, or of a saved body
+// without a status, from its first bytes; bodies of other statuses and
+// empty bodies are shapeJSON (nothing to say). A saved body without a
+// status is only judged when it is an event stream.
+func successShape(status int, body []byte) bodyShape {
+	if !(status >= 200 && status < 300 || status == 0) {
+		return shapeJSON
+	}
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] == '{' || b[0] == '[' {
+		return shapeJSON
+	}
+	if isSSE(b) {
+		for _, end := range streamEnds {
+			if bytes.Contains(b, end) {
+				return shapeStream
+			}
+		}
+		return shapeCutStream
+	}
+	if status == 0 {
+		return shapeJSON
+	}
+	return shapeOther
+}
+
+// mediaType is the response's content-type without parameters
+// ("text/html" for "text/html; charset=utf-8"), "" when absent.
+func mediaType(h http.Header) string {
+	ct := strings.TrimSpace(h.Get("content-type"))
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = strings.TrimSpace(ct[:i])
+	}
+	return strings.ToLower(ct)
+}
+
+var (
+	reTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+	reTags  = regexp.MustCompile(`(?s)<!--.*?-->|<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>`)
+	reSpace = regexp.MustCompile(`\s+`)
+)
+
+// Excerpt is a one-line excerpt of a body that is not JSON, for people: an
+// HTML page's <title> (else its text without tags), whitespace collapsed,
+// at most max characters (an ellipsis marks a cut). Only the first 64 KB
+// are read.
+func Excerpt(body []byte, max int) string {
+	if len(body) > 64<<10 {
+		body = body[:64<<10]
+	}
+	s := string(body)
+	if m := reTitle.FindStringSubmatch(s); m != nil && strings.TrimSpace(m[1]) != "" {
+		s = m[1]
+	} else if strings.Contains(s, "<") {
+		s = reTags.ReplaceAllString(s, " ")
+	}
+	s = strings.TrimSpace(reSpace.ReplaceAllString(html.UnescapeString(s), " "))
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max]) + "…"
+	}
+	return s
 }
 
 func firstNonEmpty(s ...string) string {
@@ -694,6 +825,20 @@ func decide(status int, h http.Header, pb parsedBody, mf messageFacts, rl RateLi
 		return NotExecuted, true
 	case "request_timeout":
 		return ServerError, true
+	}
+	// Flex capacity: not a rate limit and not billed (OpenAI flex
+	// processing guide); retry later, or resend as service_tier "auto".
+	if code == "resource_unavailable" {
+		return FlexUnavailable, true
+	}
+	// The account can afford fewer output tokens than asked: this request
+	// as sent, not the account (OpenRouter 402, case B41b).
+	if reAfford.MatchString(pb.message) {
+		return Unaffordable, false
+	}
+	// Embeddings' per-request token cap: a 400, not a rate limit (B36).
+	if code == "max_tokens_per_request" || typ == "max_tokens_per_request" {
+		return RequestTooLarge, false
 	}
 	// Account and request problems first: they are never fixed by waiting,
 	// whatever the status (a quota error is a 429).

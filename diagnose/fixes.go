@@ -34,6 +34,9 @@ const (
 	FixSharedBudget      = "check_shared_budget"
 	FixRaiseAzureQuota   = "raise_azure_quota"
 	FixResubmit          = "resubmit_request"
+	FixCheckBaseURL      = "check_base_url"
+	FixRetryLater        = "retry_later"
+	FixFlexFallback      = "flex_fallback_auto"
 )
 
 // FormatWait renders a wait for people: milliseconds below a minute
@@ -122,6 +125,23 @@ func httpWords(status int) string {
 	return fmt.Sprintf("HTTP %d", status)
 }
 
+// pageWords renders the status of a finding with, for a body that is not
+// the API's JSON (an HTML error or login page), its content type and a
+// one-line excerpt: `HTTP 502, text/html: "502 Bad Gateway"`.
+func pageWords(f Finding) string {
+	s := httpWords(f.Status)
+	if f.Code != "" || f.Type != "" || strings.Contains(f.ContentType, "json") {
+		return s
+	}
+	if f.ContentType != "" {
+		s += ", " + f.ContentType
+	}
+	if f.Message != "" {
+		s += fmt.Sprintf(": %q", f.Message)
+	}
+	return s
+}
+
 // isAzureDayQuota reports whether f is an Azure 429 that asks to wait a day
 // or more, classified as quota_exhausted.
 func isAzureDayQuota(f Finding) bool {
@@ -137,12 +157,34 @@ func summarizeVerdict(f Finding) string {
 	case OK:
 		return "ok: the request succeeded"
 	case RPMLimited, TPMLimited, RPDLimited, TPDLimited:
-		s := fmt.Sprintf("%s (%s) limit reached%s%s%s", kindWords(f.LimitKind), f.LimitKind, model, figures(f), waitPhrase(f))
+		scope := ""
+		if f.Scope == "project" {
+			scope = " (the project's limit, not the organization's)"
+		}
+		s := fmt.Sprintf("%s (%s) limit reached%s%s%s%s", kindWords(f.LimitKind), f.LimitKind, model, scope, figures(f), waitPhrase(f))
+		if ob := f.RateLimits.OutputTokens; f.RateLimits.Provider == "anthropic" && ob.Known && ob.Remaining == 0 && f.Verdict == TPMLimited {
+			s = fmt.Sprintf("output tokens per minute exhausted (%s/%s)", human(ob.Remaining), human(ob.Limit))
+			if ib := f.RateLimits.InputTokens; ib.Known {
+				s += fmt.Sprintf("; input tokens fine (%s/%s)", human(ib.Remaining), human(ib.Limit))
+			}
+			s += waitPhrase(f) + "; output is charged as max_tokens up front: a smaller max_tokens lets more requests through"
+		}
 		if f.Verdict == RPDLimited || f.Verdict == TPDLimited {
 			s += "; a daily limit: waits are minutes to hours"
 		}
 		return s
+	case FlexUnavailable:
+		return "flex capacity unavailable (429 resource_unavailable): not a rate limit and not billed; retry later, or resend with service_tier \"auto\"" + waitPhrase(f)
+	case Unaffordable:
+		s := fmt.Sprintf("payment: the account can fund only %s output tokens for this request (asked up to %s)", human(f.Limit), human(f.Requested))
+		if f.Provider == "openrouter" {
+			s = fmt.Sprintf("payment: OpenRouter can fund only %s output tokens for this request (asked up to %s)", human(f.Limit), human(f.Requested))
+		}
+		return s + "; not a rate limit: lower max_tokens or add credit (with no max_tokens the provider assumes the model's maximum output)"
 	case RequestTooLarge:
+		if f.Code == "max_tokens_per_request" || f.Type == "max_tokens_per_request" {
+			return fmt.Sprintf("request too large for the embeddings endpoint%s: not a rate limit, not retried; split it into smaller requests", figures(f))
+		}
 		if f.LimitKind == "" && f.Limit == 0 {
 			return fmt.Sprintf("request body larger than the maximum request size the API accepts (a limit in bytes, %s), not a token or rate limit: it can never succeed as sent", httpWords(f.Status))
 		}
@@ -186,18 +228,22 @@ func summarizeVerdict(f Finding) string {
 		}
 		return "model unavailable: it does not exist or this key/project has no access"
 	case ServerOverloaded:
-		return fmt.Sprintf("server capacity (overload, %s), not your rate limit; retry with backoff%s", httpWords(f.Status), waitPhrase(f))
+		return fmt.Sprintf("server capacity (overload, %s), not your rate limit; retry with backoff%s", pageWords(f), waitPhrase(f))
 	case ServerError:
 		if f.Code == "request_timeout" {
 			return "the request timed out inside the Batch API (request_timeout); resubmit it" + waitPhrase(f)
 		}
-		return fmt.Sprintf("server error (%s); retry a few times with backoff%s", httpWords(f.Status), waitPhrase(f))
+		return fmt.Sprintf("server error (%s); retry a few times with backoff%s", pageWords(f), waitPhrase(f))
 	case NetworkError:
 		return "network error: no HTTP response"
 	case EdgeThrottled:
 		return fmt.Sprintf("a CDN or proxy throttled the request before the API saw it (non-JSON 429: %q)%s", f.Message, waitPhrase(f))
 	case InvalidRequest:
-		return fmt.Sprintf("invalid request (%s): fix the request; retrying will not help", httpWords(f.Status))
+		return fmt.Sprintf("invalid request (%s): fix the request; retrying will not help", pageWords(f))
+	case NotAPIResponse:
+		return fmt.Sprintf("not an API response (%s): check the base URL; the API answers JSON or an event stream, this is another server's page (a login, proxy or web page)", pageWords(f))
+	case StreamTruncated:
+		return fmt.Sprintf("stream truncated (%s): the event stream ended before its final event (data: [DONE] or response.completed); the answer is incomplete, retry the request", httpWords(f.Status))
 	case NotExecuted:
 		if f.Code == "batch_cancelled" {
 			return "batch_cancelled: the batch was cancelled before this request ran; resubmit it if you still need it"
@@ -207,7 +253,7 @@ func summarizeVerdict(f Finding) string {
 	if f.Status == 429 {
 		return "HTTP 429 without details" + waitPhrase(f)
 	}
-	return fmt.Sprintf("unrecognised response (%s)", httpWords(f.Status))
+	return fmt.Sprintf("unrecognised response (%s)", pageWords(f))
 }
 
 func fix(code, format string, a ...any) Fix { return Fix{Code: code, Text: fmt.Sprintf(format, a...)} }
@@ -236,7 +282,20 @@ func fixesFor(f Finding) []Fix {
 			w += fmt.Sprintf("; the response says %s", FormatWait(f.Wait))
 		}
 		return []Fix{fix(FixWaitDaily, "%s. Stop and resume later.", w), batch, upgrade, lower}
+	case FlexUnavailable:
+		return []Fix{
+			fix(FixRetryLater, "Flex capacity is short: retry later with backoff, without slowing your RPM/TPM pacing (this is not a rate limit and is not billed)."),
+			fix(FixFlexFallback, "Or resend the request with service_tier \"auto\" (standard price) after a few misses (oairl run --flex-fallback N)."),
+		}
+	case Unaffordable:
+		return []Fix{
+			fix(FixLowerMaxTokens, "Lower max_tokens to at most %s for this request (and set one where none is sent: the provider then assumes the model's maximum output).", human(f.Limit)),
+			fix(FixCheckBilling, "Or add credit to the account."),
+		}
 	case RequestTooLarge:
+		if f.Code == "max_tokens_per_request" || f.Type == "max_tokens_per_request" {
+			return []Fix{fix(FixShrinkRequest, "Split the input array into requests of at most 300,000 tokens in total (each input at most 8,192 tokens, at most 2,048 inputs); do not retry as sent."), count}
+		}
 		if f.LimitKind == "" && f.Limit == 0 {
 			return []Fix{
 				fix(FixShrinkRequest, "Make the request body smaller in bytes (fewer or smaller images and documents, shorter inputs; send large files by reference or split the work): it can never succeed as sent; do not retry."),
@@ -290,6 +349,13 @@ func fixesFor(f Finding) []Fix {
 		return []Fix{fix(FixEdge, "A CDN or proxy (e.g. Cloudflare error 1015) throttled you: slow down, honour retry-after, and check shared IPs, VPNs or gateways."), retry()}
 	case NotExecuted:
 		return []Fix{fix(FixResubmit, "Resubmit the requests that never ran (oairl batch submit on the failed custom_ids); a smaller batch finishes inside the 24 h window more easily.")}
+	case NotAPIResponse:
+		return []Fix{
+			fix(FixCheckBaseURL, "Check --base-url / OPENAI_BASE_URL: it must point at the API root (e.g. https://api.openai.com/v1), not a web page, login portal or proxy sign-in."),
+			fix(FixCheckNetwork, "A corporate proxy or captive portal may answer in the API's place: sign in to it or bypass it for the API host."),
+		}
+	case StreamTruncated:
+		return []Fix{fix(FixRetryBackoff, "Retry the request: the connection closed mid-stream (a proxy timeout, a server restart); keep the partial text out of your results."), retry()}
 	case InvalidRequest:
 		return []Fix{fix(FixFixRequest, "Fix the request as the message says (oairl count validates request files); retrying sends the same error.")}
 	}

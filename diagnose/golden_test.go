@@ -114,8 +114,8 @@ func TestJSONFields(t *testing.T) {
 	rl := f0["rate_limits"].(map[string]any)
 	for _, c := range []struct{ what, got, want string }{
 		{"top", keys(doc), "findings,mode,probe,schema_version,summary"},
-		{"finding", keys(f0), "code,exit_code,fixes,format,limit,limit_kind,message,model,organization,origin,project,provider,rate_limits,request_id,requested,retryable,status,summary,truncated,type,usage_tier,used,verdict,wait_seconds,wait_source"},
-		{"rate_limits", keys(rl), "provider,requests,tokens"},
+		{"finding", keys(f0), "code,content_type,exit_code,fixes,format,limit,limit_kind,message,model,organization,origin,project,provider,rate_limits,request_id,requested,retryable,scope,status,summary,truncated,type,usage_tier,used,verdict,wait_seconds,wait_source"},
+		{"rate_limits", keys(rl), "binding,input_tokens,output_tokens,project_requests,project_tokens,provider,requests,tokens"},
 		{"window", keys(rl["requests"]), "daily,known,limit,remaining,reset,reset_seconds,utilization"},
 		{"fix", keys(f0["fixes"].([]any)[0]), "code,text"},
 		{"probe", keys(doc["probe"]), "concurrency_limit_bites,ok,requests,verdicts"},
@@ -141,7 +141,7 @@ func TestJSONFields(t *testing.T) {
 	b, _ := json.Marshal(rep.Findings[0].Finding)
 	var one map[string]any
 	_ = json.Unmarshal(b, &one)
-	if got := keys(one); got != "code,exit_code,fixes,limit,limit_kind,message,model,organization,project,provider,rate_limits,request_id,requested,retryable,status,summary,truncated,type,used,verdict,wait_seconds,wait_source" {
+	if got := keys(one); got != "code,content_type,exit_code,fixes,limit,limit_kind,message,model,organization,project,provider,rate_limits,request_id,requested,retryable,scope,status,summary,truncated,type,used,verdict,wait_seconds,wait_source" {
 		t.Errorf("Finding JSON fields = %s", got)
 	}
 }

@@ -8,15 +8,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/models"
 )
 
 // Poster sends a raw request body to an API path and returns the whole
-// response; *api.Client implements it. A transport failure is an error;
+// response; *api.Client (internal/api) implements it. A transport failure is an error;
 // HTTP error statuses are not.
 type Poster interface {
-	Post(ctx context.Context, path string, body []byte) (*api.Response, error)
+	Post(ctx context.Context, path string, body []byte) (*Response, error)
 }
 
 // ProbePath is the endpoint the live probe calls.

@@ -1,4 +1,4 @@
-package diagnose
+package diagnose_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/sim"

@@ -74,7 +74,13 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 		return w
 	}
 	rl.Requests, rl.Tokens = oa("requests"), oa("tokens")
-	if rl.Requests.Known || rl.Tokens.Known || rl.Requests.ResetRaw != "" || rl.Tokens.ResetRaw != "" {
+	// Project windows: x-ratelimit-{limit,remaining,reset}-project-tokens
+	// when a project token limit applies (OpenAI rate-limits guide).
+	proj := func(dim string) Window {
+		return window(get("x-ratelimit-limit-project-"+dim), get("x-ratelimit-remaining-project-"+dim), get("x-ratelimit-reset-project-"+dim), ref)
+	}
+	rl.ProjectTokens, rl.ProjectRequests = proj("tokens"), proj("requests")
+	if rl.Requests.Known || rl.Tokens.Known || rl.Requests.ResetRaw != "" || rl.Tokens.ResetRaw != "" || rl.ProjectTokens.Known {
 		rl.Provider = "openai"
 		switch {
 		case get("apim-request-id") != "" || get("x-ms-region") != "" || get("azureml-model-session") != "" ||
@@ -98,8 +104,9 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 	}
 	req := an("requests")
 	tok := an("tokens")
+	rl.InputTokens, rl.OutputTokens = an("input-tokens"), an("output-tokens")
 	if !tok.Known {
-		in, out := an("input-tokens"), an("output-tokens")
+		in, out := rl.InputTokens, rl.OutputTokens
 		switch {
 		case in.Known && out.Known:
 			tok = in
@@ -121,7 +128,9 @@ func parseRateLimits(h http.Header, now time.Time) RateLimits {
 	}
 	if req.Known || tok.Known {
 		rl.Requests, rl.Tokens, rl.Provider = req, tok, "anthropic"
+		return rl
 	}
+	rl.InputTokens, rl.OutputTokens = Window{Limit: -1, Remaining: -1}, Window{Limit: -1, Remaining: -1}
 	return rl
 }
 
@@ -147,7 +156,7 @@ func window(limit, remaining, reset string, ref time.Time) Window {
 	}
 	if reset != "" {
 		if d, ok := ParseDuration(reset); ok {
-			w.Reset = d
+			w.Reset, w.ResetKnown = d, true
 			// Unified Anthropic headers carry epoch seconds.
 			if d > 365*24*time.Hour && !strings.ContainsAny(reset, "hms") {
 				if sec, err := strconv.ParseFloat(reset, 64); err == nil {
@@ -155,11 +164,11 @@ func window(limit, remaining, reset string, ref time.Time) Window {
 				}
 			}
 		} else if t, err := time.Parse(time.RFC3339, reset); err == nil {
-			w.Reset = max(0, t.Sub(ref))
+			w.Reset, w.ResetKnown = max(0, t.Sub(ref)), true
 		}
 	}
 	if !w.Known {
-		return Window{Limit: -1, Remaining: -1, ResetRaw: reset, Reset: w.Reset}
+		return Window{Limit: -1, Remaining: -1, ResetRaw: reset, Reset: w.Reset, ResetKnown: w.ResetKnown}
 	}
 	w.Daily = w.Reset >= time.Hour
 	return w

@@ -106,6 +106,9 @@ type run struct {
 	failed   bool
 	estWhy   []string // parts counted by estimate, for the "estimated" note
 	imgNoted bool
+	// badModelName: "model" has surrounding whitespace (already an
+	// error), so no unknown_model warning is added.
+	badModelName bool
 	// badBudget names an output-budget field that is present but invalid
 	// (already reported as invalid_output_budget), "" if none.
 	badBudget string
@@ -330,6 +333,11 @@ func (r *run) resolveModel(k kind) {
 	case !isString || strings.TrimSpace(name) == "":
 		r.problem(Error, CodeMissingModel, "\"model\" must be a non-empty string")
 		name = ""
+	case strings.TrimSpace(name) != name:
+		// The API compares model names exactly: "gpt-4o-mini " is
+		// model_not_found, after the upload and the wait for a batch.
+		r.problem(Error, CodeModelWhitespace, "model %q has leading or trailing whitespace; the API answers model_not_found — write %q", name, strings.TrimSpace(name))
+		r.badModelName = true
 	}
 	r.name = name
 	r.a.Count.Model, _ = mv.(string)
@@ -356,7 +364,7 @@ func (r *run) resolveModel(k kind) {
 	// Any model without a registry entry is reported, even when the
 	// tiktoken prefix table gives it an encoding ("gpt-4o-mnii" starts
 	// with "gpt-4o"): its cost and limits are unknown, never $0.
-	if res.Model == nil && present && k != kindModerations {
+	if res.Model == nil && present && k != kindModerations && !r.badModelName {
 		hint := ""
 		if s := r.c.suggest(name); s != "" {
 			hint = fmt.Sprintf(" — did you mean %s?", s)
@@ -603,6 +611,9 @@ func (r *run) checkStream() {
 func (r *run) finish(k kind) {
 	cnt := &r.a.Count
 	cnt.TPMCharge = cnt.PromptTokens + cnt.OutputBudget*cnt.N
+	if st, ok := r.obj["service_tier"].(string); ok {
+		cnt.ServiceTier = st
+	}
 	if len(r.estWhy) > 0 {
 		sort.Strings(r.estWhy)
 		r.problem(Note, CodeEstimated, "count is an estimate: %s", strings.Join(r.estWhy, "; "))
@@ -862,7 +873,8 @@ func (r *run) toolCalls(i int, v any) int64 {
 // gpt-4o-mini): per function 7 (o200k_base) or 10 (cl100k_base) tokens +
 // "name:description"; if it has properties 3 + per property 3 +
 // "name:type:description" (+ per enum -3 and 3 + item per item); 12 at the
-// end. Nested schemas and other model families are estimates.
+// end. The result is always flagged an estimate: the recipe approximates
+// the API's count; nested schemas and other model families more so.
 func (r *run) toolDefinitions(v any, wrapped bool) int64 {
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
@@ -872,8 +884,15 @@ func (r *run) toolDefinitions(v any, wrapped bool) int64 {
 	if r.enc == "cl100k_base" {
 		funcInit = 10
 	}
+	// The cookbook's recipe reproduces the API's count only for the
+	// examples it was fitted on (flat schemas on gpt-4o-era models); the
+	// API's real framing of tool definitions is not published, and strict
+	// mode, required lists and additionalProperties change it. So a
+	// request with tools is always an estimate (issue 14 §6).
 	if !cookbookToolFamily(r.base) {
 		r.estimate("tool definitions for this model family")
+	} else {
+		r.estimate("tool definitions (OpenAI publishes no exact recipe; the cookbook's is an approximation)")
 	}
 	var n int64
 	for _, t := range list {
@@ -1143,6 +1162,7 @@ func (r *run) embeddings() {
 		return
 	}
 	inputs := r.tokenInputs("input", iv)
+	r.a.Count.Inputs = int64(len(inputs))
 	limit := int64(MaxEmbeddingInputTokens)
 	if m := r.a.Model.Model; m != nil && m.Kind == "embedding" && m.ContextWindow > 0 {
 		limit = m.ContextWindow

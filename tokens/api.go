@@ -112,6 +112,16 @@ type Count struct {
 	// (remote image sizes, tool schemas, an unknown model's encoding, a
 	// line over the time budget) rather than the exact recipe.
 	Estimated bool `json:"estimated,omitempty"`
+	// ServiceTier is the body's service_tier ("auto", "default", "flex",
+	// "priority"; "" when absent). Flex is billed at Batch API prices
+	// (developers.openai.com/api/docs/guides/flex-processing) and counts
+	// against the same rate limits.
+	ServiceTier string `json:"service_tier,omitempty"`
+	// Inputs is the number of embedding inputs of an embeddings request
+	// (1 for a string or a flat token array, else the array's length); 0
+	// for other endpoints. The Batch API caps an embeddings batch at
+	// 50,000 inputs in all (batch splits by it).
+	Inputs int64 `json:"-"`
 }
 
 // Options configure a Counter.

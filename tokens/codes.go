@@ -26,6 +26,7 @@ const (
 	CodeEmbeddingRequestTooLarge  = "embedding_request_too_large"   // embeddings inputs over 300,000 tokens in total
 	CodeModelEndpointMismatch     = "model_endpoint_mismatch"       // an embedding model on a generation endpoint, or the reverse
 	CodeCountFailed               = "count_failed"                  // the tokenizer failed on this request (an internal error; the rest of the file goes on)
+	CodeModelWhitespace           = "model_whitespace"              // "model" with leading or trailing whitespace: the API answers model_not_found
 
 	// Warnings: accepted, but probably not what you want.
 	CodeUnknownModel         = "unknown_model"          // not in the registry: encoding assumed (o200k_base) unless --encoding, count Estimated
@@ -47,7 +48,7 @@ var CodeSeverity = map[string]Severity{
 	CodeInputMissing: Error, CodeInputInvalid: Error, CodePromptMissing: Error, CodeMaxTokensOnReasoningModel: Error,
 	CodeConflictingOutputBudget: Error, CodeInvalidOutputBudget: Error, CodeContextLengthExceeded: Error,
 	CodeOutputBudgetOverModelMax: Error, CodeInvalidN: Error, CodeEmbeddingInputTooLong: Error,
-	CodeTooManyEmbeddingInputs: Error, CodeEmbeddingRequestTooLarge: Error, CodeModelEndpointMismatch: Error, CodeCountFailed: Error,
+	CodeTooManyEmbeddingInputs: Error, CodeEmbeddingRequestTooLarge: Error, CodeModelEndpointMismatch: Error, CodeCountFailed: Error, CodeModelWhitespace: Error,
 	CodeUnknownModel: Warning, CodeNoOutputBudget: Warning, CodeSmallReasoningBudget: Warning, CodeDuplicateMember: Warning,
 	CodeImageSizeAssumed: Note, CodeEstimated: Note, CodeModelResolved: Note,
 }

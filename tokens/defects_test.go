@@ -13,7 +13,6 @@ func TestUnknownModelAlwaysWarned(t *testing.T) {
 	tests := []struct{ model, suggest string }{
 		{"gpt-4o-mnii", "gpt-4o-mini"},
 		{"gpt-4oXYZ", ""},
-		{"gpt-4o ", "gpt-4o"},
 		{"gpt-4.1-minii", "gpt-4.1-mini"},
 		{"o3-mini-high", ""},
 		{"gpt-5-turbo", ""},

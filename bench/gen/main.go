@@ -35,7 +35,15 @@ func main() {
 	out := flag.String("o", "bench/out/bench.jsonl", "output file")
 	size := flag.String("size", "100MB", "approximate output size (KB, MB suffixes)")
 	seed := flag.Int64("seed", 1, "random seed")
+	requests := flag.Int("requests", 0, "instead of -size: this many short chat requests (~370 bytes each, ids r0..rN-1; for bench/memory.sh)")
 	flag.Parse()
+	if *requests > 0 {
+		if err := short(*out, *requests, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "gen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*out, parseSize(*size), *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
@@ -56,6 +64,40 @@ func parseSize(s string) int64 {
 		os.Exit(2)
 	}
 	return int64(n * float64(mult))
+}
+
+// short writes n short gpt-4o-mini chat requests, custom_ids r0..r<n-1>,
+// about 370 bytes per line (the size of issue 11's measurements), words
+// from a fixed vocabulary; deterministic for a seed.
+func short(out string, n int, seed int64) error {
+	rng := rand.New(rand.NewSource(seed))
+	words := strings.Fields("rate limit token bucket request minute organization project model answer question " +
+		"system user assistant paragraph summary translate explain list compare describe lighthouse " +
+		"copper river mountain history science music garden kitchen library window season")
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := 0; i < n; i++ {
+		var b strings.Builder
+		for k := 0; k < 22; k++ {
+			if k > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(words[rng.Intn(len(words))])
+		}
+		body := map[string]any{"model": "gpt-4o-mini", "max_tokens": 16,
+			"messages": []map[string]string{{"role": "system", "content": "You are terse."}, {"role": "user", "content": fmt.Sprintf("Request %d: %s", i, b.String())}}}
+		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprintf("r%d", i), "method": "POST", "url": "/v1/chat/completions", "body": body})
+		w.Write(line)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // source collects document texts up to max bytes from root, keeping files

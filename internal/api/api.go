@@ -16,6 +16,9 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/httpx"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 )
 
@@ -27,6 +30,13 @@ type Options struct {
 	ProjectID  string // sent as OpenAI-Project when set
 	HTTPClient *http.Client
 	UserAgent  string
+	// Provider says how the server authenticates and where requests go
+	// (internal/provider); the zero value is OpenAI's (Bearer key, paths
+	// under the base URL).
+	Provider provider.Provider
+	// APIVersion is Azure's api-version query parameter ("" = the
+	// provider's default).
+	APIVersion string
 }
 
 // Client talks to one API base URL with one key. Safe for concurrent use.
@@ -64,12 +74,9 @@ func (d *projectDoer) Do(r *http.Request) (*http.Response, error) {
 // BaseURL returns the base URL, without a trailing slash.
 func (c *Client) BaseURL() string { return c.opts.BaseURL }
 
-// Response is a raw API answer.
-type Response struct {
-	StatusCode int
-	Header     http.Header
-	Body       []byte
-}
+// Response is a raw API answer: status, headers and the whole body (the
+// diagnose classifier's input type).
+type Response = diagnose.Response
 
 // URLFor joins the base URL and a Batch-style path such as
 // "/v1/chat/completions": a base URL that already ends in /v1 is not
@@ -82,12 +89,20 @@ func (c *Client) URLFor(path string) string {
 	return base + path
 }
 
+// Provider returns the provider the client talks to.
+func (c *Client) Provider() provider.Provider { return c.opts.Provider }
+
 // Post sends body, unchanged, to path (e.g. "/v1/chat/completions") with
-// the standard headers, and returns the whole response. A transport error
+// the standard headers, and returns the whole response. It is sent once:
+// the HTTP layer does not retry it (httpx.WithoutRetry), because its
+// callers (run's and proxy's send cycle, diagnose's probe) decide retries
+// themselves with the limiter in view. A transport error
 // (connection refused, reset, timeout) is returned as err with the key
 // redacted; HTTP error statuses are not errors.
 func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URLFor(path), bytes.NewReader(body))
+	// The provider decides the URL: Azure puts the body's model in the path
+	// as the deployment, with an api-version.
+	req, err := http.NewRequestWithContext(httpx.WithoutRetry(ctx), http.MethodPost, c.opts.Provider.URL(c.opts.BaseURL, path, body, c.opts.APIVersion), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +111,8 @@ func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response,
 	return c.do(req)
 }
 
-// Get sends a GET to path and returns the whole response.
+// Get sends a GET to path and returns the whole response (retried by the
+// HTTP layer like every GET).
 func (c *Client) Get(ctx context.Context, path string) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URLFor(path), nil)
 	if err != nil {
@@ -107,7 +123,7 @@ func (c *Client) Get(ctx context.Context, path string) (*Response, error) {
 }
 
 func (c *Client) setHeaders(req *http.Request) {
-	req.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
+	c.opts.Provider.SetAuth(req.Header, c.opts.APIKey)
 	if c.opts.OrgID != "" {
 		req.Header.Set("OpenAI-Organization", c.opts.OrgID)
 	}
@@ -152,6 +168,42 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// Error is an API error answer kept whole: the status, headers and body of
+// the last error answer, with the library's error (go-openai's *APIError or
+// *RequestError, reachable with errors.As) as Err. Call returns it, so the
+// diagnose classifier sees the headers (retry-after, x-ratelimit-*) that
+// go-openai's own errors drop.
+type Error struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+	// Attempts is how many attempts the HTTP layer made (retries + 1).
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Call runs fn, a go-openai call made with the context it is given, and
+// on failure returns its error as an *Error holding the last error answer
+// the HTTP layer saw (status 0 when there was none: a connection error).
+// The error message has the key redacted.
+func (c *Client) Call(ctx context.Context, fn func(ctx context.Context) error) error {
+	cctx, ex := httpx.WithExchange(ctx)
+	err := fn(cctx)
+	if err == nil {
+		return nil
+	}
+	status, h, body := ex.Response()
+	if _, _, _, _, isAPI := APIError(err); !isAPI {
+		// A transport or local error: an earlier error answer is not the
+		// cause, so it is not attached.
+		status, h, body = 0, nil, nil
+	}
+	return &Error{StatusCode: status, Header: h, Body: body, Attempts: ex.Attempts(), Err: c.Redact(err)}
+}
 
 // APIError extracts go-openai's *openai.APIError or *openai.RequestError
 // from err: status code, and the error envelope's code/type/message.

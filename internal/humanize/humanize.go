@@ -24,3 +24,12 @@ func Int(n int64) string {
 	}
 	return b.String()
 }
+
+// Count is n with its noun in the right number: Count(1, "line", "lines")
+// is "1 line", Count(2000, …) "2,000 lines", Count(0, …) "0 lines".
+func Count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return Int(n) + " " + many
+}

@@ -41,6 +41,15 @@ type Request struct {
 	File    string // the path as given ("-" for stdin)
 	Line    int    // physical 1-based line where the request starts
 	EndLine int    // physical line where it ends (== Line for JSONL)
+	// Source is the index of the request's source in Scan's sources;
+	// Offset is where its first line starts in that source's stream
+	// (decompressed for gzip; a UTF-8 BOM at byte 0 included) and Size the
+	// bytes of its lines with their endings, so that the record can be
+	// read back from the file (or from Options.Spill's copy) without being
+	// held in memory.
+	Source int
+	Offset int64
+	Size   int64
 	// Bare is true for a bare request body (no custom_id/method/url/body
 	// envelope); CustomID is then AutoID's "line-N" (first source) or
 	// "BASE:line-N" (later sources), checked for duplicates like any id,
@@ -93,16 +102,11 @@ type Options struct {
 	// Model is used for lines whose body names no model (--model).
 	Model string
 	// Endpoint, when set, is the endpoint every line must use (batch
-	// --endpoint); when "", the first line with a valid Batch url sets it
-	// for its file and later lines of that file are checked against it
-	// (one endpoint per file: each file is one batch). Bare bodies count
-	// too, with their inferred url: a file mixing chat, embeddings,
-	// responses or completions bodies gets endpoint_mismatch errors.
+	// --endpoint): other lines get endpoint_mismatch errors (bare bodies
+	// too, by their inferred url). When "", a file may mix endpoints
+	// (batch submit splits it, one batch per endpoint): it gets one
+	// several_endpoints warning.
 	Endpoint string
-	// MixedEndpoints, with Endpoint "", lets one file hold lines for
-	// several endpoints (batch submit splits them into one batch per
-	// endpoint): no endpoint_mismatch is reported then.
-	MixedEndpoints bool
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
 	TPMLimit int64
@@ -128,6 +132,12 @@ type Options struct {
 	// next source, instead of failing the whole Scan (count sets it; the
 	// lines read before a mid-file error are kept).
 	KeepGoing bool
+	// Spill, when set, is called once for each source that cannot be
+	// read again by offset (gzip-compressed, or not a regular file such as
+	// stdin or a pipe) before it is read; everything read from it,
+	// decompressed, is copied to the writer returned, so that
+	// Request.Offset/Size address that copy. An error fails the source.
+	Spill func(source int) (io.Writer, error)
 	// MaxLineBytes is the longest line held in memory (bytes; 0 =
 	// DefaultMaxLineBytes, 200 MiB). Longer lines are skipped and reported
 	// as line_too_large.

@@ -11,6 +11,7 @@ import (
 // physLine is one physical line of a source, as read.
 type physLine struct {
 	n       int    // 1-based physical line number
+	off     int64  // offset of its first byte in the (decompressed) stream
 	data    []byte // without the line ending and trailing whitespace; owned
 	crlf    bool   // ended with "\r\n"
 	size    int64  // bytes on disk including the ending (for the 200 MB check)
@@ -154,7 +155,7 @@ func (lr *lineReader) next() (physLine, bool) {
 		}
 	}
 	lr.n++
-	pl := physLine{n: lr.n, size: size, tooLong: tooLong}
+	pl := physLine{n: lr.n, off: start, size: size, tooLong: tooLong}
 	if lr.n == 1 && bytes.HasPrefix(buf, bom) {
 		buf = buf[len(bom):]
 		lr.bomN = 1

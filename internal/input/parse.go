@@ -37,7 +37,8 @@ func (p *parser) fileName(it *item) string {
 // process fills it.req. It never panics: a panic in counting fails only
 // this line, with a count_failed problem.
 func (p *parser) process(it *item) {
-	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: ""}
+	req := &Request{File: p.fileName(it), Line: it.line, EndLine: it.endLine, Raw: it.raw, Method: "",
+		Source: it.file, Offset: it.off, Size: it.size}
 	it.req = req
 	defer func() {
 		if r := recover(); r != nil {
@@ -103,6 +104,13 @@ func (p *parser) parse(it *item, req *Request) {
 		}
 		add(tokens.Error, "invalid_json", jsonErrMessage(err, raw, it))
 		return
+	}
+	if at, esc := loneSurrogate(raw); at >= 0 {
+		// encoding/json accepts it (decoding it to U+FFFD); the API
+		// rejects the line.
+		add(tokens.Error, "lone_surrogate", fmt.Sprintf(
+			"a string holds the lone UTF-16 surrogate escape %s at byte %d (half of a pair, e.g. an emoji cut in two); the API rejects it as invalid JSON — write the whole pair or the character itself",
+			esc, at+1))
 	}
 	top, dups := objectMembers(raw)
 	envelope := false
@@ -208,6 +216,15 @@ func (p *parser) analyze(endpoint string, body []byte, add func(Severity, string
 // envelope checks the members of a Batch API line and returns its body
 // (nil when unusable) and the endpoint to count it against ("" if none).
 func (p *parser) envelope(it *item, req *Request, top map[string]json.RawMessage, add func(Severity, string, string)) (json.RawMessage, string) {
+	if what := otherProvider(top); what != "" {
+		// One clear error instead of missing method, url and body.
+		if v, ok := top["custom_id"]; ok && len(v) > 0 && v[0] == '"' {
+			_ = json.Unmarshal(v, &req.CustomID)
+			it.idKind = idString
+		}
+		add(tokens.Error, "other_provider_format", what+`; an OpenAI Batch line is {"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {the request}} (or a bare request body)`)
+		return nil, ""
+	}
 	// custom_id
 	if v, ok := top["custom_id"]; !ok {
 		add(tokens.Error, "missing_custom_id", "missing custom_id: every Batch line needs a unique, non-empty custom_id string")
@@ -606,4 +623,91 @@ func isAre(n int) string {
 		return "is"
 	}
 	return "are"
+}
+
+// loneSurrogate returns the byte offset and text of the first \uXXXX
+// escape in a JSON string of raw (valid JSON) that is a UTF-16 surrogate
+// without its other half (a high surrogate not followed by a \u escape of
+// a low one, or a low one alone), or -1.
+func loneSurrogate(raw []byte) (int, string) {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range raw[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return -1, ""
+	}
+	in := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !in {
+			if c == '"' {
+				in = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			in = false
+		case '\\':
+			r, ok := hex4(i)
+			if !ok {
+				i++ // a two-character escape
+				continue
+			}
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				if lo, ok := hex4(i + 6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 11
+					continue
+				}
+				return i, string(raw[i : i+6])
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i, string(raw[i : i+6])
+			}
+			i += 5
+		}
+	}
+	return -1, ""
+}
+
+// otherProvider says which other provider's batch format a line without
+// a body looks like ("" when none): Anthropic Message Batches
+// ({"custom_id", "params"}), Gemini/Vertex AI batch prediction
+// ({"key"?, "request": {"contents"}}), Amazon Bedrock batch inference
+// ({"recordId", "modelInput"}).
+func otherProvider(top map[string]json.RawMessage) string {
+	if _, ok := top["body"]; ok {
+		return ""
+	}
+	if _, ok := top["params"]; ok {
+		return `the line looks like an Anthropic Message Batches request ("params" instead of "body"): move the request into "body", add "method" and "url", and use an OpenAI model`
+	}
+	if r, ok := top["request"]; ok {
+		if m, _ := objectMembers(r); m != nil {
+			if _, ok := m["contents"]; ok {
+				return `the line looks like a Gemini / Vertex AI batch request ("request" with "contents")`
+			}
+		}
+		return `the line has "request" instead of "body" (another provider's batch format?)`
+	}
+	if _, ok := top["modelInput"]; ok {
+		return `the line looks like an Amazon Bedrock batch inference record ("recordId"/"modelInput")`
+	}
+	return ""
 }

@@ -55,6 +55,7 @@ type item struct {
 	unterm  bool // a block the file ended inside
 	tooLong bool
 	size    int64 // bytes on disk
+	off     int64 // offset of the first line in the (decompressed) stream
 
 	eof *fileStats // non-nil: the end-of-file marker of a source
 
@@ -187,7 +188,7 @@ func Scan(ctx context.Context, sources []Source, opts Options, fn func(*Request)
 	}()
 
 	st := &ordered{opts: opts, seed: maphash.MakeSeed(), ids: map[uint64]uint64{},
-		norm: map[uint64]normEntry{}, sources: sources}
+		norm: map[uint64]uint64{}, sources: sources}
 	var fnErr error
 	for it := range order {
 		select {
@@ -416,6 +417,15 @@ func (r *reader) runOne(idx int, s Source) error {
 		}
 		return nil
 	}
+	if r.opts.Spill != nil && (body != io.Reader(br) || ra == nil) {
+		// Compressed or piped: the caller keeps a copy of the decompressed
+		// stream to read requests back by offset (Request.Offset).
+		w, err := r.opts.Spill(idx)
+		if err != nil {
+			return fmt.Errorf("cannot copy %s: %w", s.Name, err)
+		}
+		body = io.TeeReader(body, w)
+	}
 	uc := &uncompressedCounter{r: body}
 	lr := newLineReader(uc, r.maxLine)
 	if body == io.Reader(br) {
@@ -492,7 +502,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 			continue
 		}
 		if !opensBlock(pl.data) {
-			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, size: pl.size}) {
+			if !send(&item{line: pl.n, endLine: pl.n, raw: pl.data, size: pl.size, off: pl.off}) {
 				return nil
 			}
 			continue
@@ -534,7 +544,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 			for _, b := range block {
 				size += b.size
 			}
-			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joined, pretty: true, size: size}) {
+			if !send(&item{line: block[0].n, endLine: block[len(block)-1].n, raw: joined, pretty: true, size: size, off: block[0].off}) {
 				return nil
 			}
 		case !fresh && len(block) > 1 && len(block) < maxBlockLines && total <= r.maxLine:
@@ -545,7 +555,7 @@ func (r *reader) lines(idx int, lr *lineReader, st *fileStats) error {
 		default:
 			// Not a pretty-printed record after all: the first line stands
 			// alone (and fails as cut short); the rest are read again.
-			if !send(&item{line: block[0].n, endLine: block[0].n, raw: block[0].data, size: block[0].size}) {
+			if !send(&item{line: block[0].n, endLine: block[0].n, raw: block[0].data, size: block[0].size, off: block[0].off}) {
 				return nil
 			}
 			pending = append(append([]physLine{}, block[1:]...), pending...)
@@ -564,12 +574,6 @@ func joinLines(ls []physLine) []byte {
 	return b.Bytes()
 }
 
-// normEntry remembers the first custom_id with a given normalised form.
-type normEntry struct {
-	exact uint64
-	pos   uint64
-}
-
 // ordered holds the cross-line state, touched only by Scan's goroutine.
 type ordered struct {
 	opts    Options
@@ -580,13 +584,18 @@ type ordered struct {
 	// be reported as duplicates; with a 64-bit hash the chance is about
 	// n²/2⁶⁵ (1 in 36 million for a million ids), accepted to keep memory
 	// at 16 bytes per id.
-	ids  map[uint64]uint64
-	norm map[uint64]normEntry
+	ids map[uint64]uint64
+	// norm maps the hash of a normalised custom_id (foldID) to where the
+	// first id with that form was used, for ids not already in normal
+	// form (an id in normal form is found in ids under the same hash), so
+	// that ordinary ids cost nothing here.
+	norm map[uint64]uint64
 
-	endpoint  string         // this file's batch endpoint
-	models    map[string]int // this file's models → requests
-	modelOrd  []string
-	envelopes int // Batch-format lines in this file
+	endpoints   map[string]int // this file's endpoints → requests (without --endpoint)
+	endpointOrd []string
+	models      map[string]int // this file's models → requests
+	modelOrd    []string
+	envelopes   int // Batch-format lines in this file
 }
 
 const maxModelsTracked = 1000
@@ -622,7 +631,13 @@ func (o *ordered) crossCheck(it *item) {
 			here := o.pos(it.file, it.line)
 			o.ids[h] = here
 			nh := maphash.String(o.seed, foldID(req.CustomID))
-			if e, ok := o.norm[nh]; ok && e.exact != h {
+			// A new id (a repeat took the duplicate branch), so any earlier
+			// id with the same normal form is a different one.
+			first, ok := o.norm[nh]
+			if !ok && nh != h {
+				first, ok = o.ids[nh]
+			}
+			if ok {
 				what := idOddities(req.CustomID, false)
 				switch {
 				case what != "":
@@ -634,11 +649,11 @@ func (o *ordered) crossCheck(it *item) {
 					what = "case, whitespace or invisible/look-alike characters of the other"
 				}
 				msg := fmt.Sprintf("it looks like the custom_id on %s (they differ only in %s); ids are compared byte-exactly, so both are accepted, but results are easy to mix up",
-					o.where(e.pos, it.file), what)
+					o.where(first, it.file), what)
 				merged := false
 				for i := range req.Problems { // one look-alike warning per line
 					if req.Problems[i].Code == "custom_id_lookalike" {
-						req.Problems[i].Message += fmt.Sprintf(", and looks like the custom_id on %s", o.where(e.pos, it.file))
+						req.Problems[i].Message += fmt.Sprintf(", and looks like the custom_id on %s", o.where(first, it.file))
 						merged = true
 						break
 					}
@@ -646,19 +661,28 @@ func (o *ordered) crossCheck(it *item) {
 				if !merged {
 					add(tokens.Warning, "custom_id_lookalike", fmt.Sprintf("custom_id %s: %s", quote(req.CustomID), msg))
 				}
-			} else if !ok {
-				o.norm[nh] = normEntry{exact: h, pos: here}
+			} else if nh != h {
+				o.norm[nh] = here
 			}
 		}
 	}
+	// Without --endpoint a file may mix endpoints: batch submit splits
+	// it (one batch per endpoint and model) and run sends each line to
+	// its own, so the file gets one several_endpoints warning, the same in
+	// count, run and batch submit (issue 14 §4); with --endpoint every
+	// line is held to it.
 	want := o.opts.Endpoint
-	if want == "" {
-		want = o.endpoint
+	if it.endpoint != "" && want == "" {
+		if o.endpoints == nil {
+			o.endpoints = map[string]int{}
+		}
+		if o.endpoints[it.endpoint] == 0 {
+			o.endpointOrd = append(o.endpointOrd, it.endpoint)
+		}
+		o.endpoints[it.endpoint]++
 	}
-	if it.endpoint != "" && (o.opts.Endpoint != "" || !o.opts.MixedEndpoints) {
-		if want == "" {
-			o.endpoint = it.endpoint
-		} else if it.endpoint != want {
+	if it.endpoint != "" && want != "" {
+		if it.endpoint != want {
 			if req.Bare {
 				add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
 					"this bare body is for %s (inferred from its fields) but the file's endpoint is %s — one endpoint per file (a batch takes one); put each endpoint's requests in its own file",
@@ -720,6 +744,15 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 			"file uses %d models (%s); the Batch API wants one model per batch — oairl batch submit splits by model",
 			len(o.modelOrd), strings.Join(parts, ", ")))
 	}
+	if len(o.endpointOrd) > 1 {
+		parts := make([]string, 0, len(o.endpointOrd))
+		for _, e := range o.endpointOrd {
+			parts = append(parts, fmt.Sprintf("%s ×%s", e, Thousands(int64(o.endpoints[e]))))
+		}
+		add(0, tokens.Warning, "several_endpoints", fmt.Sprintf(
+			"file mixes %d endpoints (%s); a batch holds one endpoint — oairl batch submit splits by endpoint (--endpoint URL makes the other lines errors instead)",
+			len(o.endpointOrd), strings.Join(parts, ", ")))
+	}
 	if o.envelopes > 0 {
 		if st.requests > BatchMaxRequests {
 			add(st.over, tokens.Warning, "over_batch_requests", fmt.Sprintf(
@@ -732,7 +765,7 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 				Thousands(st.bytes), Thousands(batchMaxBytes)))
 		}
 	}
-	o.endpoint, o.models, o.modelOrd, o.envelopes = "", nil, nil, 0
+	o.endpoints, o.endpointOrd, o.models, o.modelOrd, o.envelopes = nil, nil, nil, nil, 0
 	return out
 }
 

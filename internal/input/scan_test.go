@@ -249,7 +249,6 @@ func TestCaseB03(t *testing.T) {
 		2: `url "/chat/completions" must be "/v1/chat/completions" (did you mean it?)`,
 		3: `url must be a path such as "/v1/chat/completions", not an absolute URL`,
 		4: `method must be "POST"`,
-		5: `url "/v1/responses" differs from the batch endpoint "/v1/chat/completions" — one endpoint per batch`,
 	}
 	for l, m := range want {
 		r := reqs[l-1]
@@ -263,7 +262,15 @@ func TestCaseB03(t *testing.T) {
 	if len(reqs[0].Problems) != 0 {
 		t.Errorf("line 1: %v", reqs[0].Problems)
 	}
-	_ = sum
+	// Without --endpoint the /v1/responses line 5 is not an error (batch
+	// submit splits by endpoint; issue 14 §4), but the file says it mixes
+	// endpoints, the same in count and batch submit.
+	if len(reqs[4].Problems) != 0 {
+		t.Errorf("line 5 without --endpoint: %v", reqs[4].Problems)
+	}
+	if p := find(nil, sum, "several_endpoints"); p == nil || p.Severity != tokens.Warning || !strings.Contains(p.Message, "/v1/responses ×1") {
+		t.Errorf("several_endpoints: %+v", p)
+	}
 	// With an explicit endpoint every line is held to it.
 	reqs, _, err = scanSources(t, Options{Endpoint: "/v1/responses"}, []Source{{Name: filepath.Join(casesDir, "B03.jsonl")}})
 	if err != nil {
@@ -435,9 +442,20 @@ func TestEndpointMismatchBareLines(t *testing.T) {
 {"model": "gpt-4o-mini", "input": "hi"}
 {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 `
-	reqs, _ := scanOne(t, in)
+	reqs, sum0 := scanOne(t, in)
 	if reqs[1].URL != "/v1/embeddings" || reqs[2].URL != "/v1/responses" {
 		t.Errorf("urls %q %q", reqs[1].URL, reqs[2].URL)
+	}
+	// Without an endpoint: one file-level warning, no line errors.
+	if p := find(reqs, Summary{}, "endpoint_mismatch"); p != nil {
+		t.Errorf("endpoint_mismatch without --endpoint: %+v", p)
+	}
+	if p := find(nil, sum0, "several_endpoints"); p == nil {
+		t.Errorf("no several_endpoints warning: %v", codes(reqs, sum0))
+	}
+	reqs, _, err := scanFiles(t, Options{Endpoint: "/v1/chat/completions"}, [2]string{"in.jsonl", in})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i, want := range []bool{false, true, true, false} {
 		p := find(reqs[i:i+1], Summary{}, "endpoint_mismatch")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // IOStreams are the streams of one command run. Stdout carries data;
@@ -26,7 +27,27 @@ type IOStreams struct {
 	NoProgress bool
 	// ColorEnabled follows NO_COLOR / CLICOLOR / CLICOLOR_FORCE.
 	ColorEnabled bool
+
+	// width is the terminal's width in columns, 0 when unknown.
+	width int
 }
+
+// DefaultWidth is the width assumed when the terminal does not say (or
+// output is not a terminal): the classic 80 columns.
+const DefaultWidth = 80
+
+// TermWidth is the terminal's width in columns (stdout's, else stderr's),
+// DefaultWidth when unknown. Tables and progress lines fit themselves to
+// it so that a narrow window never wraps them.
+func (s *IOStreams) TermWidth() int {
+	if s.width > 0 {
+		return s.width
+	}
+	return DefaultWidth
+}
+
+// SetTermWidth sets the terminal width in columns (tests; 0 = unknown).
+func (s *IOStreams) SetTermWidth(cols int) { s.width = cols }
 
 // System returns streams on the process's stdin, stdout and stderr.
 func System() *IOStreams {
@@ -34,6 +55,12 @@ func System() *IOStreams {
 	s.stdinTTY = isTerminal(os.Stdin)
 	s.stdoutTTY = isTerminal(os.Stdout)
 	s.stderrTTY = isTerminal(os.Stderr)
+	for _, f := range []*os.File{os.Stdout, os.Stderr} {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			s.width = w
+			break
+		}
+	}
 	s.ColorEnabled = s.stdoutTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("CLICOLOR") != "0"
 	if v := os.Getenv("CLICOLOR_FORCE"); v != "" && v != "0" {
 		s.ColorEnabled = true

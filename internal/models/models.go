@@ -17,8 +17,16 @@
 // its x-ratelimit-limit-* headers and may differ.
 //
 // A file given with --models has the same shape ({"models": [...]}, and
-// optionally "encoding_prefixes"); its entries replace built-in entries with
-// the same id and add new ones.
+// optionally "encoding_prefixes" and "shared_limit_groups"); its entries
+// replace built-in entries with the same id and add new ones.
+//
+// Shared-limit groups: some model names are limited as one pool (the
+// organization's limits page marks them "shared limit"; a 429 for one
+// names the pool, e.g. "gpt-4o-mini-realtime" for a request to
+// gpt-realtime-mini). LimitKey maps a model name to the key of its pool
+// (the group id, else the registry id, else the name as given); pacing,
+// the simulator and count's quota minutes keep one pair of buckets per
+// key. Every group names its evidence and date.
 package models
 
 import (
@@ -164,10 +172,28 @@ type Prefix struct {
 	Encoding string `json:"encoding"`
 }
 
+// SharedLimitGroup is a set of models limited as one pool: one RPM and one
+// TPM bucket for all members together.
+type SharedLimitGroup struct {
+	// ID names the pool (what the server's 429 messages call it).
+	ID string `json:"id"`
+	// Members are model ids or names (dated snapshots of a member resolve
+	// to it through Lookup).
+	Members []string `json:"members"`
+	// Source is the evidence (a document or an observed answer); Date is
+	// when it was published or observed (YYYY-MM or YYYY-MM-DD).
+	Source string `json:"source"`
+	Date   string `json:"date"`
+	// Tiers, when set, are the pool's own published limits; otherwise the
+	// first member the registry knows lends its tier limits.
+	Tiers map[string]Limits `json:"tiers,omitempty"`
+}
+
 type file struct {
-	Models           []Model  `json:"models"`
-	EncodingPrefixes []Prefix `json:"encoding_prefixes"`
-	ProviderPrefixes []string `json:"provider_prefixes"`
+	Models           []Model            `json:"models"`
+	EncodingPrefixes []Prefix           `json:"encoding_prefixes"`
+	ProviderPrefixes []string           `json:"provider_prefixes"`
+	Groups           []SharedLimitGroup `json:"shared_limit_groups"`
 }
 
 // Registry resolves model names. It is read-only after construction and safe
@@ -177,6 +203,7 @@ type Registry struct {
 	ids       []string // sorted longest first, for prefix matching
 	prefixes  []Prefix // longest first
 	providers []string
+	groups    map[string]*SharedLimitGroup // member name or id → group
 }
 
 // Default returns the built-in registry. It panics only if the embedded
@@ -209,10 +236,22 @@ func Load(overrides io.Reader) (*Registry, error) {
 				return nil, fmt.Errorf("models file: an entry has no id")
 			}
 		}
+		for _, g := range extra.Groups {
+			if g.ID == "" || len(g.Members) == 0 || g.Source == "" || g.Date == "" {
+				return nil, fmt.Errorf("models file: shared limit group %q needs id, members, source and date", g.ID)
+			}
+		}
+		base.Groups = append(base.Groups, extra.Groups...) // later wins below
 		base.Models = append(base.Models, extra.Models...) // later wins below
 		base.EncodingPrefixes = append(extra.EncodingPrefixes, base.EncodingPrefixes...)
 	}
-	r := &Registry{byID: map[string]*Model{}, providers: base.ProviderPrefixes}
+	r := &Registry{byID: map[string]*Model{}, providers: base.ProviderPrefixes, groups: map[string]*SharedLimitGroup{}}
+	for i := range base.Groups {
+		g := &base.Groups[i]
+		for _, m := range g.Members {
+			r.groups[m] = g
+		}
+	}
 	for i := range base.Models {
 		m := base.Models[i]
 		if m.Encoding == "" {
@@ -348,4 +387,77 @@ func (m Model) MatchTier(rpm, tpm int64) string {
 		}
 	}
 	return ""
+}
+
+// Group returns the shared-limit group a model name belongs to (the name
+// as given, after provider and fine-tune stripping, or the registry entry
+// it resolves to), or nil.
+func (r *Registry) Group(name string) *SharedLimitGroup {
+	if g, ok := r.groups[name]; ok {
+		return g
+	}
+	res := r.Lookup(name)
+	if res.Model != nil {
+		if g, ok := r.groups[res.Model.ID]; ok {
+			return g
+		}
+	}
+	return nil
+}
+
+// LimitKey is the key of the rate-limit pool a request for model name is
+// charged to: its shared-limit group's id, else the registry id it
+// resolves to (so dated snapshots share their model's buckets), else the
+// name as given. "" stays "".
+func (r *Registry) LimitKey(name string) string {
+	if name == "" {
+		return ""
+	}
+	if g := r.Group(name); g != nil {
+		return g.ID
+	}
+	if res := r.Lookup(name); res.Model != nil {
+		return res.Model.ID
+	}
+	return name
+}
+
+// KeyLimits returns the published limits of tier for a pool key (as
+// LimitKey returns): a group's own Tiers, else those of its first member
+// the registry knows; for a plain model, its tier limits.
+func (r *Registry) KeyLimits(key, tier string) (Limits, bool) {
+	for _, g := range r.groups {
+		if g.ID != key {
+			continue
+		}
+		if l, ok := g.Tiers[normTier(tier)]; ok && !l.IsZero() {
+			return l, true
+		}
+		for _, m := range g.Members {
+			if res := r.Lookup(m); res.Model != nil {
+				if l, ok := res.Model.TierLimits(tier); ok {
+					return l, true
+				}
+			}
+		}
+		return Limits{}, false
+	}
+	if res := r.Lookup(key); res.Model != nil {
+		return res.Model.TierLimits(tier)
+	}
+	return Limits{}, false
+}
+
+// Groups returns the shared-limit groups, sorted by id.
+func (r *Registry) Groups() []*SharedLimitGroup {
+	seen := map[*SharedLimitGroup]bool{}
+	var out []*SharedLimitGroup
+	for _, g := range r.groups {
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }

@@ -130,3 +130,46 @@ func TestLongContextLimits(t *testing.T) {
 		t.Fatalf("gpt-4o has no long context bucket, got %d", th)
 	}
 }
+
+// Shared-limit groups: members map to the group's key (so pacing, sim and
+// count keep one pool), dated snapshots to their model's id, unknown names
+// to themselves; a group lends its first known member's tier limits.
+func TestLimitKeyAndGroups(t *testing.T) {
+	r := Default()
+	for name, want := range map[string]string{
+		"gpt-realtime-mini":            "gpt-4o-mini-realtime", // built-in group (observed 429 names the pool)
+		"gpt-4o-mini-realtime-preview": "gpt-4o-mini-realtime",
+		"gpt-4o-2024-08-06":            "gpt-4o",
+		"openai/gpt-4o-mini":           "gpt-4o-mini",
+		"my-local-llama":               "my-local-llama",
+		"":                             "",
+	} {
+		if got := r.LimitKey(name); got != want {
+			t.Errorf("LimitKey(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, g := range r.Groups() {
+		if g.Source == "" || g.Date == "" || len(g.Members) == 0 {
+			t.Errorf("group %s lacks source, date or members", g.ID)
+		}
+	}
+	over := `{"shared_limit_groups": [{"id": "mini-pool", "members": ["gpt-4o-mini", "gpt-4.1-mini"], "source": "test", "date": "2026-12-04"}]}`
+	r2, err := Load(strings.NewReader(over))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1, k2 := r2.LimitKey("gpt-4o-mini-2024-07-18"), r2.LimitKey("gpt-4.1-mini"); k1 != "mini-pool" || k2 != "mini-pool" {
+		t.Errorf("keys %q %q, want mini-pool", k1, k2)
+	}
+	l, ok := r2.KeyLimits("mini-pool", "1")
+	want, _ := r2.Lookup("gpt-4o-mini").Model.TierLimits("1")
+	if !ok || l != want {
+		t.Errorf("KeyLimits = %+v %v, want gpt-4o-mini's %+v", l, ok, want)
+	}
+	if l, ok := r2.KeyLimits("gpt-4o", "1"); !ok || l.TPM != 30000 {
+		t.Errorf("plain model KeyLimits = %+v %v", l, ok)
+	}
+	if _, err := Load(strings.NewReader(`{"shared_limit_groups": [{"id": "x", "members": ["gpt-4o"]}]}`)); err == nil || !strings.Contains(err.Error(), "source and date") {
+		t.Errorf("group without evidence: err = %v", err)
+	}
+}

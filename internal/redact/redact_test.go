@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,45 @@ func TestIDsForms(t *testing.T) {
 		if !strings.Contains(got, keep) {
 			t.Errorf("IDs lost %q: %q", keep, got)
 		}
+	}
+}
+
+// TestStringEscapedForms (issue 14 §0): a key echoed with JSON \u escapes,
+// with doubled backslashes (a body quoted inside a JSON report) or without
+// its kind prefix is masked, JSON stays valid, and text without a key is
+// returned byte for byte.
+func TestStringEscapedForms(t *testing.T) {
+	const key = "sk-proj-SECRETabcdef123456789"
+	for _, in := range []string{
+		`{"message":"Incorrect API key provided: \u0073k-proj-SECRETabcdef123456789."}`,
+		`{"message":"key \u0073\u006B\u002d\u0070roj-SECRET\u0061bcdef123456789"}`,
+		`{"body":"{\"message\":\"key \\u0073k-proj-SECRETabcdef123456789\"}"}`,
+		`{"message":"Incorrect API key provided: proj-SECRETabcdef123456789"}`,
+	} {
+		got := String(in, key)
+		if strings.Contains(got, "SECRET") {
+			t.Errorf("String(%s) = %s keeps the key", in, got)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("String(%s) = %s is not JSON", in, got)
+		}
+		if b := Body([]byte(in), key); strings.Contains(string(b), "SECRET") || !json.Valid(b) {
+			t.Errorf("Body(%s) = %s", in, b)
+		}
+	}
+	// An unlisted key-shaped token written with escapes is masked too.
+	if got := String(`"\u0073k-svcacct-zzzzzzzzzzzzzzzz9999"`); strings.Contains(got, "zzzzzzzz") {
+		t.Errorf("escaped unlisted key kept: %s", got)
+	}
+	// Escapes with no key behind them are left as they are.
+	for _, in := range []string{`{"a":"\u0041\u00e9\u0022 \\u0073"}`, `caf\u00e9`} {
+		if got := String(in, key); got != in {
+			t.Errorf("String(%s) changed it to %s", in, got)
+		}
+	}
+	// Body leaves "Bearer …" in model output alone; String masks it.
+	const out = `{"content":"the bearer bonds were sold"}`
+	if got := string(Body([]byte(out), key)); got != out {
+		t.Errorf("Body changed model output: %s", got)
 	}
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -495,5 +496,59 @@ func TestFingerprintIgnoresFormatting(t *testing.T) {
 	}
 	if bodyFingerprint([]byte("not json")) == "" {
 		t.Fatal("invalid JSON must still fingerprint")
+	}
+}
+
+// Issue 14 §0: a key echoed with JSON \u escapes, doubled escapes or
+// without its prefix is masked in the results file, the log and the stop
+// reason, and the stored body stays valid JSON.
+func TestEscapedKeyRedacted(t *testing.T) {
+	const key = "sk-proj-SECRETabcdef123456789"
+	for _, echoed := range []string{
+		`\u0073k-proj-SECRETabcdef123456789`,
+		`\u0073\u006b\u002d\u0070roj-SECRET\u0061bcdef123456789`,
+		`proj-SECRETabcdef123456789`,
+	} {
+		dir := t.TempDir()
+		in := writeLines(t, dir, "in.jsonl", chatLines("c", "gpt-4o-mini", 1, 5))
+		out := filepath.Join(dir, "out.jsonl")
+		p := &funcPoster{fn: func(int, call) (*api.Response, error) {
+			body := `{"error":{"message":"Invalid header value for key ` + echoed + `.","type":"invalid_request_error","param":null,"code":"invalid_value"}}`
+			return &api.Response{StatusCode: 400, Header: http.Header{}, Body: []byte(body)}, nil
+		}}
+		var log bytes.Buffer
+		o := baseOptions(out, in)
+		o.Client, o.RPM, o.TPM, o.Log, o.APIKey = p, 1000, 1_000_000, &log, key
+		sum, _ := Run(context.Background(), o)
+		b, _ := os.ReadFile(out)
+		for what, s := range map[string]string{"log": log.String(), "results": string(b), "stop_reason": sum.StopReason} {
+			if strings.Contains(s, "SECRET") {
+				t.Errorf("%s: key in %s: %s", echoed, what, s)
+			}
+		}
+		rs := readResults(t, out)
+		if len(rs) != 1 {
+			t.Fatalf("%s: %d results", echoed, len(rs))
+		}
+		for _, r := range rs { // still valid JSON
+			if !json.Valid(r.Response.Body) {
+				t.Errorf("%s: body not JSON: %s", echoed, r.Response.Body)
+			}
+		}
+	}
+}
+
+// Issue 14 §6: --dry-run exits 3 when no line is valid, like the real run.
+func TestDryRunNoValidLineExit3(t *testing.T) {
+	dir := t.TempDir()
+	in := writeLines(t, dir, "in.jsonl", []string{`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini"`, `not json`})
+	for _, dry := range []bool{true, false} {
+		var out, log bytes.Buffer
+		o := baseOptions(filepath.Join(dir, "out.jsonl"), in)
+		o.DryRun, o.Out, o.Log, o.Client = dry, &out, &log, okPoster()
+		sum, err := Run(context.Background(), o)
+		if err == nil || sum.ExitCode != exitcode.Input || !strings.Contains(err.Error(), "no valid request") {
+			t.Errorf("dry run %v: exit %d err %v", dry, sum.ExitCode, err)
+		}
 	}
 }

@@ -8,14 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/atomicfile"
+	"github.com/oairl/oairl/internal/extsort"
 )
 
 // Result is one line of the results file, in the Batch API output format
@@ -121,49 +123,35 @@ type resultsFile struct {
 
 // loadReport is what loadResults found in an existing file.
 type loadReport struct {
-	Lines     int                 // complete result lines read
-	Size      int64               // bytes of complete lines (where a torn line starts)
-	TornBytes int64               // bytes of a torn last line, to be truncated away
-	BadLines  []int               // line numbers that are not a result (kept, ignored)
-	Done      map[string]recState // best state per custom_id (success wins)
-	// ByFP is the best state per custom_id and body fingerprint
-	// (fpKey), for lines that carry oairl_body_sha256; HasFP marks the
-	// custom_ids that have at least one such line.
-	ByFP    map[string]recState
-	HasFP   map[string]bool
+	Lines     int   // complete result lines read
+	Size      int64 // bytes of complete lines (where a torn line starts)
+	TornBytes int64 // bytes of a torn last line, to be truncated away
+	BadLines  []int // line numbers that are not a result (kept, ignored; the first maxBadLines)
+	BadN      int   // lines that are not a result
+	// Index is the best state per custom_id, and per custom_id and body
+	// fingerprint for lines that carry oairl_body_sha256 (a success wins,
+	// then a final failure), in 16 bytes per custom_id.
+	Index   *resumeIndex
 	Dropped int // retryable failures removed for --retry-failed
 	// TailKept is true when the last line had no "\n" but is a complete
 	// result: openResults appends the "\n" instead of truncating it.
 	TailKept bool
 }
 
-func fpKey(id, fp string) string { return id + "\x00" + fp }
+// maxBadLines is how many line numbers of non-result lines are kept.
+const maxBadLines = 100
 
 // add records one result line's state.
 func (rep *loadReport) add(id, fp string, st recState) {
 	rep.Lines++
-	if cur, ok := rep.Done[id]; !ok || better(st, cur) {
-		rep.Done[id] = st
-	}
-	if fp != "" {
-		k := fpKey(id, fp)
-		if cur, ok := rep.ByFP[k]; !ok || better(st, cur) {
-			rep.ByFP[k] = st
-		}
-		rep.HasFP[id] = true
-	}
+	rep.Index.add(id, fp, st)
 }
 
 // lookup returns the recorded state of custom_id id for a line whose body
 // has fingerprint fp. mismatch is true when the id has results recorded
 // with fingerprints but none equal to fp (the input line changed).
 func (rep *loadReport) lookup(id, fp string) (st recState, ok, mismatch bool) {
-	if rep.HasFP[id] {
-		st, ok = rep.ByFP[fpKey(id, fp)]
-		return st, ok, !ok
-	}
-	st, ok = rep.Done[id]
-	return st, ok, false
+	return rep.Index.lookup(id, fp)
 }
 
 // loadResults reads what an earlier run left in path, without changing
@@ -207,7 +195,7 @@ func loadResults(path string) (loadReport, error) {
 }
 
 func newLoadReport() loadReport {
-	return loadReport{Done: map[string]recState{}, ByFP: map[string]recState{}, HasFP: map[string]bool{}}
+	return loadReport{Index: newResumeIndex(maphash.MakeSeed())}
 }
 
 // openResults opens (creating) path for appending: a torn last line found
@@ -233,22 +221,11 @@ func openResults(path string, rep *loadReport, retryFailed bool, seed uint64) (*
 		}
 	}
 	if retryFailed {
-		n := 0
-		for _, s := range rep.Done {
-			if s == recRetryable {
-				n++
-			}
-		}
-		if n > 0 {
-			if err := rewriteWithout(path, rep.Done); err != nil {
+		if n := rep.Index.countRetryable(); n > 0 {
+			if err := rewriteWithout(path, rep.Index); err != nil {
 				return nil, err
 			}
-			for id, s := range rep.Done {
-				if s == recRetryable {
-					delete(rep.Done, id)
-				}
-			}
-			rep.Dropped = n
+			rep.Dropped = rep.Index.dropRetryable()
 		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -288,7 +265,10 @@ func readDone(r io.Reader, rep *loadReport) error {
 			if len(b) > 0 {
 				id, st, fp, ok := parseResultState(b)
 				if !ok {
-					rep.BadLines = append(rep.BadLines, line)
+					rep.BadN++
+					if len(rep.BadLines) < maxBadLines {
+						rep.BadLines = append(rep.BadLines, line)
+					}
 				} else {
 					rep.add(id, fp, st)
 				}
@@ -338,7 +318,7 @@ func parseResultState(b []byte) (id string, st recState, fp string, ok bool) {
 // rewriteWithout rewrites path without the lines whose custom_id is
 // retryable in done (a temporary file in the same directory, then a rename:
 // never a partial file).
-func rewriteWithout(path string, done map[string]recState) error {
+func rewriteWithout(path string, idx *resumeIndex) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return err
@@ -350,7 +330,7 @@ func rewriteWithout(path string, done map[string]recState) error {
 			b, err := br.ReadBytes('\n')
 			if len(b) > 0 {
 				id, _, _, ok := parseResultState(bytes.TrimSpace(b))
-				if !ok || done[id] != recRetryable {
+				if !ok || idx.state(id) != recRetryable {
 					if _, err := w.Write(b); err != nil {
 						return err
 					}
@@ -366,37 +346,9 @@ func rewriteWithout(path string, done map[string]recState) error {
 	})
 }
 
-// writeAtomic writes path through fill into a temporary file beside it,
-// syncs it and renames it over path.
+// writeAtomic writes path through fill atomically (internal/atomicfile).
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := fill(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if st, err := os.Stat(path); err == nil {
-		_ = tmp.Chmod(st.Mode().Perm())
-	} else {
-		_ = tmp.Chmod(0o644)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, fill)
 }
 
 // newID returns a Batch-style result id, "batch_req_" + 32 hex digits.
@@ -452,61 +404,62 @@ func compactBody(body []byte) json.RawMessage {
 
 // rewriteOrdered rewrites path so that it holds exactly one line per
 // custom_id of order, in that order (the input order): for each, the line
-// that belongs to the current body (fps: custom_id → bodyFingerprint; a
-// line without a fingerprint matches any body), then the best state
-// (success, final failure, retryable failure), then the latest. Lines of
-// custom_ids not in order keep their relative order after them. Superseded
-// lines are not dropped: they are appended to PATH.superseded.jsonl. Atomic
-// (temporary file + rename).
-func rewriteOrdered(path string, order []string, fps map[string]string) error {
+// that belongs to the current body (order's fingerprint; a line without a
+// fingerprint matches any body), then the best state (success, final
+// failure, retryable failure), then the latest. Lines of custom_ids not in
+// order keep their relative order after them. Superseded lines are not
+// dropped: they are appended to PATH.superseded.jsonl. Atomic (temporary
+// file + rename). Memory is bounded whatever the sizes: custom_ids are
+// hashed with seed (as in order) and every list is sorted on disk
+// (extSorter) beside path.
+func rewriteOrdered(path string, order *extsort.Sorter[orderEntry], seed maphash.Seed) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	type cand struct {
-		sp   span
-		rank int
-	}
-	inOrder := make(map[string]bool, len(order))
-	for _, id := range order {
-		inOrder[id] = true
-	}
-	best := map[string]cand{}
-	var superseded, rest []span
+	dir := filepath.Dir(path)
+	byID, rest, superseded, winners := newLineSorter(dir, true), newLineSorter(dir, false), newLineSorter(dir, false), newLineSorter(dir, true)
+	defer func() {
+		for _, s := range []*extsort.Sorter[lineEntry]{byID, rest, superseded, winners} {
+			s.Close()
+		}
+	}()
 	br := bufio.NewReaderSize(in, 1<<20)
-	var off int64
+	var off uint64
 	for {
-		b, err := br.ReadBytes('\n')
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line over 1 MB: read the rest of it.
+			long := append([]byte(nil), b...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				b, err = br.ReadSlice('\n')
+				long = append(long, b...)
+			}
+			b = long
+		}
 		if len(b) > 0 {
-			sp := span{off, int64(len(b))}
+			e := lineEntry{off: off, n: uint64(len(b))}
 			id, st, fp, ok := parseResultState(bytes.TrimSpace(b))
-			switch {
-			case !ok || !inOrder[id]:
-				rest = append(rest, sp)
-			default:
-				rank := 0
+			var aerr error
+			if !ok {
+				aerr = rest.Add(e)
+			} else {
+				e.id, e.fp = maphash.String(seed, id), fpNum(seed, fp)
 				switch st {
 				case recSucceeded:
-					rank = 3
+					e.rank = 3
 				case recFailed:
-					rank = 2
+					e.rank = 2
 				case recRetryable:
-					rank = 1
+					e.rank = 1
 				}
-				if cur := fps[id]; fp == "" || cur == "" || fp == cur {
-					rank += 10
-				}
-				if prev, seen := best[id]; !seen {
-					best[id] = cand{sp, rank}
-				} else if rank >= prev.rank { // ties: the later line wins
-					superseded = append(superseded, prev.sp)
-					best[id] = cand{sp, rank}
-				} else {
-					superseded = append(superseded, sp)
-				}
+				aerr = byID.Add(e)
 			}
-			off += int64(len(b))
+			if aerr != nil {
+				return aerr
+			}
+			off += uint64(len(b))
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -515,46 +468,89 @@ func rewriteOrdered(path string, order []string, fps map[string]string) error {
 			return err
 		}
 	}
-	copySpan := func(w io.Writer, sp span) error {
-		_, err := io.Copy(w, io.NewSectionReader(in, sp.off, sp.n))
+	// Join the input (by custom_id hash) with the lines (by custom_id
+	// hash, then place): one winner per input custom_id.
+	ord, err := order.Reader()
+	if err != nil {
 		return err
 	}
-	if len(superseded) > 0 {
-		sortSpans(superseded)
+	lines, err := byID.Reader()
+	if err != nil {
+		return err
+	}
+	ov, ook, err := ord.Next()
+	if err != nil {
+		return err
+	}
+	lv, lok, err := lines.Next()
+	for err == nil && lok {
+		for err == nil && ook && ov.id < lv.id {
+			ov, ook, err = ord.Next()
+		}
+		if err != nil {
+			break
+		}
+		id := lv.id
+		if !ook || ov.id != id {
+			for err == nil && lok && lv.id == id {
+				if err = rest.Add(lv); err == nil {
+					lv, lok, err = lines.Next()
+				}
+			}
+			continue
+		}
+		var best lineEntry
+		bestRank, have := -1, false
+		for err == nil && lok && lv.id == id {
+			rank := int(lv.rank)
+			if lv.fp == 0 || ov.fp == 0 || lv.fp == ov.fp {
+				rank += 10
+			}
+			switch {
+			case !have:
+				best, bestRank, have = lv, rank, true
+			case rank >= bestRank: // ties: the later line wins
+				err = superseded.Add(best)
+				best, bestRank = lv, rank
+			default:
+				err = superseded.Add(lv)
+			}
+			if err == nil {
+				lv, lok, err = lines.Next()
+			}
+		}
+		if err == nil {
+			err = winners.Add(lineEntry{id: ov.pos, off: best.off, n: best.n})
+		}
+	}
+	if err != nil {
+		return err
+	}
+	copySpan := func(w io.Writer, e lineEntry) error {
+		_, err := io.Copy(w, io.NewSectionReader(in, int64(e.off), int64(e.n)))
+		return err
+	}
+	if superseded.Len() > 0 {
 		f, err := os.OpenFile(path+".superseded.jsonl", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
-		for _, sp := range superseded {
-			if err := copySpan(f, sp); err != nil {
-				f.Close()
-				return err
-			}
+		bw := bufio.NewWriterSize(f, 256<<10)
+		err = superseded.Each(func(e lineEntry) error { return copySpan(bw, e) })
+		if err == nil {
+			err = bw.Flush()
 		}
-		if err := f.Close(); err != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return writeAtomic(path, func(w io.Writer) error {
-		for _, id := range order {
-			if c, ok := best[id]; ok {
-				delete(best, id) // a custom_id listed twice is written once
-				if err := copySpan(w, c.sp); err != nil {
-					return err
-				}
-			}
+		if err := winners.Each(func(e lineEntry) error { return copySpan(w, e) }); err != nil {
+			return err
 		}
-		sortSpans(rest)
-		for _, sp := range rest {
-			if err := copySpan(w, sp); err != nil {
-				return err
-			}
-		}
-		return nil
+		return rest.Each(func(e lineEntry) error { return copySpan(w, e) })
 	})
 }
-
-// span is a line's place in a file.
-type span struct{ off, n int64 }
-
-func sortSpans(s []span) { sort.Slice(s, func(i, j int) bool { return s[i].off < s[j].off }) }

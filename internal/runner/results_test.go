@@ -1,10 +1,13 @@
 package runner
 
 import (
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/oairl/oairl/internal/extsort"
 )
 
 func TestParseResultState(t *testing.T) {
@@ -54,8 +57,8 @@ func TestLoadAndRewrite(t *testing.T) {
 	if rep.TornBytes != int64(len(torn)) || len(rep.BadLines) != 1 || rep.BadLines[0] != 2 || rep.Lines != 4 {
 		t.Fatalf("report %+v", rep)
 	}
-	if rep.Done["a"] != recRetryable || rep.Done["b"] != recSucceeded || rep.Done["d"] != 0 {
-		t.Fatalf("done %v", rep.Done)
+	if rep.Index.state("a") != recRetryable || rep.Index.state("b") != recSucceeded || rep.Index.state("d") != 0 {
+		t.Fatalf("states a=%v b=%v d=%v", rep.Index.state("a"), rep.Index.state("b"), rep.Index.state("d"))
 	}
 	// Nothing changed by loading.
 	if b, _ := os.ReadFile(p); !strings.HasSuffix(string(b), torn) {
@@ -65,8 +68,8 @@ func TestLoadAndRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Dropped != 1 || rep.Done["a"] != 0 {
-		t.Errorf("--retry-failed dropped %d, done %v", rep.Dropped, rep.Done)
+	if rep.Dropped != 1 || rep.Index.state("a") != 0 {
+		t.Errorf("--retry-failed dropped %d, state of a %v", rep.Dropped, rep.Index.state("a"))
 	}
 	if err := rf.write(&Result{CustomID: "a", Response: &ResultResponse{StatusCode: 200, RequestID: "r", Body: compactBody([]byte("{\n  \"x\": 1\n}"))}}); err != nil {
 		t.Fatal(err)
@@ -75,7 +78,8 @@ func TestLoadAndRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	rf.close()
-	if err := rewriteOrdered(p, []string{"a", "b", "c", "d", "e"}, nil); err != nil {
+	seed := maphash.MakeSeed()
+	if err := rewriteOrdered(p, testOrder(t, dir, seed, []string{"a", "b", "c", "d", "e"}, nil), seed); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
@@ -113,7 +117,8 @@ func TestRewriteOrderedOneLinePerID(t *testing.T) {
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewriteOrdered(p, []string{"b", "a"}, map[string]string{"b": "new"}); err != nil {
+	seed := maphash.MakeSeed()
+	if err := rewriteOrdered(p, testOrder(t, dir, seed, []string{"b", "a"}, map[string]string{"b": "new"}), seed); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
@@ -125,4 +130,18 @@ func TestRewriteOrderedOneLinePerID(t *testing.T) {
 	if n := strings.Count(string(sup), "\n"); n != 3 {
 		t.Fatalf("superseded lines = %d, want 3:\n%s", n, sup)
 	}
+}
+
+// testOrder is the --ordered input log of ids (in that order) with their
+// current fingerprints fps (missing: none).
+func testOrder(t *testing.T, dir string, seed maphash.Seed, ids []string, fps map[string]string) *extsort.Sorter[orderEntry] {
+	t.Helper()
+	o := newOrderLog(dir)
+	t.Cleanup(o.Close)
+	for i, id := range ids {
+		if err := o.Add(orderEntry{id: maphash.String(seed, id), pos: uint64(i), fp: fpNum(seed, fps[id])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o
 }

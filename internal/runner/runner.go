@@ -42,29 +42,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
-	"math"
-	"net"
-	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/extsort"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/redact"
+	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -86,8 +86,13 @@ type Bar interface {
 
 // Options configure Run.
 type Options struct {
-	// Sources are the input files ("-" for stdin).
+	// Sources are the input files ("-" for Stdin). Each is read twice
+	// (validated, then each line read back by offset when sent); a gzip
+	// or piped source is copied, decompressed, to a temporary file beside
+	// Output during the first read.
 	Sources []input.Source
+	// Stdin is read for the source "-".
+	Stdin io.Reader
 	// Output is the results file (required); created, or appended to.
 	Output string
 	// Client sends the requests (required unless DryRun).
@@ -207,9 +212,18 @@ type job struct {
 }
 
 type run struct {
-	// fps maps each input custom_id to its current body fingerprint
-	// (--ordered keeps the line that belongs to it).
-	fps map[string]string
+	// seed hashes custom_ids (resume index, --ordered) and lines.
+	seed maphash.Seed
+	// order is the input order for --ordered: custom_id hash, position and
+	// current body fingerprint of every valid request (sorted on disk).
+	order *extsort.Sorter[orderEntry]
+	// inputs reads the requests back by offset (stream.go); names interns
+	// the models and urls of jobRec.
+	inputs  *inputFiles
+	names   []string
+	nameIdx map[string]uint32
+	// Outcomes of the sending pass (dispatch).
+	nSent, nUnsent, nAbandoned, nStopped atomic.Int64
 
 	o       Options
 	clk     clock.Clock
@@ -217,6 +231,7 @@ type run struct {
 	lim     pace.Limiter
 	local   *pace.Local
 	backoff *pace.Backoff
+	cycle   *send.Cycle
 	results *resultsFile
 	sum     *Summary
 
@@ -233,12 +248,8 @@ type run struct {
 	bar      Bar
 	progress sync.Mutex
 	stop     *stopState
-	shown    atomic.Int64 // failure lines printed
-	// unreachable counts consecutive attempts that could not connect
-	// (connection refused, DNS); answered is set by any HTTP answer.
-	unreachable atomic.Int64
-	answered    atomic.Bool
-	events      map[string][]doneEvent // successes per model (rates)
+	shown    atomic.Int64           // failure lines printed
+	events   map[string][]doneEvent // successes per model (rates)
 }
 
 // doneEvent is one success: when (run clock) and its TPM charge.
@@ -249,57 +260,16 @@ type doneEvent struct {
 
 // unreachableStop is how many consecutive connection-refused/DNS failures,
 // with no HTTP answer yet in the run, stop dispatching ("cannot reach").
-const unreachableStop = 5
+const unreachableStop = send.UnreachableStop
 
 // redact masks the API key (and anything that looks like a key) in s.
 func (r *run) redact(s string) string { return redact.String(s, r.o.APIKey) }
 
-// redactBody replaces the API key string itself in a stored body (the
-// replacement has no JSON metacharacters, so JSON stays valid).
+// redactBody masks the API key in a stored body, in any form the server
+// may echo it (JSON-escaped, without its prefix; see redact.Body). The
+// result is valid JSON when b is.
 func (r *run) redactBody(b json.RawMessage) json.RawMessage {
-	if len(r.o.APIKey) < 4 || !bytes.Contains(b, []byte(r.o.APIKey)) {
-		return b
-	}
-	return bytes.ReplaceAll(b, []byte(r.o.APIKey), []byte(redact.Key(r.o.APIKey)))
-}
-
-// cannotConnect reports whether a transport error means the server was
-// never reached (connection refused, DNS failure).
-func cannotConnect(err error) bool {
-	var dnsErr *net.DNSError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr)
-}
-
-// overflowRetryAfter reports a numeric retry-after too large to parse
-// (e.g. 99999999999999999999 seconds): a huge wait, not no hint.
-func overflowRetryAfter(h http.Header) bool {
-	v := strings.TrimSpace(h.Get("retry-after"))
-	if v == "" {
-		return false
-	}
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return err != nil || n > int64(math.MaxInt64/int64(time.Second))
-}
-
-// badSuccess checks a 2xx answer: an empty or non-JSON body, or an error
-// envelope inside it (diagnose's verdict is not ok), is not a success.
-// It returns the failure code and message, or "" for a good answer.
-func badSuccess(body []byte, f diagnose.Finding) (code, msg string) {
-	t := bytes.TrimSpace(body)
-	switch {
-	case len(t) == 0:
-		return "invalid_response", "HTTP 2xx with an empty body"
-	case !json.Valid(t):
-		return "invalid_response", fmt.Sprintf("HTTP 2xx with a body that is not JSON (truncated?): %q", truncate(string(t), 120))
-	case f.Verdict != diagnose.OK && f.Verdict != "":
-		return errCode(f), "HTTP 2xx carrying an error: " + firstNonEmpty(f.Message, string(f.Verdict))
-	}
-	return "", ""
+	return redact.Body(b, r.o.APIKey)
 }
 
 func newRun(o Options) (*run, error) {
@@ -339,7 +309,8 @@ func newRun(o Options) (*run, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
-	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{}}
+	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{},
+		seed: maphash.MakeSeed(), nameIdx: map[string]uint32{}}
 	if r.log == nil {
 		r.log = io.Discard
 	}
@@ -455,15 +426,40 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		sum.ExitCode = exitcode.Failure
 		return sum, err
 	}
-	var skippedFailed, skippedRetryable, changedExplicit int
+	var skippedFailed, skippedRetryable, changedExplicit, changedBareN int
 	var changedBare []string
 
-	// 2. Read and validate the input.
-	var jobs []*job
-	var order []string
-	r.fps = map[string]string{}
+	// 2. Read and validate the input, in one streaming pass: what is to be
+	// sent goes to a spool of fixed-size records (stream.go), not memory;
+	// the lines are read back from the files when they are sent.
+	dir := os.TempDir()
+	if o.Output != "" {
+		dir = filepath.Dir(o.Output)
+	}
+	r.inputs = newInputFiles(dir, o.Sources)
+	defer r.inputs.close()
+	var jobs *extsort.Spool[jobRec]
+	if !o.DryRun {
+		if jobs, err = extsort.NewSpool(dir, jobRecWidth, encJobRec, decJobRec); err != nil {
+			sum.ExitCode = exitcode.Failure
+			return sum, fmt.Errorf("creating a temporary file in %s: %w", dir, err)
+		}
+		defer jobs.Close()
+		if o.Ordered {
+			r.order = newOrderLog(dir)
+			defer r.order.Close()
+		}
+	}
+	plan := map[string]*planAgg{} // --dry-run
+	sendModels := map[string]bool{}
+	var tooLarge []*job
+	toSend := 0
+	var pos uint64
 	shown := 0
-	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model}
+	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model, Stdin: o.Stdin}
+	if !o.DryRun {
+		scanOpts.Spill = r.inputs.spill
+	}
 	scanSum, err := input.Scan(ctx, o.Sources, scanOpts, func(q *input.Request) error {
 		sum.Requests++
 		if !q.Valid() {
@@ -479,7 +475,6 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			}
 			return nil
 		}
-		order = append(order, q.CustomID)
 		r.mu.Lock()
 		if _, ok := r.res[q.Model]; !ok {
 			r.res[q.Model] = q.Resolution
@@ -492,10 +487,18 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			body = withModel(body, q.Model)
 		}
 		fp := bodyFingerprint(body)
-		r.fps[q.CustomID] = fp
+		if r.order != nil {
+			if err := r.order.Add(orderEntry{id: maphash.String(r.seed, q.CustomID), pos: pos, fp: fpNum(r.seed, fp)}); err != nil {
+				return err
+			}
+			pos++
+		}
 		if st, ok, mismatch := rep.lookup(q.CustomID, fp); mismatch {
 			if q.Bare {
-				changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
+				changedBareN++
+				if len(changedBare) < 3 {
+					changedBare = append(changedBare, fmt.Sprintf("%s:%d (%s)", q.File, q.Line, q.CustomID))
+				}
 				return nil
 			}
 			changedExplicit++
@@ -514,9 +517,28 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		} else if ok {
 			rep.Dropped++
 		}
-		jobs = append(jobs, &job{idx: len(order) - 1, customID: q.CustomID, file: q.File, line: q.Line, url: q.URL,
-			body: body, fp: fp, model: q.Model, charge: q.Count.TPMCharge, res: q.Resolution})
-		return nil
+		// Requests that can never be admitted: charge over the TPM limit.
+		if l := r.limitsFor(q.Model); l.TPM > 0 && q.Count.TPMCharge > l.TPM {
+			tooLarge = append(tooLarge, &job{customID: q.CustomID, file: q.File, line: q.Line, fp: fp, model: q.Model,
+				charge: q.Count.TPMCharge, res: q.Resolution})
+			return nil
+		}
+		toSend++
+		sendModels[q.Model] = true
+		if o.DryRun {
+			a := plan[q.Model]
+			if a == nil {
+				a = &planAgg{}
+				plan[q.Model] = a
+			}
+			a.n++
+			a.charge += q.Count.TPMCharge
+			a.big = max(a.big, q.Count.TPMCharge)
+			return nil
+		}
+		return jobs.Add(jobRec{off: q.Offset, size: q.Size, line: int64(q.Line), fp: fpNum(r.seed, fp),
+			rawHash: maphash.Bytes(r.seed, q.Raw), charge: q.Count.TPMCharge, src: uint32(q.Source),
+			model: r.intern(q.Model), url: r.intern(q.URL), bare: q.Bare})
 	})
 	if shown > maxProblemsShown {
 		r.problemf("... and %d more problems (oairl count lists them all)", shown-maxProblemsShown)
@@ -525,19 +547,19 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		if ctx.Err() != nil {
 			sum.ExitCode = exitcode.Interrupted
 			sum.StopReason = "interrupted while reading the input"
-			return r.finish(nil)
+			return r.finish()
 		}
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.New(exitcode.Input, err)
 	}
-	if len(changedBare) > 0 {
+	if changedBareN > 0 {
 		sum.ExitCode = exitcode.Input
 		ex := changedBare
-		if len(ex) > 3 {
-			ex = append(ex[:3:3], "…")
+		if changedBareN > len(ex) {
+			ex = append(ex, "…")
 		}
 		return sum, exitcode.Errorf(exitcode.Input, "the input changed since %s was written: %d lines without a custom_id (auto ids line-N) now have a different body than the result recorded for their line number (%s); their results would be attributed to the wrong request. Give every line an explicit custom_id (Batch input format) or use a new -o; nothing was sent",
-			o.Output, len(changedBare), strings.Join(ex, ", "))
+			o.Output, changedBareN, strings.Join(ex, ", "))
 	}
 	if skippedFailed+skippedRetryable > 0 {
 		// Recorded failures are part of this input's outcome: exit 7.
@@ -557,27 +579,21 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 
-	// Requests that can never be admitted: charge over the TPM limit.
-	var tooLarge []*job
-	kept := jobs[:0]
-	for _, j := range jobs {
-		if l := r.limitsFor(j.model); l.TPM > 0 && j.charge > l.TPM {
-			tooLarge = append(tooLarge, j)
-			continue
-		}
-		kept = append(kept, j)
-	}
-	jobs = kept
 	for _, j := range tooLarge {
 		r.problemf("%s:%d: %s: needs ~%d rate-limit tokens per request (prompt + output budget), which exceeds the %s limit of %d TPM; it can never be sent. Lower max_tokens or raise the limit [request_too_large]",
 			j.file, j.line, displayID(j.customID), j.charge, j.model, r.limitsFor(j.model).TPM)
 	}
 
 	if o.DryRun {
-		r.printSchedule(jobs, tooLarge)
+		r.printSchedule(plan, toSend, tooLarge)
 		sum.ExitCode = exitcode.OK
 		if sum.Invalid > 0 && o.Strict {
 			sum.ExitCode = exitcode.Input
+		}
+		if toSend == 0 && len(tooLarge) == 0 && sum.Skipped == 0 {
+			// The same verdict as the real run: nothing could be sent.
+			sum.ExitCode = exitcode.Input
+			return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 		}
 		return sum, nil
 	}
@@ -586,7 +602,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		sum.ExitCode = exitcode.Input
 		return sum, exitcode.Errorf(exitcode.Input, "--strict: %d invalid lines, %d requests too large; nothing was sent", sum.Invalid, len(tooLarge))
 	}
-	if len(jobs) == 0 && len(tooLarge) == 0 {
+	if toSend == 0 && len(tooLarge) == 0 {
 		if sum.Skipped > 0 {
 			if rep.TornBytes > 0 {
 				// Still remove a torn last line (its custom_id is not in this
@@ -597,25 +613,30 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 				}
 			}
 			if rep.TornBytes == 0 {
-				r.reportBadLines(rep.BadLines)
+				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
 			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
 				sum.ExitCode = exitcode.Partial
 			}
-			return r.finish(order)
+			return r.finish()
 		}
 		sum.ExitCode = exitcode.Input
-		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%d lines, %d invalid)", sum.Requests, sum.Invalid)
+		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 	}
 	if sum.Invalid > 0 {
 		r.addCode(exitcode.Partial)
+	}
+	if err := r.inputs.flush(); err != nil {
+		sum.ExitCode = exitcode.Failure
+		return sum, err
 	}
 	if err := r.openOutput(&rep); err != nil {
 		sum.ExitCode = exitcode.Failure
 		return sum, err
 	}
+	rep = loadReport{} // the resume index is no longer needed
 	defer r.results.close()
 	for _, j := range tooLarge {
 		ms := r.model(j.model)
@@ -631,7 +652,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 		r.addCode(exitcode.Partial)
 	}
-	sum.ToSend = len(jobs)
+	sum.ToSend = toSend
 
 	// 3. Pace and send.
 	r.lim = o.Limiter
@@ -653,26 +674,28 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			r.lim = r.local
 		}
 	}
-	for _, j := range jobs {
-		m := r.model(j.model)
-		l := r.limitsFor(j.model)
+	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout})
+	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
+		m := r.model(name)
+		l := r.limitsFor(name)
 		r.mu.Lock()
 		m.RPMLimit, m.TPMLimit = l.RPM, l.TPM
 		r.mu.Unlock()
 	}
 	if o.NewBar != nil {
-		r.bar = o.NewBar(int64(len(jobs)))
+		r.bar = o.NewBar(int64(toSend))
 	}
 	hbDone := make(chan struct{})
 	hbEnded := make(chan struct{})
 	go func() { defer close(hbEnded); r.heartbeat(hbDone) }()
-	r.dispatch(ctx, jobs)
+	r.dispatch(ctx, jobs, toSend)
 	close(hbDone)
 	<-hbEnded
 	if r.bar != nil {
 		r.bar.Finish()
 	}
-	return r.finish(order)
+	return r.finish()
 }
 
 // displayID renders a custom_id for messages.
@@ -730,7 +753,10 @@ func (s *stopState) stop(code int, msg string) {
 	})
 }
 
-func (r *run) dispatch(ctx context.Context, jobs []*job) {
+// dispatch sends the total jobs of the spool: one feeder reads them back
+// (the line from its file, stream.go) just before a worker takes them, so
+// at most MaxConcurrent bodies are in memory.
+func (r *run) dispatch(ctx context.Context, jobs *extsort.Spool[jobRec], total int) {
 	o := r.o
 	// stopCtx ends dispatching and waits between attempts: on Ctrl-C (ctx)
 	// or a run-wide stop (quota, auth, max-wait).
@@ -760,47 +786,48 @@ func (r *run) dispatch(ctx context.Context, jobs []*job) {
 
 	queue := make(chan *job)
 	var wg sync.WaitGroup
-	workers := min(o.MaxConcurrent, len(jobs))
+	workers := min(o.MaxConcurrent, total)
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range queue {
 				r.send(stopCtx, reqCtx, st, j)
+				r.tally(j)
 			}
 		}()
 	}
-	sent := 0
-feed:
-	for _, j := range jobs {
+	fed := 0
+	errStopped := errors.New("stopped")
+	err := jobs.Each(func(rec jobRec) error {
+		if stopCtx.Err() != nil {
+			return errStopped
+		}
+		j, err := r.reread(rec)
+		if err != nil {
+			return err
+		}
 		select {
 		case <-stopCtx.Done():
-			break feed
+			return errStopped
 		case queue <- j:
-			sent++
+			fed++
+			return nil
 		}
+	})
+	if err != nil && !errors.Is(err, errStopped) {
+		r.problemf("%v", err)
+		st.stop(exitcode.Failure, fmt.Sprintf("cannot read the input back: %v; rerun the same command to send the rest", err))
 	}
 	close(queue)
 	wg.Wait()
 	cancelReq()
 	<-graceDone
 
-	for _, j := range jobs {
-		switch {
-		case j.reached:
-			r.sum.Sent++
-		}
-		switch {
-		case j.written:
-		case j.abandoned:
-			r.sum.Abandoned++
-		case !j.reached:
-			r.sum.Unsent++
-		default:
-			r.sum.NoResult++ // sent, then stopped before a final answer
-		}
-	}
-	r.sum.NoResult += r.sum.Unsent + r.sum.Abandoned
+	r.sum.Sent = int(r.nSent.Load())
+	r.sum.Abandoned = int(r.nAbandoned.Load())
+	r.sum.Unsent = int(r.nUnsent.Load()) + total - fed
+	r.sum.NoResult = int(r.nStopped.Load()) + r.sum.Unsent + r.sum.Abandoned
 	switch {
 	case ctx.Err() != nil:
 		r.addCode(exitcode.Interrupted)
@@ -811,175 +838,114 @@ feed:
 	}
 }
 
-// send carries one request through its attempts. It returns when the
-// request has a written result or will not get one in this run.
+// tally counts what became of a job once its worker is done with it.
+func (r *run) tally(j *job) {
+	if j.reached {
+		r.nSent.Add(1)
+	}
+	switch {
+	case j.written:
+	case j.abandoned:
+		r.nAbandoned.Add(1)
+	case !j.reached:
+		r.nUnsent.Add(1)
+	default:
+		r.nStopped.Add(1) // sent, then stopped before a final answer
+	}
+}
+
+// send carries one request through the shared cycle (internal/send). It
+// returns when the request has a written result or will not get one in
+// this run.
 func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	o := r.o
 	ms := r.model(j.model)
-	for attempt := 1; ; attempt++ {
-		permit, err := r.lim.Reserve(stopCtx, j.model, j.charge)
-		if err != nil {
-			var tl *pace.TooLargeError
-			if errors.As(err, &tl) {
-				r.finalFailure(j, ms, nil, "request_too_large", tl.Error(), false)
-			}
-			return // stopped: not sent, resumable
-		}
-		if attempt == 1 {
-			r.mu.Lock()
-			if r.firstAt.IsZero() {
-				r.firstAt = r.clk.Now()
-			}
-			r.mu.Unlock()
-		}
-		sentAt := r.clk.Now()
-		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, o.AttemptTimeout)
-		resp, err := r.o.Client.Post(attemptCtx, j.url, j.body)
-		cancelAttempt()
-		now := r.clk.Now()
-		r.mu.Lock()
-		r.sum.Attempts++
-		ms.Attempts++
-		r.mu.Unlock()
-		var f diagnose.Finding
-		var bad2xx, bad2xxMsg string
-		if err != nil {
-			if reqCtx.Err() != nil {
-				// Abandoned (second Ctrl-C or grace over): no result, resumable.
-				// The request went out and may have been processed: count it
-				// as sent.
-				j.abandoned = true
-				j.reached = true
-				permit.Done(pace.NotSent)
-				return
-			}
-			f = diagnose.ClassifyTransportError(err)
-			if cannotConnect(err) {
-				n := r.unreachable.Add(1)
-				if !r.answered.Load() && (n >= unreachableStop || attempt >= o.MaxAttempts) {
-					// Nothing has reached the server: a wrong base URL or
-					// no network. Stop rather than retry every request; no
-					// result is written, so a rerun sends them all.
-					permit.Done(pace.NotSent)
-					st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
-						firstNonEmpty(o.BaseURL, "the API"), f.Code, n))
-					return
-				}
-			} else {
-				j.reached = true
-			}
-		} else {
-			j.reached = true
-			r.answered.Store(true)
-			r.unreachable.Store(0)
-			f = diagnose.Classify(resp.StatusCode, resp.Header, resp.Body, now)
-			obs := observation(f.RateLimits)
-			obs.Sent = sentAt
-			obs.Organization, obs.Project = resp.Header.Get("openai-organization"), resp.Header.Get("openai-project")
-			r.lim.Observe(j.model, obs, now)
-			if resp.StatusCode/100 == 2 {
-				if bad2xx, bad2xxMsg = badSuccess(resp.Body, f); bad2xx != "" {
-					f.Retryable = true
-					f.Message = bad2xxMsg
-				}
-			}
-			if f.Verdict == diagnose.EdgeThrottled {
-				// A CDN's 429: retryable after its retry-after, like a
-				// rate limit.
-				f.Retryable = true
-			}
-			if f.Retryable && overflowRetryAfter(resp.Header) {
-				f.Wait = time.Duration(math.MaxInt64)
-			}
-		}
-		ok2xx := err == nil && resp.StatusCode/100 == 2 && bad2xx == ""
-		outcome := pace.Failed
-		switch {
-		case ok2xx:
-			outcome = pace.Success
-		case f.Verdict == diagnose.ConcurrencyLimited:
-			outcome = pace.ConcurrencyLimited
-		case f.IsRateLimit():
-			outcome = pace.RateLimited
-		}
-		permit.Done(outcome)
-
-		if ok2xx {
-			r.success(j, ms, resp, now)
-			return
-		}
-		if f.Verdict == diagnose.QuotaExhausted {
-			r.mu.Lock()
-			r.sum.QuotaErrors++
-			r.mu.Unlock()
-		} else if f.Status == 429 || f.IsRateLimit() {
-			r.count429(ms, f)
-		}
-		switch f.Verdict {
-		case diagnose.QuotaExhausted:
-			st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
-				firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
-			return
-		case diagnose.AuthFailed:
-			st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
-			return
-		}
-		if err == nil && !f.Retryable {
-			r.finalFailure(j, ms, resp, errCode(f), f.Message, false)
-			if f.Verdict == diagnose.ModelUnavailable {
-				r.addCode(exitcode.Auth)
-			}
-			return
-		}
-		if err != nil && !f.Retryable {
-			r.finalFailure(j, ms, nil, string(f.Verdict), f.Message, false)
-			return
-		}
-		// Retryable.
-		if f.Wait > o.MaxWait {
-			how := f.Wait.Round(time.Second).String()
-			if f.Wait > 1000*time.Hour && resp != nil {
-				how = "longer than --max-wait (" + firstNonEmpty(resp.Header.Get("retry-after"), how) + "s)"
-			}
-			st.stop(exitcode.RateLimited, fmt.Sprintf("%s: server asked to wait %s (%s, custom_id %s); rerun later or raise --max-wait",
-				f.Verdict, how, j.model, j.customID))
-			return
-		}
-		if attempt >= o.MaxAttempts {
-			msg, code := f.Message, errCode(f)
+	res := r.cycle.Do(stopCtx, reqCtx, send.Request{
+		Model:  j.model,
+		Charge: j.charge,
+		Attempt: func(ctx context.Context) (*send.Answer, error) {
+			resp, err := o.Client.Post(ctx, j.url, j.body)
 			if err != nil {
-				msg, code = err.Error(), string(f.Verdict)
+				return nil, err
 			}
-			if bad2xx != "" {
-				code = bad2xx
-			}
-			r.finalFailure(j, ms, resp, code, fmt.Sprintf("%s (after %d attempts)", msg, attempt), true)
-			if f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled {
-				r.addCode(exitcode.RateLimited)
-			}
-			return
+			return &send.Answer{Response: *resp}, nil
+		},
+		Hooks: send.Hooks{
+			Sending: func(attempt int) {
+				if attempt == 1 {
+					r.mu.Lock()
+					if r.firstAt.IsZero() {
+						r.firstAt = r.clk.Now()
+					}
+					r.mu.Unlock()
+				}
+			},
+			Attempted: func(int) {
+				r.mu.Lock()
+				r.sum.Attempts++
+				ms.Attempts++
+				r.mu.Unlock()
+			},
+			Failed: func(f diagnose.Finding) {
+				if f.Verdict == diagnose.QuotaExhausted {
+					r.mu.Lock()
+					r.sum.QuotaErrors++
+					r.mu.Unlock()
+				} else if f.Status == 429 || f.IsRateLimit() {
+					r.count429(ms, f)
+				}
+			},
+			Retrying: func(diagnose.Finding, time.Duration) {
+				r.mu.Lock()
+				r.sum.Retries++
+				ms.Retries++
+				r.mu.Unlock()
+			},
+		},
+	})
+	if res.Reached {
+		j.reached = true
+	}
+	f := res.Finding
+	var resp *api.Response
+	if res.Answer != nil {
+		resp = &res.Answer.Response
+	}
+	switch res.Outcome {
+	case send.Succeeded:
+		r.success(j, ms, resp, res.At)
+	case send.Failed:
+		r.finalFailure(j, ms, resp, res.Code, res.Message, res.GaveUp)
+		if f.Verdict == diagnose.ModelUnavailable && !res.GaveUp {
+			r.addCode(exitcode.Auth)
 		}
-		wait := r.backoff.Delay(attempt-1, f.Wait, f.Wait > 0)
-		if strings.HasPrefix(f.WaitSource, "reset-") {
-			// A reset header says when the bucket is full again, not when
-			// this request fits: back off at least that long (case B17a).
-			wait = max(f.Wait, r.backoff.Delay(attempt-1, 0, false))
+		if res.GaveUp && (f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled) {
+			r.addCode(exitcode.RateLimited)
 		}
-		r.mu.Lock()
-		r.sum.Retries++
-		ms.Retries++
-		r.mu.Unlock()
-		switch f.Verdict {
-		case diagnose.RPMLimited, diagnose.RPDLimited, diagnose.RampLimited:
-			// slow_down: every worker eases off, not just this one.
-			r.lim.Pause(j.model, pace.Requests, now.Add(wait))
-		case diagnose.TPMLimited, diagnose.TPDLimited:
-			r.lim.Pause(j.model, pace.Tokens, now.Add(wait))
-		default:
-			if err := r.clk.Sleep(stopCtx, wait); err != nil {
-				return
-			}
+	case send.QuotaExhausted:
+		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
+			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
+	case send.AuthFailed:
+		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.WaitTooLong:
+		how := f.Wait.Round(time.Second).String()
+		if f.Wait > 1000*time.Hour && resp != nil {
+			how = "longer than --max-wait (" + firstNonEmpty(resp.Header.Get("retry-after"), how) + "s)"
 		}
+		st.stop(exitcode.RateLimited, fmt.Sprintf("%s: server asked to wait %s (%s, custom_id %s); rerun later or raise --max-wait",
+			f.Verdict, how, j.model, j.customID))
+	case send.Unreachable:
+		// Nothing has reached the server: a wrong base URL or no network.
+		// Stop rather than retry every request; no result is written, so
+		// a rerun sends them all.
+		st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
+			firstNonEmpty(o.BaseURL, "the API"), f.Code, res.Unreachable))
+	case send.Abandoned:
+		// Second Ctrl-C or grace over: no result, resumable. The request
+		// went out and may have been processed: counted as sent.
+		j.abandoned = true
+	case send.NotAdmitted, send.Stopped:
+		// Stopped: not sent (again), resumable.
 	}
 }
 
@@ -992,59 +958,8 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// errCode is the code recorded for a failure: the error envelope's code,
-// else the verdict.
-func errCode(f diagnose.Finding) string {
-	if f.Verdict == diagnose.RequestTooLarge || f.Verdict == diagnose.EdgeThrottled {
-		return string(f.Verdict)
-	}
-	if f.Code != "" {
-		return f.Code
-	}
-	return string(f.Verdict)
-}
-
-// observation converts diagnose's parsed headers for the limiter. A daily
-// window is passed with its reset so that pace does not take it for a
-// per-minute limit.
-func observation(rl diagnose.RateLimits) pace.Observation {
-	conv := func(w diagnose.Window) pace.Window {
-		if !w.Known {
-			return pace.Window{Limit: -1, Remaining: -1, Reset: -1}
-		}
-		pw := pace.Window{Limit: w.Limit, Remaining: w.Remaining, Reset: w.Reset}
-		if w.Daily && pw.Reset <= time.Minute {
-			pw.Reset = 24 * time.Hour
-		}
-		if w.ResetRaw == "" {
-			pw.Reset = -1
-			if w.Daily {
-				pw.Reset = 24 * time.Hour
-			}
-		}
-		return pw
-	}
-	return pace.Observation{Requests: conv(rl.Requests), Tokens: conv(rl.Tokens)}
-}
-
 func (r *run) count429(ms *ModelSummary, f diagnose.Finding) {
-	kind := "other"
-	switch f.Verdict {
-	case diagnose.RPMLimited, diagnose.RPDLimited:
-		kind = "RPM"
-		if f.Verdict == diagnose.RPDLimited {
-			kind = "RPD"
-		}
-	case diagnose.TPMLimited, diagnose.TPDLimited:
-		kind = "TPM"
-		if f.Verdict == diagnose.TPDLimited {
-			kind = "TPD"
-		}
-	case diagnose.ConcurrencyLimited:
-		kind = "concurrency"
-	case diagnose.RequestTooLarge, diagnose.EdgeThrottled:
-		kind = string(f.Verdict)
-	}
+	kind := send.LimitKind(f)
 	if f.Status != 429 {
 		return
 	}
@@ -1292,15 +1207,15 @@ func (r *run) heartbeat(done <-chan struct{}) {
 }
 
 // finish closes the results (ordering them if asked) and fills the summary.
-func (r *run) finish(order []string) (*Summary, error) {
+func (r *run) finish() (*Summary, error) {
 	sum := r.sum
 	if r.results != nil {
 		if err := r.results.close(); err != nil {
 			r.addCode(exitcode.Failure)
 			r.problemf("closing %s: %v", r.o.Output, err)
 		}
-		if r.o.Ordered {
-			if err := rewriteOrdered(r.o.Output, order, r.fps); err != nil {
+		if r.o.Ordered && r.order != nil {
+			if err := rewriteOrdered(r.o.Output, r.order, r.seed); err != nil {
 				r.addCode(exitcode.Failure)
 				r.problemf("--ordered: rewriting %s: %v (the file is unchanged)", r.o.Output, err)
 			}
@@ -1353,34 +1268,23 @@ func (r *run) finish(order []string) (*Summary, error) {
 	return sum, nil
 }
 
+// planAgg is one model's part of the --dry-run schedule.
+type planAgg struct {
+	n      int
+	charge int64 // TPM charge, tokens
+	big    int64 // largest charge of one request
+}
+
 // printSchedule prints the --dry-run plan (case B29): per model, the
 // requests, their TPM charge, the limits and the minutes needed at them.
-func (r *run) printSchedule(jobs, tooLarge []*job) {
-	type agg struct {
-		n      int
-		charge int64
-		big    int64
-	}
-	per := map[string]*agg{}
-	var names []string
-	for _, j := range jobs {
-		a := per[j.model]
-		if a == nil {
-			a = &agg{}
-			per[j.model] = a
-			names = append(names, j.model)
-		}
-		a.n++
-		a.charge += j.charge
-		a.big = max(a.big, j.charge)
-	}
-	sort.Strings(names)
+func (r *run) printSchedule(per map[string]*planAgg, toSend int, tooLarge []*job) {
+	names := slices.Sorted(maps.Keys(per))
 	w := r.o.Out
 	if w == nil {
 		w = io.Discard
 	}
 	fmt.Fprintf(w, "dry run: %d requests to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
-		len(jobs), r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
+		toSend, r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
 	for _, n := range names {
 		a := per[n]
 		l := r.limitsFor(n)
@@ -1419,13 +1323,10 @@ func (r *run) printSchedule(jobs, tooLarge []*job) {
 // results, failures removed for --retry-failed).
 func (r *run) openOutput(rep *loadReport) error {
 	o := r.o
-	// loadResults already counted --retry-failed drops; openResults
-	// rewrites the file for them, so give it the original states back.
-	full, err := loadResults(o.Output)
-	if err != nil {
-		return err
-	}
-	rf, err := openResults(o.Output, &full, o.RetryFailed, o.Seed)
+	// rep's states are as loaded (lookups do not change them); openResults
+	// rewrites the file for --retry-failed and recounts the drops.
+	full := rep
+	rf, err := openResults(o.Output, full, o.RetryFailed, o.Seed)
 	if err != nil {
 		return err
 	}
@@ -1435,7 +1336,7 @@ func (r *run) openOutput(rep *loadReport) error {
 	} else if full.TornBytes > 0 {
 		r.problemf("%s: removed a torn last line (%d bytes) left by an interrupted run; its request will be sent again", o.Output, full.TornBytes)
 	}
-	r.reportBadLines(full.BadLines)
+	r.reportBadLines(full.BadLines, full.BadN)
 	if full.Dropped > 0 {
 		r.logf("--retry-failed: %d retryable failures removed from %s and sent again", full.Dropped, o.Output)
 	}
@@ -1447,10 +1348,10 @@ func (r *run) openOutput(rep *loadReport) error {
 
 // reportBadLines names (the first three of) the lines of the results file
 // that are not results: not counted as done, their requests are sent.
-func (r *run) reportBadLines(bad []int) {
+func (r *run) reportBadLines(bad []int, n int) {
 	for i, l := range bad {
 		if i == 3 {
-			r.problemf("%s: %d more lines that are not results (ignored)", r.o.Output, len(bad)-3)
+			r.problemf("%s: %d more lines that are not results (ignored)", r.o.Output, n-3)
 			break
 		}
 		r.problemf("%s:%d: not a result line (no response.status_code and no error; ignored, its request will be sent again)", r.o.Output, l)

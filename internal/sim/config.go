@@ -15,6 +15,16 @@ import (
 // DefaultOrganization is the organization id the simulator reports.
 const DefaultOrganization = "org-simulated0000"
 
+// DefaultProject is the project id the simulator reports.
+const DefaultProject = "proj_simulated0000"
+
+// Provider flavours (Config.Like).
+const (
+	LikeOpenAI = "openai"
+	LikeAzure  = "azure"
+	LikeGroq   = "groq"
+)
+
 // Retry-After modes (Config.RetryAfter).
 const (
 	RetryAfterSeconds = "seconds" // retry-after: integer seconds (default)
@@ -104,6 +114,27 @@ type Config struct {
 	// Organization is reported in headers and messages (default
 	// DefaultOrganization).
 	Organization string
+	// Project is the project id of messages, project headers and the Admin
+	// API (default DefaultProject); a request's OpenAI-Project header is
+	// echoed as openai-project.
+	Project string
+	// ProjectTPM, when > 0, is a project token limit per model (tokens per
+	// minute) enforced beside the organization's: answers carry
+	// x-ratelimit-{limit,remaining,reset}-project-tokens and a 429 on it
+	// says "in project PROJ organization ORG" (OpenAI rate-limits guide;
+	// wire-formats.md §1.4).
+	ProjectTPM int64
+	// FlexUnavailable is the fraction (0..1) of service_tier "flex"
+	// requests answered 429 resource_unavailable (OpenAI flex processing
+	// guide: capacity is short; not charged to the rate limits, not billed).
+	FlexUnavailable float64
+	// Like makes the simulator answer like another provider: "" or
+	// "openai"; "azure" (deployment paths /openai/deployments/D/...
+	// with api-version, the api-key header, request window of 10 s,
+	// bare-second resets, retry-after-ms, code "429" bodies); "groq"
+	// (request headers per day, 413 for a request over the TPM limit,
+	// Groq's message grammar). See internal/provider.
+	Like string
 	// Log receives one JSON line per request (nil = no log).
 	Log io.Writer
 	// RecordRequests keeps every request (method, path, header, body) for
@@ -186,6 +217,23 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Organization == "" {
 		c.Organization = DefaultOrganization
+	}
+	if c.Project == "" {
+		c.Project = DefaultProject
+	}
+	if c.ProjectTPM < 0 {
+		return c, fmt.Errorf("limits must not be negative")
+	}
+	if c.FlexUnavailable < 0 || c.FlexUnavailable > 1 {
+		return c, fmt.Errorf("--flex-unavailable must be between 0 and 1")
+	}
+	switch c.Like {
+	case "", LikeOpenAI, LikeAzure, LikeGroq:
+	default:
+		return c, fmt.Errorf("unknown --like %q: want openai, azure or groq", c.Like)
+	}
+	if c.Like == LikeAzure && c.RetryAfter == RetryAfterSeconds {
+		c.RetryAfter = RetryAfterMS // Azure sends retry-after-ms (wire-formats.md §3)
 	}
 	return c, nil
 }

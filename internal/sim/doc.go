@@ -58,6 +58,23 @@
 //     BatchFailRate: fraction of lines that fail with a 500 in the error
 //     file. EnqueuedLimit: enqueued-token limit per model (default the
 //     registry tier's BatchQueueTokens).
+//   - Shared-limit groups (models.Registry.Group): the models of a group
+//     draw on one limiter named after the group, whose 429s name it.
+//   - Project and ProjectTPM: a project token bucket per model beside the
+//     organization's, reported in x-ratelimit-{limit,remaining,reset}-
+//     project-tokens; a 429 on it says "in project PROJ organization ORG".
+//   - FlexUnavailable F: a fraction F of service_tier "flex" requests get
+//     429 resource_unavailable before admission (nothing charged).
+//   - Like "azure": POST /openai/deployments/{deployment}/{endpoint}
+//     ?api-version=V (no api-version: 404), the api-key header, the request
+//     window is RPM/6 per 10 s, resets are bare seconds, 429s carry
+//     retry-after-ms and {"error":{"code":"429","message":…}}. Like "groq":
+//     the request headers report a daily window (14,400 RPD unless RPD is
+//     set), a request over the TPM limit gets 413, messages follow Groq's
+//     grammar ("Requested ~N"). internal/provider documents both.
+//   - The Admin API GET /v1/organization/projects/{project_id}/rate_limits
+//     lists the configured limits per model (admin keys "sk-admin-…" only;
+//     other projects 404), for 'oairl limits pull'.
 //   - Organization (default "org-simulated0000"), sent as
 //     openai-organization and named in messages.
 //   - Log: one JSON line per request (time, method, path, model, status,

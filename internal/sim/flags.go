@@ -35,6 +35,10 @@ type Flags struct {
 	EnqueuedLimit          int64
 	Seed                   int64
 	Organization           string
+	Project                string
+	ProjectTPM             int64
+	FlexUnavailable        float64
+	Like                   string
 }
 
 // BindFlags defines the `oairl sim` flags on fs and returns the struct
@@ -68,6 +72,10 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.Int64Var(&f.EnqueuedLimit, "enqueued-limit", 0, "Batch enqueued-token limit per model in tokens (default: the tier's batch queue limit)")
 	fs.Int64Var(&f.Seed, "seed", 1, "seed of the random faults, jitter and batch shuffles (ids are random per start)")
 	fs.StringVar(&f.Organization, "organization", DefaultOrganization, "organization id reported in headers and messages")
+	fs.StringVar(&f.Project, "project", DefaultProject, "project id of project-limit messages and the Admin API rate_limits endpoint")
+	fs.Int64Var(&f.ProjectTPM, "project-tpm", 0, "a project token limit per model in tokens per minute, enforced beside the organization's; answers carry x-ratelimit-*-project-tokens (0 = none)")
+	fs.Float64Var(&f.FlexUnavailable, "flex-unavailable", 0, "fraction (0-1) of service_tier \"flex\" requests answered 429 resource_unavailable (not charged)")
+	fs.StringVar(&f.Like, "like", "", "answer like another provider: openai (default), azure (deployment paths, api-key, 10 s request window, bare-second resets, retry-after-ms) or groq (daily request headers, 413 request too large)")
 	return f
 }
 
@@ -81,6 +89,7 @@ func (f *Flags) Config() (Config, error) {
 		Latency: f.Latency, LatencyPerToken: f.LatencyPerTok, OutputTokens: f.OutputTokens, AssumeOutput: f.AssumeOutput,
 		BatchDuration: f.BatchDuration, BatchCompletionWindow: f.BatchWindow, BatchFailRate: f.BatchFailRate,
 		EnqueuedLimit: f.EnqueuedLimit, Seed: f.Seed, Organization: f.Organization,
+		Project: f.Project, ProjectTPM: f.ProjectTPM, FlexUnavailable: f.FlexUnavailable, Like: f.Like,
 	}
 	if !(f.TimeScale > 0) || math.IsInf(f.TimeScale, 0) {
 		return c, fmt.Errorf("--time-scale must be a positive number, got %g", f.TimeScale)
@@ -97,7 +106,8 @@ func (f *Flags) Config() (Config, error) {
 		name string
 		v    int64
 	}{{"--rpm", f.RPM}, {"--tpm", f.TPM}, {"--rpd", f.RPD}, {"--tpd", f.TPD}, {"--max-concurrent", int64(f.MaxConcurrent)},
-		{"--output-tokens", f.OutputTokens}, {"--assume-output", f.AssumeOutput}, {"--enqueued-limit", f.EnqueuedLimit}} {
+		{"--output-tokens", f.OutputTokens}, {"--assume-output", f.AssumeOutput}, {"--enqueued-limit", f.EnqueuedLimit},
+		{"--project-tpm", f.ProjectTPM}} {
 		if n.v < 0 {
 			return c, fmt.Errorf("%s must not be negative, got %d", n.name, n.v)
 		}

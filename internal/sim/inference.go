@@ -18,23 +18,44 @@ import (
 
 // limiterFor returns model m's limiter (nil when no limit applies). s.mu held.
 func (s *Server) limiterFor(m *models.Model) *limiter {
-	if l, ok := s.limiters[m.ID]; ok {
+	// Models of one shared-limit group share one limiter, named after the
+	// group (the server's 429s name the pool, not the model sent).
+	key := m.ID
+	g := s.cfg.Registry.Group(m.ID)
+	if g != nil {
+		key = g.ID
+	}
+	if l, ok := s.limiters[key]; ok {
 		return l
 	}
 	lim := limitsFor(s.cfg, m)
+	if g != nil {
+		lim = groupLimitsFor(s.cfg, g.ID)
+	}
 	now := s.clk.Now()
 	var l *limiter
-	if lim.RPM > 0 || lim.TPM > 0 || lim.RPD > 0 || lim.TPD > 0 {
+	if lim.RPM > 0 || lim.TPM > 0 || lim.RPD > 0 || lim.TPD > 0 || s.cfg.ProjectTPM > 0 {
 		l = &limiter{
-			model: m.ID,
+			model: key,
 			rpm:   newBucket(lim.RPM, time.Minute, now),
 			tpm:   newBucket(lim.TPM, time.Minute, now),
 			rpd:   newBucket(lim.RPD, 24*time.Hour, now),
 			tpd:   newBucket(lim.TPD, 24*time.Hour, now),
+			ptpm:  newBucket(s.cfg.ProjectTPM, time.Minute, now),
+		}
+		if s.cfg.Like == LikeAzure && lim.RPM > 0 {
+			// Azure evaluates RPM over 10 s windows (RPM/6 each) and
+			// reports that window in x-ratelimit-*-requests (wire-formats.md §3).
+			l.rpm = newBucket(max(1, lim.RPM/6), 10*time.Second, now)
+		}
+		if s.cfg.Like == LikeGroq && l.rpd == nil {
+			// Groq's request headers are per day: give the pool a daily
+			// request budget (Groq's free llama-3.3-70b figure, 14,400 RPD).
+			l.rpd = newBucket(14400, 24*time.Hour, now)
 		}
 	}
-	s.limiters[m.ID] = l
-	s.stats.Limits[m.ID] = lim
+	s.limiters[key] = l
+	s.stats.Limits[key] = lim
 	return l
 }
 
@@ -241,7 +262,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 			lim = s.limiterFor(res.Model)
 			if lim != nil {
 				lim.advance(s.clk.Now())
-				setRateHeaders(w.Header(), lim)
+				s.setRateHeaders(w.Header(), lim)
 			}
 			s.mu.Unlock()
 		}
@@ -280,10 +301,19 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 			lim.advance(s.clk.Now())
 			lim.takeRequest(false)
-			setRateHeaders(w.Header(), lim)
+			s.setRateHeaders(w.Header(), lim)
 			s.mu.Unlock()
 		}
 		x.json(herr.status, herr.body)
+		return
+	}
+
+	if s.flexMiss(body) {
+		// Flex capacity is short: 429 resource_unavailable before
+		// admission, so nothing is charged (OpenAI flex processing guide).
+		x.limit = LimitFlex
+		x.error(429, "invalid_request_error", "", "resource_unavailable",
+			"Resource unavailable for service_tier flex. Please try again later or use service_tier auto.")
 		return
 	}
 
@@ -301,7 +331,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	if lim != nil {
 		rej = s.admit(lim, limName, c.total, now)
-		setRateHeaders(w.Header(), lim)
+		s.setRateHeaders(w.Header(), lim)
 	} else if s.cfg.MaxConcurrent > 0 && s.inflight >= s.cfg.MaxConcurrent {
 		rej = &rejection{limit: LimitConcurrency, errType: "requests", code: "rate_limit_exceeded",
 			message: "Too many concurrent requests for this model.", wait: time.Second}
@@ -316,9 +346,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if rej != nil {
-		x.limit = rej.limit
-		s.setRetryAfter(w.Header(), rej)
-		x.error(429, rej.errType, "", rej.code, rej.message)
+		s.writeRejection(x, rej)
 		return
 	}
 	defer func() {

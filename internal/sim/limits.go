@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oairl/oairl/internal/models"
@@ -70,6 +71,8 @@ func secs(s float64) time.Duration { return time.Duration(math.Ceil(s * float64(
 type limiter struct {
 	model              string
 	rpm, tpm, rpd, tpd *bucket
+	// ptpm is the project's token bucket (Config.ProjectTPM), nil when none.
+	ptpm *bucket
 	// retryAt is when the last 429 told the client to come back; a
 	// rejected request arriving earlier goes into request debt.
 	retryAt time.Time
@@ -94,7 +97,7 @@ func (l *limiter) takeRequest(debt bool) {
 }
 
 func (l *limiter) advance(now time.Time) {
-	for _, b := range []*bucket{l.rpm, l.tpm, l.rpd, l.tpd} {
+	for _, b := range []*bucket{l.rpm, l.tpm, l.rpd, l.tpd, l.ptpm} {
 		if b != nil {
 			b.advance(now)
 		}
@@ -106,6 +109,21 @@ func limitsFor(c Config, m *models.Model) models.Limits {
 	var l models.Limits
 	if c.Tier != "" && c.Tier != "none" && m != nil {
 		l, _ = m.TierLimits(c.Tier)
+	}
+	l = overrideLimits(l, c)
+	if c.EnqueuedLimit > 0 {
+		l.BatchQueueTokens = c.EnqueuedLimit
+	}
+	return l
+}
+
+// groupLimitsFor returns the limits of shared-limit group id under c:
+// the group's published tier limits (models.Registry.KeyLimits), then the
+// flag overrides.
+func groupLimitsFor(c Config, id string) models.Limits {
+	var l models.Limits
+	if c.Tier != "" && c.Tier != "none" {
+		l, _ = c.Registry.KeyLimits(id, c.Tier)
 	}
 	l = overrideLimits(l, c)
 	if c.EnqueuedLimit > 0 {
@@ -141,6 +159,8 @@ const (
 	LimitConcurrency = "concurrency"
 	LimitSlowDown    = "slow_down"
 	LimitQuota       = "quota"
+	LimitProjectTPM  = "project_tpm"
+	LimitFlex        = "resource_unavailable"
 )
 
 // rejection is a 429 decided by the limiter.
@@ -157,6 +177,11 @@ type rejection struct {
 func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *rejection {
 	l.advance(now)
 	org := s.cfg.Organization
+	if s.cfg.Registry.Group(model) != nil {
+		// A shared pool's 429 names the pool, not the model sent (the
+		// gpt-realtime-mini capture says "for gpt-4o-mini-realtime").
+		model = l.model
+	}
 	free := ""
 	if s.cfg.Tier == "free" {
 		free = " You can increase your rate limit by adding a payment method to your account at https://platform.openai.com/account/billing."
@@ -177,14 +202,46 @@ func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *r
 			}
 		}
 		l.retryAt = now.Add(w)
-		return &rejection{limit: limit, errType: typ, code: "rate_limit_exceeded", wait: w, message: fmt.Sprintf(
-			"Rate limit reached for %s in organization %s on %s (%s): Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.%s",
-			model, org, dim, abbr, int64(b.limit), used, req, fmtDur(w), free)}
+		where := "organization " + org
+		if b == l.ptpm {
+			where = "project " + s.cfg.Project + " organization " + org
+		}
+		msg := fmt.Sprintf(
+			"Rate limit reached for %s in %s on %s (%s): Limit %d, Used %d, Requested %d. Please try again in %s. Visit https://platform.openai.com/account/rate-limits to learn more.%s",
+			model, where, dim, abbr, int64(b.limit), used, req, fmtDur(w), free)
+		switch s.cfg.Like {
+		case LikeGroq:
+			// Groq's grammar: backticks, "service tier", "per minute", an
+			// approximate "Requested ~N" (case B33b).
+			msg = fmt.Sprintf("Rate limit reached for model `%s` in organization `%s` service tier `on_demand` on %s (%s): Limit %d, Used %d, Requested ~%d. Please try again in %s. Need more tokens? Upgrade to Dev Tier today at https://console.groq.com/settings/billing",
+				model, org, strings.Replace(dim, "per min", "per minute", 1), abbr, int64(b.limit), used, req, fmtDur(w))
+		case LikeAzure:
+			what := "token rate limit"
+			if typ == "requests" {
+				what = "call rate limit"
+			}
+			msg = fmt.Sprintf("Requests to the ChatCompletions_Create Operation under Azure OpenAI API version %s have exceeded %s of your current OpenAI S0 pricing tier. Please retry after %d seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.",
+				"2024-10-21", what, int64(math.Ceil(max(w, time.Second).Seconds())))
+		}
+		return &rejection{limit: limit, errType: typ, code: "rate_limit_exceeded", wait: w, message: msg}
 	}
-	if l.tpm != nil && float64(charge) > l.tpm.limit {
-		r := &rejection{limit: LimitTooLarge, errType: "tokens", code: "rate_limit_exceeded", message: fmt.Sprintf(
-			"Request too large for %s in organization %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
-			model, org, int64(l.tpm.limit), charge)}
+	for _, tb := range []*bucket{l.tpm, l.ptpm} {
+		if tb == nil || float64(charge) <= tb.limit {
+			continue
+		}
+		where := "organization " + org
+		if tb == l.ptpm {
+			where = "project " + s.cfg.Project + " organization " + org
+		}
+		msg := fmt.Sprintf(
+			"Request too large for %s in %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
+			model, where, int64(tb.limit), charge)
+		if s.cfg.Like == LikeGroq {
+			// Groq answers this with HTTP 413 (case B33a).
+			msg = fmt.Sprintf("Request too large for model `%s` in organization `%s` service tier `on_demand` on tokens per minute (TPM): Limit %d, Requested %d, please reduce your message size and try again. Need more tokens? Upgrade to Dev Tier today at https://console.groq.com/settings/billing",
+				model, org, int64(tb.limit), charge)
+		}
+		r := &rejection{limit: LimitTooLarge, errType: "tokens", code: "rate_limit_exceeded", message: msg}
 		l.takeRequest(early)
 		return r
 	}
@@ -200,6 +257,9 @@ func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *r
 	if l.tpm != nil && !l.tpm.has(float64(charge)) {
 		return reject(LimitTPM, "tokens", "tokens per min", "TPM", l.tpm, charge)
 	}
+	if l.ptpm != nil && !l.ptpm.has(float64(charge)) {
+		return reject(LimitProjectTPM, "tokens", "tokens per min", "TPM", l.ptpm, charge)
+	}
 	if r := s.slowDownCheck(l, now); r != nil {
 		l.takeRequest(early)
 		return r
@@ -214,7 +274,7 @@ func (s *Server) admit(l *limiter, model string, charge int64, now time.Time) *r
 			b.tokens--
 		}
 	}
-	for _, b := range []*bucket{l.tpm, l.tpd} {
+	for _, b := range []*bucket{l.tpm, l.tpd, l.ptpm} {
 		if b != nil {
 			b.tokens -= float64(charge)
 		}
@@ -272,12 +332,31 @@ func fmtDur(d time.Duration) string {
 // setRateHeaders writes the six x-ratelimit-* headers for l. The request
 // headers report the daily window when it has less room left than the
 // per-minute one (as the free tier's RPD 200 capture shows, §1.1).
-func setRateHeaders(h http.Header, l *limiter) {
+func setRateHeaders(h http.Header, l *limiter) { setRateHeadersLike(h, l, "") }
+
+// setRateHeaders writes the rate-limit headers of l as the configured
+// provider does (Config.Like).
+func (s *Server) setRateHeaders(h http.Header, l *limiter) { setRateHeadersLike(h, l, s.cfg.Like) }
+
+// setRateHeadersLike writes the x-ratelimit-* headers of l: OpenAI's,
+// plus x-ratelimit-*-project-tokens when a project limit applies; like
+// Groq, the request headers always report the daily window; like Azure,
+// resets are bare seconds (wire-formats.md §1.1, §3, §5).
+func setRateHeadersLike(h http.Header, l *limiter, like string) {
 	if l == nil {
 		return
 	}
+	reset := fmtDur
+	if like == LikeAzure {
+		reset = func(d time.Duration) string { return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10) }
+	}
+	if l.ptpm != nil {
+		hset(h, "x-ratelimit-limit-project-tokens", strconv.FormatInt(int64(l.ptpm.limit), 10))
+		hset(h, "x-ratelimit-remaining-project-tokens", strconv.FormatInt(max(0, l.ptpm.remaining()), 10))
+		hset(h, "x-ratelimit-reset-project-tokens", reset(l.ptpm.resetIn()))
+	}
 	pick := func(min, day *bucket) *bucket {
-		if min == nil {
+		if min == nil || like == LikeGroq && day != nil && min == l.rpm {
 			return day
 		}
 		if day != nil && day.tokens < min.tokens {
@@ -288,11 +367,11 @@ func setRateHeaders(h http.Header, l *limiter) {
 	if b := pick(l.rpm, l.rpd); b != nil {
 		hset(h, "x-ratelimit-limit-requests", strconv.FormatInt(int64(b.limit), 10))
 		hset(h, "x-ratelimit-remaining-requests", strconv.FormatInt(max(0, b.remaining()), 10))
-		hset(h, "x-ratelimit-reset-requests", fmtDur(b.resetIn()))
+		hset(h, "x-ratelimit-reset-requests", reset(b.resetIn()))
 	}
 	if b := pick(l.tpm, l.tpd); b != nil {
 		hset(h, "x-ratelimit-limit-tokens", strconv.FormatInt(int64(b.limit), 10))
 		hset(h, "x-ratelimit-remaining-tokens", strconv.FormatInt(max(0, b.remaining()), 10))
-		hset(h, "x-ratelimit-reset-tokens", fmtDur(b.resetIn()))
+		hset(h, "x-ratelimit-reset-tokens", reset(b.resetIn()))
 	}
 }

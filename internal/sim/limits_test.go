@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/sim"
 )
 
@@ -707,5 +708,32 @@ func TestEmbeddingsLimits(t *testing.T) {
 	many := `{"model":"text-embedding-3-small","input":[` + strings.TrimSuffix(strings.Repeat(`"a",`, 2049), ",") + `]}`
 	if r := post(t, srv, "/embeddings", many); r.Status != 400 {
 		t.Errorf("2049 inputs: %d", r.Status)
+	}
+}
+
+// Models of one shared-limit group draw on one pair of buckets: a request
+// to one lowers the remaining requests of the other, and a 429 names the
+// pool.
+func TestSharedLimitGroupOneBucket(t *testing.T) {
+	reg, err := models.Load(strings.NewReader(`{"shared_limit_groups": [{"id": "pool", "members": ["gpt-4o", "gpt-4.1"], "source": "test", "date": "2026-12-04"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := newSim(t, sim.Config{RPM: 3, Registry: reg})
+	a := post(t, srv, "/chat/completions", chat("gpt-4o", 10, "hi"))
+	b := post(t, srv, "/chat/completions", chat("gpt-4.1", 10, "hi"))
+	if hdrInt(t, a, "x-ratelimit-remaining-requests") != 2 || hdrInt(t, b, "x-ratelimit-remaining-requests") != 1 {
+		t.Errorf("remaining %s then %s, want 2 then 1 (one pool)", a.Header.Get("x-ratelimit-remaining-requests"), b.Header.Get("x-ratelimit-remaining-requests"))
+	}
+	post(t, srv, "/chat/completions", chat("gpt-4o", 10, "hi"))
+	r := post(t, srv, "/chat/completions", chat("gpt-4.1", 10, "hi"))
+	if r.Status != 429 || !strings.Contains(string(r.Body), "Rate limit reached for pool in organization") {
+		t.Errorf("4th request: %d %s", r.Status, r.Body)
+	}
+	// Without the group, each model has its own bucket.
+	srv2, _ := newSim(t, sim.Config{RPM: 3})
+	post(t, srv2, "/chat/completions", chat("gpt-4o", 10, "hi"))
+	if b := post(t, srv2, "/chat/completions", chat("gpt-4.1", 10, "hi")); hdrInt(t, b, "x-ratelimit-remaining-requests") != 2 {
+		t.Errorf("separate models: remaining %s, want 2", b.Header.Get("x-ratelimit-remaining-requests"))
 	}
 }

@@ -106,6 +106,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/batches", s.listBatches)
 	m.HandleFunc("GET /v1/batches/{id}", s.getBatch)
 	m.HandleFunc("POST /v1/batches/{id}/cancel", s.cancelBatch)
+	m.HandleFunc("GET /v1/organization/projects/{project_id}/rate_limits", s.projectRateLimits)
+	if s.cfg.Like == LikeAzure {
+		m.HandleFunc("POST /openai/deployments/{deployment}/{rest...}", s.azureInference)
+	}
 	s.mux = m
 }
 
@@ -174,6 +178,13 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	if p := r.Header.Get("OpenAI-Project"); p != "" {
 		hset(h, "openai-project", p)
 	}
+	switch s.cfg.Like {
+	case LikeAzure:
+		hset(h, "apim-request-id", x.requestID)
+		hset(h, "x-ms-region", "Simulated Region")
+	case LikeGroq:
+		hset(h, "x-groq-region", "sim")
+	}
 	return x
 }
 
@@ -184,6 +195,10 @@ func (s *Server) auth(x *exchange) bool {
 	}
 	a := x.r.Header.Get("Authorization")
 	key, ok := strings.CutPrefix(a, "Bearer ")
+	if k := x.r.Header.Get("api-key"); s.cfg.Like == LikeAzure && k != "" {
+		// Azure OpenAI takes the key in an api-key header.
+		key, ok = k, true
+	}
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
 		x.error(http.StatusUnauthorized, "invalid_request_error", "", "",

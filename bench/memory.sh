@@ -1,0 +1,128 @@
+#!/bin/sh
+# bench/memory.sh: peak memory and throughput of `oairl run` and `oairl batch`
+# on large inputs (issue 11). A benchmark, not a test: it prints figures and
+# asserts nothing.
+#
+#   sh bench/memory.sh                    # SIZES="300000 1000000", OLD=a243291 THROUGHPUT_N=100000
+#   SIZES=300000 BATCH=0 OLD= sh bench/memory.sh
+#
+# For each size N: bench/gen -requests N writes N short chat requests
+# (~370 bytes each); `oairl run` sends them to `oairl sim --tier none` (no
+# latency, no limits; --rpm/--tpm high so nothing waits); then the same
+# command again (the rerun that sends nothing). Peak RSS, wall and CPU come
+# from /usr/bin/time -v; a Python check counts the custom_ids of the results
+# (each exactly once, with a 200).
+# OLD (a commit, default a243291, the last one before streaming; empty to
+# skip): builds that commit's oairl and runs old and new side by side on
+# THROUGHPUT_N requests, each against its own fresh simulator.
+# BATCH=1 (default): a ~200 MB file (4 shards at --max-bytes 50MB) through
+# `oairl batch submit --wait` against `oairl sim --batch-duration 1s`, then
+# `oairl batch results`, with their peak RSS.
+# Everything goes to bench/out/memory/.
+set -eu
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"300000 1000000"}
+OLD=${OLD-a243291}
+THROUGHPUT_N=${THROUGHPUT_N:-100000}
+BATCH=${BATCH:-1}
+OUT=bench/out/memory
+rm -rf "$OUT"
+mkdir -p "$OUT"
+export OPENAI_API_KEY=sk-bench-not-a-real-key-000000
+
+echo "building oairl and bench/gen" >&2
+go build -o "$OUT/oairl" .
+go build -o "$OUT/gen" ./bench/gen
+if [ -n "$OLD" ]; then
+	mkdir -p "$OUT/old-src"
+	git archive "$OLD" | tar -x -C "$OUT/old-src"
+	(cd "$OUT/old-src" && go build -o ../oairl-old .)
+fi
+
+start_sim() { # start_sim NAME ARGS...: sets SIM_PID and OPENAI_BASE_URL
+	name=$1
+	shift
+	"$OUT/oairl" sim --addr 127.0.0.1:0 "$@" >"$OUT/$name.url" 2>"$OUT/$name.sim.stderr" &
+	SIM_PID=$!
+	i=0
+	while [ ! -s "$OUT/$name.url" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	OPENAI_BASE_URL=$(head -1 "$OUT/$name.url")
+	export OPENAI_BASE_URL
+}
+stop_sim() {
+	kill -INT "$SIM_PID" 2>/dev/null || true
+	wait "$SIM_PID" 2>/dev/null || true
+}
+timed() { # timed NAME CMD...: /usr/bin/time -v into $OUT/NAME.time
+	name=$1
+	shift
+	/usr/bin/time -v -o "$OUT/$name.time" "$@" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" || echo "$name: exit $?" >&2
+}
+figures() { # figures NAME: "wall_s cpu_s maxrss_MB"
+	python3 - "$OUT/$1.time" <<'EOF'
+import sys, re
+t = open(sys.argv[1]).read()
+def f(k):
+    return re.search(re.escape(k) + r":\s*(.+)", t).group(1).strip()
+w = f("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
+wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(w)))
+cpu = float(f("User time (seconds)")) + float(f("System time (seconds)"))
+print(f"{wall:.1f} {cpu:.1f} {int(f('Maximum resident set size (kbytes)')) / 1024:.0f}")
+EOF
+}
+check() { # check RESULTS N: custom_ids r0..rN-1 each exactly once with a 200
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+path, n = sys.argv[1], int(sys.argv[2])
+seen = {}
+ok = 0
+for l in open(path):
+    r = json.loads(l)
+    seen[r["custom_id"]] = seen.get(r["custom_id"], 0) + 1
+    if r.get("error") is None and r["response"]["status_code"] == 200:
+        ok += 1
+want = {f"r{i}" for i in range(n)}
+print(f"{len(seen)} ids, {ok} with 200, missing {len(want - set(seen))}, extra {len(set(seen) - want)}, duplicated {sum(1 for v in seen.values() if v > 1)}")
+EOF
+}
+RUNFLAGS="--rpm 100000000 --tpm 100000000000 --max-concurrent 50 --format json --no-progress"
+
+printf '%-34s %8s %8s %8s  %s\n' "what" "wall s" "CPU s" "RSS MB" "check" >"$OUT/figures.txt"
+row() { printf '%-34s %8s %8s %8s  %s\n' "$1" $(figures "$2") "$3" >>"$OUT/figures.txt"; }
+
+if [ -n "$OLD" ]; then
+	echo "throughput: $THROUGHPUT_N requests, $OLD vs this tree" >&2
+	"$OUT/gen" -o "$OUT/t.jsonl" -requests "$THROUGHPUT_N"
+	for v in old new; do
+		bin="$OUT/oairl"
+		[ $v = old ] && bin="$OUT/oairl-old"
+		start_sim "t-$v" --tier none
+		timed "t-$v" "$bin" run "$OUT/t.jsonl" -o "$OUT/t-$v.results.jsonl" $RUNFLAGS
+		stop_sim
+		row "run $THROUGHPUT_N ($v: $([ $v = old ] && echo "$OLD" || echo tree))" "t-$v" "$(check "$OUT/t-$v.results.jsonl" "$THROUGHPUT_N")"
+	done
+fi
+
+for n in $SIZES; do
+	echo "oairl run: $n requests" >&2
+	"$OUT/gen" -o "$OUT/r$n.jsonl" -requests "$n"
+	start_sim "r$n" --tier none
+	timed "r$n" "$OUT/oairl" run "$OUT/r$n.jsonl" -o "$OUT/r$n.results.jsonl" $RUNFLAGS
+	row "run $n" "r$n" "$(check "$OUT/r$n.results.jsonl" "$n")"
+	timed "r$n-again" "$OUT/oairl" run "$OUT/r$n.jsonl" -o "$OUT/r$n.results.jsonl" $RUNFLAGS
+	row "rerun $n (nothing to send)" "r$n-again" "$(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('skipped', s['skipped'], 'sent', s['sent'])" "$OUT/r$n-again.stdout")"
+	stop_sim
+	rm -f "$OUT/r$n.results.jsonl"
+done
+
+if [ "$BATCH" = 1 ]; then
+	echo "batch: a ~200 MB file, 4 shards" >&2
+	"$OUT/gen" -o "$OUT/b.jsonl" -size 200MB
+	start_sim batch --tier none --batch-duration 1s
+	timed batch-submit "$OUT/oairl" batch submit "$OUT/b.jsonl" --max-bytes 50MB --wait --poll-interval 1s --json
+	row "batch submit 200 MB (--wait)" batch-submit "$(grep -c . "$OUT/b.jsonl") lines"
+	timed batch-results "$OUT/oairl" batch results "$OUT/b.jsonl" -o "$OUT/b.results.jsonl"
+	row "batch results" batch-results "$(grep -c . "$OUT/b.results.jsonl" || true) result lines"
+	stop_sim
+fi
+cat "$OUT/figures.txt"

@@ -1,0 +1,352 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/sim"
+)
+
+// Issue 14 §1: the base URL a batch subcommand uses comes from --base-url,
+// else OPENAI_BASE_URL, else the default, for every subcommand: it used to
+// be read when the command was built, before the flags were parsed, so
+// --base-url was ignored (the job recorded the default URL).
+func TestBatchBaseURLPrecedence(t *testing.T) {
+	subs := map[string][]string{
+		"submit": {"f.jsonl"}, "status": nil, "wait": nil, "results": {"job_x", "-o", "r.jsonl"}, "cancel": {"job_x"}, "list": nil,
+	}
+	cases := []struct {
+		name, flag, env, want string
+	}{
+		{"flag", "http://flag/v1/", "http://env/v1", "http://flag/v1"},
+		{"env", "", "http://env/v1", "http://env/v1"},
+		{"default", "", "", DefaultBaseURL},
+	}
+	for sub, args := range subs {
+		for _, c := range cases {
+			t.Run(sub+"/"+c.name, func(t *testing.T) {
+				env := map[string]string{}
+				if c.env != "" {
+					env["OPENAI_BASE_URL"] = c.env
+				}
+				f, _, _ := newTestFactory(env)
+				got := "(not reached)"
+				capture := func(d *batchDeps) error { got = d.baseURL(); return nil }
+				root := NewRootCmd(f)
+				// Replace the batch command by one whose subcommands
+				// capture their options.
+				for _, cc := range root.Commands() {
+					if cc.Name() == "batch" {
+						root.RemoveCommand(cc)
+					}
+				}
+				b := &cobra.Command{Use: "batch"}
+				b.AddCommand(
+					newBatchSubmitCmd(f, func(o *BatchSubmitOptions) error { return capture(&o.batchDeps) }),
+					newBatchStatusCmd(f, func(o *BatchStatusOptions) error { return capture(&o.batchDeps) }),
+					newBatchWaitCmd(f, func(o *BatchWaitOptions) error { return capture(&o.batchDeps) }),
+					newBatchResultsCmd(f, func(o *BatchResultsOptions) error { return capture(&o.batchDeps) }),
+					newBatchCancelCmd(f, func(o *BatchCancelOptions) error { return capture(&o.batchDeps) }),
+					newBatchListCmd(f, func(o *BatchListOptions) error { return capture(&o.batchDeps) }),
+				)
+				root.AddCommand(b)
+				argv := []string{"batch", sub}
+				argv = append(argv, args...)
+				if c.flag != "" {
+					argv = append(argv, "--base-url", c.flag)
+				}
+				root.SetArgs(argv)
+				root.SetOut(&bytes.Buffer{})
+				root.SetErr(&bytes.Buffer{})
+				if err := root.Execute(); err != nil {
+					t.Fatal(err)
+				}
+				if got != c.want {
+					t.Errorf("base URL %q, want %q", got, c.want)
+				}
+			})
+		}
+	}
+}
+
+// Issue 14 §1 end to end: a job submitted with --base-url (no
+// OPENAI_BASE_URL) records that URL, and a later submit of the same file to
+// another --base-url starts a new job there instead of calling the first
+// one "already completed".
+func TestBatchE2E_BaseURLFlagRecorded(t *testing.T) {
+	a := newBatchEnv(t, sim.Config{})
+	delete(a.env, "OPENAI_BASE_URL")
+	in := a.path("in.jsonl")
+	writeRequests(t, in, 3, "gpt-4o-mini", 5)
+	out, errOut, code := a.run("batch", "submit", in, "--base-url", a.srv.URL, "--wait", "--time-scale", a.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	j, err := batch.FindJob(a.env["OAIRL_STATE_DIR"], "", job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.BaseURL != a.srv.URL {
+		t.Fatalf("job recorded base URL %q, want the --base-url %q", j.BaseURL, a.srv.URL)
+	}
+	b := newBatchEnv(t, sim.Config{})
+	delete(b.env, "OPENAI_BASE_URL")
+	b.env["OAIRL_STATE_DIR"] = a.env["OAIRL_STATE_DIR"]
+	out, errOut, code = b.run("batch", "submit", in, "--base-url", b.srv.URL, "--wait", "--time-scale", b.scale, "--poll-interval", "2s")
+	if code != 0 || strings.Contains(errOut, "already completed") || strings.TrimSpace(out) != job+"-2" {
+		t.Fatalf("submit to another --base-url: exit %d out %q\n%s", code, out, errOut)
+	}
+	if n := countBatches(b.srv.Sim, job+"-2"); n != 1 {
+		t.Errorf("%d batches on the second server, want 1", n)
+	}
+	// The first job, asked about with the second URL, is refused.
+	_, errOut, code = b.run("batch", "status", job, "--base-url", b.srv.URL)
+	if code == 0 || !strings.Contains(errOut, "was submitted to "+a.srv.URL) {
+		t.Errorf("status of the first job on the second server: exit %d\n%s", code, errOut)
+	}
+}
+
+// onePerShard asserts the sim holds exactly one batch for each of the
+// job's shards 0..shards-1.
+func onePerShard(t *testing.T, s *sim.Server, job string, shards int) {
+	t.Helper()
+	by := batchesOfJob(s, job)
+	if len(by) != shards {
+		t.Errorf("batches for %d shards, want %d: %v", len(by), shards, by)
+	}
+	for k, bs := range by {
+		if len(bs) != 1 {
+			t.Errorf("shard %s: %d batches, want exactly 1 (duplicates are billed twice)", k, len(bs))
+		}
+	}
+}
+
+// Issue 14 §0: two `batch submit` of the same file at once created
+// duplicate batches (8-11 batches for 3 shards). Both submits are held
+// right after their first upload until the other arrives (or 500 ms pass),
+// so without a lock both create shard 0's batch; with it, one waits and
+// then resumes the job the other created.
+func TestBatchE2E_ConcurrentSubmitsCreateOneBatchPerShard(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 30, "gpt-4o-mini", 5)
+	var arrived atomic.Int32
+	barrier := make(chan struct{})
+	var once sync.Once
+	hold := func(o *BatchSubmitOptions) {
+		o.MaxRequests = 10
+		o.Hooks.AfterUpload = func(*batch.Shard) error {
+			if arrived.Add(1) == 2 {
+				once.Do(func() { close(barrier) })
+			}
+			select {
+			case <-barrier:
+			case <-time.After(500 * time.Millisecond):
+			}
+			return nil
+		}
+	}
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	res := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := e.submit(hold, in, "--time-scale", e.scale, "--poll-interval", "2s")
+			res[i] = result{out, errOut, code}
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.code != 0 {
+			t.Fatalf("submit %d: exit %d\n%s", i, r.code, r.errOut)
+		}
+	}
+	job := strings.TrimSpace(res[0].out)
+	if strings.TrimSpace(res[1].out) != job {
+		t.Fatalf("two jobs for one input: %q and %q", res[0].out, res[1].out)
+	}
+	onePerShard(t, e.srv.Sim, job, 3)
+}
+
+// Issue 14 §0: `batch submit` beside the documented `batch wait JOB`
+// duplicated batches too: both saw the same pending shards.
+func TestBatchE2E_SubmitBesideWaitCreatesOneBatchPerShard(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 60, "gpt-4o-mini", 5)
+	args := []string{in, "--time-scale", e.scale, "--poll-interval", "2s"}
+	// A first submit stops after creating shard 0's batch (like Ctrl-C).
+	_, errOut, code := e.submit(func(o *BatchSubmitOptions) {
+		o.MaxRequests = 10
+		o.Hooks.AfterUpload = func(s *batch.Shard) error {
+			if s.Index == 1 {
+				return errInjected
+			}
+			return nil
+		}
+	}, args...)
+	if code == 0 {
+		t.Fatalf("injected crash: exit 0\n%s", errOut)
+	}
+	jobs, _ := batch.ListJobs(e.env["OAIRL_STATE_DIR"])
+	job := jobs[0].ID
+	var wg sync.WaitGroup
+	var waitCode, submitCode int
+	var waitErr, submitErr string
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, waitErr, waitCode = e.run("batch", "wait", job, "--time-scale", e.scale, "--poll-interval", "2s")
+	}()
+	go func() {
+		defer wg.Done()
+		_, submitErr, submitCode = e.submit(perShard(10), args...)
+	}()
+	wg.Wait()
+	if waitCode != 0 || submitCode != 0 {
+		t.Fatalf("wait exit %d, submit exit %d\nwait: %s\nsubmit: %s", waitCode, submitCode, waitErr, submitErr)
+	}
+	onePerShard(t, e.srv.Sim, job, 6)
+}
+
+// Issue 14 §4: count called a two-endpoint file an error while batch
+// submit --dry-run split it silently with exit 0. Both now accept it and
+// both say it (several_endpoints).
+func TestCountAndDryRunAgreeOnTwoEndpoints(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("mixed.jsonl")
+	content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}
+{"custom_id":"b","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}
+`
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, countErr, countCode := e.run("count", in)
+	out, dryErr, dryCode := e.run("batch", "submit", in, "--dry-run")
+	if countCode != dryCode {
+		t.Errorf("count exit %d, batch submit --dry-run exit %d: they disagree\ncount: %s\ndry-run: %s", countCode, dryCode, countErr, dryErr)
+	}
+	for name, s := range map[string]string{"count": countErr, "batch submit --dry-run": dryErr} {
+		if !strings.Contains(s, "mixes 2 endpoints") || !strings.Contains(s, "several_endpoints") {
+			t.Errorf("%s does not say the file mixes endpoints:\n%s", name, s)
+		}
+	}
+	if strings.Count(out, "/v1/") != 2 {
+		t.Errorf("dry-run shards:\n%s", out)
+	}
+	// With --endpoint, the other endpoint's line is an error (exit 3).
+	if _, errOut, code := e.run("batch", "submit", in, "--dry-run", "--endpoint", "/v1/chat/completions"); code != 3 || !strings.Contains(errOut, "endpoint_mismatch") {
+		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
+	}
+}
+
+// Issue 14 §4: for batch submit an unknown model is an error (exit 3, did
+// you mean, nothing uploaded) unless --allow-unknown-model; count keeps it
+// a warning. A model with surrounding whitespace is an error everywhere.
+func TestBatchSubmitUnknownModel(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("typo.jsonl")
+	writeRequests(t, in, 2, "gpt-4o-mnii", 5)
+	_, errOut, code := e.run("batch", "submit", in)
+	if code != 3 || !strings.Contains(errOut, "did you mean gpt-4o-mini?") || !strings.Contains(errOut, "--allow-unknown-model") || !strings.Contains(errOut, "[unknown_model]") {
+		t.Errorf("submit: exit %d, want 3\n%s", code, errOut)
+	}
+	if n := len(e.srv.Sim.Batches()); n != 0 {
+		t.Errorf("%d batches created for a refused file", n)
+	}
+	if _, errOut, code := e.run("batch", "submit", in, "--allow-unknown-model", "--dry-run"); code != 0 || !strings.Contains(errOut, "warning:") {
+		t.Errorf("--allow-unknown-model: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := e.run("count", in); code != 0 || !strings.Contains(errOut, "warning:") || !strings.Contains(errOut, "did you mean gpt-4o-mini?") {
+		t.Errorf("count: exit %d, want 0 (a warning)\n%s", code, errOut)
+	}
+	ws := e.path("space.jsonl")
+	writeRequests(t, ws, 1, "gpt-4o-mini ", 5)
+	for _, args := range [][]string{{"count", ws}, {"batch", "submit", ws, "--dry-run", "--allow-unknown-model"}} {
+		if _, errOut, code := e.run(args...); code != 3 || !strings.Contains(errOut, "[model_whitespace]") || !strings.Contains(errOut, `custom_id "r0"`) {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+	}
+}
+
+// Issue 14 §4: a lone UTF-16 surrogate escape is an error with the line and
+// custom_id, in count and batch submit.
+func TestLoneSurrogateRejected(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	content := `{"custom_id":"ok","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\ud83d\ude00"}],"max_tokens":5}}
+{"custom_id":"cut-emoji","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi \ud83d"}],"max_tokens":5}}
+`
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"count", in}, {"batch", "submit", in}} {
+		_, errOut, code := e.run(args...)
+		if code != 3 || !strings.Contains(errOut, in+`:2: custom_id "cut-emoji": `) || !strings.Contains(errOut, "[lone_surrogate]") {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+	}
+	if n := len(e.srv.Sim.Batches()); n != 0 {
+		t.Errorf("%d batches created", n)
+	}
+}
+
+// Issue 14 §5: the upload's multipart filename was the full local path of
+// a temporary hard link; the API stores the name as sent, so crash
+// recovery by name could never match on the real API. The sim now keeps
+// the name as sent, and every upload is named oairl-JOB-shard-NNN.jsonl.
+func TestBatchUploadSendsBaseName(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 20, "gpt-4o-mini", 5)
+	out, errOut, code := e.submit(perShard(10), in, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/files", nil)
+	req.Header.Set("Authorization", "Bearer "+e.env["OPENAI_API_KEY"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Data []struct {
+			Filename string `json:"filename"`
+			Purpose  string `json:"purpose"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"oairl-" + job + "-shard-000.jsonl": true, "oairl-" + job + "-shard-001.jsonl": true}
+	for _, f := range list.Data {
+		if f.Purpose != "batch" {
+			continue
+		}
+		if !want[f.Filename] {
+			t.Errorf("uploaded as %q, want one of %v", f.Filename, want)
+		}
+		delete(want, f.Filename)
+	}
+	if len(want) > 0 {
+		t.Errorf("no upload named %v", want)
+	}
+}
