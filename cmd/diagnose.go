@@ -129,7 +129,6 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 		Now:       func() time.Time { return f.Now() },
 		Open:      func(name string) (io.ReadCloser, error) { return os.Open(name) },
 	}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "diagnose [FILE]",
 		Short: "Tell RPM, TPM, daily, concurrency, quota and auth errors apart, live or from a saved response",
@@ -153,17 +152,6 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 				}
 				opts.From = args[0]
 			}
-			if asJSON {
-				if c.Flags().Changed("format") && opts.Format != "json" {
-					return FlagErrorf("--json contradicts --format %s", opts.Format)
-				}
-				opts.Format = "json"
-			}
-			switch opts.Format {
-			case "table", "json":
-			default:
-				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
-			}
 			if opts.From != "" && (c.Flags().Changed("model") || opts.ProbeConcurrency != 0) {
 				return FlagErrorf("--model and --probe-concurrency apply to a live diagnosis, not to --from")
 			}
@@ -183,8 +171,7 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 	fl := c.Flags()
 	fl.StringVar(&opts.Model, "model", "gpt-4o-mini", "model for the live request")
 	fl.StringVar(&opts.From, "from", "", "diagnose a saved response from `FILE` (- for stdin) instead of sending a request")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table (text on a terminal, tab-separated rows when piped) or json")
-	fl.BoolVar(&asJSON, "json", false, "shorthand for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table (text on a terminal, tab-separated rows when piped) or json", "table", "json")
 	fl.BoolVar(&opts.Redact, "redact", false, "mask organization and project ids in the output")
 	fl.IntVar(&opts.ProbeConcurrency, "probe-concurrency", 0, "also send `N` minimal requests at once to find a concurrency limit (costs tokens; needs --yes)")
 	fl.BoolVar(&opts.Yes, "yes", false, "confirm --probe-concurrency")

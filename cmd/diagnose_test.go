@@ -54,7 +54,7 @@ func TestNewCmdDiagnose(t *testing.T) {
 		{args: "--probe-concurrency 5", wantErr: "costs tokens"},
 		{args: "--probe-concurrency -1 --yes", wantErr: "between 1 and 1000"},
 		{args: "--format yaml", wantErr: "valid formats are table, json"},
-		{args: "--json --format table", wantErr: "contradicts"},
+		{args: "--json --format table", wantErr: "cannot be combined"},
 		{args: "a.txt --from b.txt", wantErr: "not both"},
 		{args: "--from a.txt --model gpt-4o", wantErr: "live diagnosis"},
 		{args: "a b", wantErr: "accepts at most 1 arg"},

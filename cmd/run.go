@@ -13,6 +13,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/runner"
 )
@@ -110,8 +111,8 @@ over the last minute "of" the limits in force, 429s, ETA. Off a terminal
 (CI logs): one plain line per state change (pause, limit learned, concurrency
 lowered) and a "progress:" heartbeat every 30 s of wall time (not with -q).
 
-Summary (stdout): a table, or with --format json one document with the keys
-requests, invalid, skipped, to_send, sent (reached the server at least once),
+Summary (stdout): a table, or with --format json (--json) one document with
+the keys schema_version (1), requests, invalid, skipped, to_send, sent (reached the server at least once),
 succeeded, failed, failed_by_kind, unsent (never sent), abandoned (in flight
 when abandoned), no_result (all without a result line), skipped_failed,
 quota_errors (insufficient_quota/billing, not counted as rate limits),
@@ -167,9 +168,6 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if opts.Output == "-" {
 				return FlagErrorf("-o must be a file, not stdout: results are appended and reread to resume")
 			}
-			if opts.Format != "table" && opts.Format != "json" {
-				return FlagErrorf("--format must be table or json, not %q", opts.Format)
-			}
 			if opts.Headroom <= 0 || opts.Headroom > 1 {
 				return FlagErrorf("--headroom must be in (0, 1], e.g. 0.9")
 			}
@@ -184,13 +182,16 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			}
 			if t := strings.TrimPrefix(strings.ToLower(opts.Tier), "tier"); t != "" {
 				switch t {
-				case "free", "1", "2", "3", "4", "5":
+				case "free", "1", "2", "3", "4", "5", models.PulledTier:
 					opts.Tier = t
 				default:
-					return FlagErrorf("--tier must be free or 1-5, not %q", opts.Tier)
+					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
 			}
 			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
 				return err
 			}
 			for _, file := range opts.Files {
@@ -224,7 +225,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.RetryFailed, "retry-failed", false, "also resend lines whose recorded result is a retryable failure (5xx, rate limit, network)")
 	fl.DurationVar(&opts.Grace, "grace", 30*time.Second, "after Ctrl-C, how long in-flight requests may take to finish")
 	fl.StringVar(&opts.Metrics, "metrics", "", "write the counters to `FILE` in Prometheus text format (node_exporter textfile collector), atomically")
-	fl.StringVar(&opts.Format, "format", "table", "summary format: table or json")
+	addFormatFlags(f, c, &opts.Format, "summary format: table or json", "table", "json")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the schedule (per model: charge, minutes needed, requests refused) and send nothing")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the client's clock runs K times faster so both agree")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
@@ -287,7 +288,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		return exitOrNil(sum.ExitCode)
 	}
 	if opts.Format == "json" {
-		if err := sum.WriteJSON(ios.Out); err != nil {
+		if err := writeJSON(ios.Out, sum); err != nil {
 			return err
 		}
 	} else if err := sum.WriteTable(ios.Out, ios.IsStdoutTTY()); err != nil {
