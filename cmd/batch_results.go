@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -84,6 +85,16 @@ func newBatchResultsCmd(f *Factory, runF func(*BatchResultsOptions) error) *cobr
 			if order != "input" {
 				return FlagErrorf("--order: only \"input\" is supported")
 			}
+			// A directory is refused before anything is downloaded: the
+			// rename at the end would fail after all the work.
+			for _, o := range []struct{ flag, path string }{{"-o", opts.Output}, {"--failed", opts.Failed}, {"--unmatched", opts.Unmatched}} {
+				if o.path == "" {
+					continue
+				}
+				if fi, err := os.Stat(o.path); (err == nil && fi.IsDir()) || strings.HasSuffix(o.path, "/") || strings.HasSuffix(o.path, string(os.PathSeparator)) {
+					return FlagErrorf("%s %s is a directory: give a file, e.g. %s", o.flag, o.path, filepath.Join(o.path, "results.jsonl"))
+				}
+			}
 			if len(opts.FromFiles) > 0 {
 				if opts.Ref != "" {
 					return FlagErrorf("--from-file and a JOB or BATCH_ID cannot be combined")
@@ -113,8 +124,10 @@ func newBatchResultsCmd(f *Factory, runF func(*BatchResultsOptions) error) *cobr
 	fl.StringArrayVar(&opts.Errors, "errors", nil, "offline: a saved error file (repeatable)")
 	fl.StringVar(&opts.Input, "input", "", "the submitted request file (offline, or for a batch no local job knows)")
 	fl.StringVar(&order, "order", "input", "output order: input (the only one; output files are unordered)")
+	_ = c.RegisterFlagCompletionFunc("order", noFiles("input"))
 	addFormatFlags(f, c, &opts.Format, "summary format: table (on stderr) or json (on stdout)", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }
 

@@ -159,6 +159,9 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.StringVar(&opts.Model, "model", "", "model for bare lines whose body names none")
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget assumed for a line that sets none (tokens)")
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published enqueued-token (batch queue) limits apply: free, 1-5 (env OAIRL_TIER)")
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(tierValues...))
+	_ = c.RegisterFlagCompletionFunc("endpoint", completeEndpoints)
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
 	fl.Int64Var(&opts.EnqueuedLimit, "enqueued-limit", 0, "enqueued-token limit per model (tokens), instead of --tier")
 	fl.BoolVar(&opts.Wait, "wait", false, "wait until every batch is done (see 'oairl batch wait')")
 	fl.StringArrayVar(&opts.Metadata, "metadata", nil, "metadata key=value added to every batch (repeatable; at most 12 of your own)")
@@ -349,7 +352,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 				return perr
 			}
 		}
-		return err
+		return opts.timeoutErr(err, job, opts.Timeout)
 	}
 	if err := printJob(ios.Out, opts.Format, job); err != nil {
 		return err
