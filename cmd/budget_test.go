@@ -254,7 +254,17 @@ func TestRunBudgetRedisKilled(t *testing.T) {
 	srv := simtest.New(t, sim.Config{RPM: 600, TPM: 1_000_000, TimeScale: 60})
 	const n = 600
 	res := runClients(t, srv.URL, 600, n, []string{"--budget", rs.URL()}, func() {
-		time.Sleep(300 * time.Millisecond)
+		// Kill once both clients share the budget (started and answered).
+		opt, _ := redis.ParseURL(rs.URL())
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		key := "oairl:{" + sim.DefaultOrganization + "@x60}:clients"
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if rdb.ZCard(context.Background(), key).Val() >= 2 {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
 		rs.Kill()
 		time.Sleep(700 * time.Millisecond)
 		rs.Restart()
