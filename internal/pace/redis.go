@@ -73,7 +73,7 @@ type Redis struct {
 	inForce  map[string]map[Kind]int64
 	leases   map[string]struct{}
 	online   bool
-	outage   bool // warned about this outage
+	outage   bool // warned about an outage (once per run)
 	fallback *Local
 	alive    int
 	freed    chan struct{} // closed when this client frees a slot
@@ -245,7 +245,7 @@ func (r *Redis) loop() {
 		cancel()
 		if err == nil {
 			r.mu.Lock()
-			r.online, r.outage, r.fallback = true, false, nil
+			r.online, r.fallback = true, nil
 			r.mu.Unlock()
 			r.emit("budget", "Redis at %s answers again; sharing the budget again", r.cfg.URL)
 			if r.Name() != "" {
@@ -280,7 +280,7 @@ func (r *Redis) heartbeat() {
 }
 
 // lost switches to the local fallback after a Redis error (warning once
-// per outage).
+// per run: a flapping Redis prints one warning, not one per flap).
 func (r *Redis) lost(err error) {
 	r.mu.Lock()
 	if !r.online {
