@@ -407,6 +407,8 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		if httpAnswer {
 			obs := ObservationFor(f.RateLimits, cfg.Provider)
 			obs.Sent = sentAt
+			// A shared budget learns its name from these when none was given.
+			obs.Organization, obs.Project = ans.Header.Get("openai-organization"), ans.Header.Get("openai-project")
 			cfg.Limiter.Observe(key, obs, now)
 		}
 		permit.Done(outcome)
