@@ -48,6 +48,7 @@ type ProxyOptions struct {
 	Grace         time.Duration
 	PriorityByKey []string
 	Seed          uint64
+	Budget        BudgetOptions
 }
 
 const proxyLong = `Serve an OpenAI-compatible gateway in front of an unchanged app: point the
@@ -99,6 +100,9 @@ Prometheus metrics:
 Logs: one line per request on stderr (--log-format json for collectors):
 time, model, status, outcome, TPM charge, upstream attempts, duration,
 priority. Never a key; --redact masks the organization and project.
+
+Shared budget: --budget URL (env OAIRL_BUDGET) paces every proxy, run and
+batch of the organization under one Redis-held budget (see 'oairl budget').
 
 Security: the proxy listens on loopback only unless --allow-remote, which
 requires --proxy-token (env OAIRL_PROXY_TOKEN): every request must then send
@@ -168,6 +172,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			if _, err := parsePriorityRules(opts.PriorityByKey); err != nil {
 				return FlagErrorf("%v", err)
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			opts.Ctx = c.Context()
 			if runF != nil {
 				return runF(opts)
@@ -195,6 +202,7 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.Redact, "redact", false, "mask organization and project ids in the logs")
 	fl.DurationVar(&opts.Grace, "grace", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
 	fl.StringArrayVar(&opts.PriorityByKey, "priority-by-key", nil, "KEYSUFFIX=high|normal|low: class of requests whose bearer key ends in KEYSUFFIX (repeatable; X-Oairl-Priority wins)")
+	addBudgetFlags(fl, &opts.Budget)
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
 	_ = fl.MarkHidden("seed")
 	return c
@@ -267,16 +275,32 @@ func proxyRun(opts *ProxyOptions) error {
 	if !ios.Quiet {
 		events = func(e pace.Event) { fmt.Fprintf(ios.ErrOut, "oairl proxy: %s: %s\n", e.Model, e.Message) }
 	}
+	ctx := opts.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// One limiter builder for run and proxy: pace.Local, or with --budget
+	// the organization's shared budget in Redis.
 	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
-	local := pace.New(pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
-		Limits: limits, Events: events})
+	lim, err := newLimiter(ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom,
+		MaxConcurrent: opts.MaxConcurrent, Limits: limits, Events: events})
+	if err != nil {
+		return err
+	}
+	if c, ok := lim.(io.Closer); ok {
+		defer c.Close()
+	}
+	limitsInForce := limits
+	if l, ok := lim.(interface{ Limits(string) pace.Limits }); ok {
+		limitsInForce = l.Limits
+	}
 	f.SetHTTPTuning(opts.MaxConcurrent, clk)
 	hc, err := f.HTTPClient()
 	if err != nil {
 		return err
 	}
 	pcfg := proxy.Config{
-		Upstream: cfg.BaseURL, Limiter: local, Limits: local.Limits, Clock: clk,
+		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsInForce, Clock: clk,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
@@ -311,10 +335,6 @@ func proxyRun(opts *ProxyOptions) error {
 	}
 	if opts.Ready != nil {
 		opts.Ready(base)
-	}
-	ctx := opts.Ctx
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	err = srv.Serve(ctx, ln, opts.Grace)
 	writeProxySummary(ios.ErrOut, srv.Stats())
