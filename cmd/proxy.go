@@ -73,6 +73,14 @@ Limits come from --rpm/--tpm, else --tier, else the x-ratelimit-limit-*
 headers of the first answers; x-ratelimit-* keep the buckets calibrated and
 still reach the app.
 
+Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
+rediss://, unix://) paces every process and host that names the same Redis
+under one organization's limits together ('oairl budget status' shows it).
+The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
+else the openai-organization header of the first answer. Redis unreachable at
+start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
+process continues on its share (limits ÷ clients alive) and rejoins.
+
 Upstream answers are classified as 'oairl run' does (one shared cycle): a
 rate-limit 429 pauses that limit for every caller and the request is retried
 after the server's wait (the app sees a slower 200); 5xx and dropped
@@ -100,9 +108,6 @@ Prometheus metrics:
 Logs: one line per request on stderr (--log-format json for collectors):
 time, model, status, outcome, TPM charge, upstream attempts, duration,
 priority. Never a key; --redact masks the organization and project.
-
-Shared budget: --budget URL (env OAIRL_BUDGET) paces every proxy, run and
-batch of the organization under one Redis-held budget (see 'oairl budget').
 
 Security: the proxy listens on loopback only unless --allow-remote, which
 requires --proxy-token (env OAIRL_PROXY_TOKEN): every request must then send
@@ -202,9 +207,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.Redact, "redact", false, "mask organization and project ids in the logs")
 	fl.DurationVar(&opts.Grace, "grace", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
 	fl.StringArrayVar(&opts.PriorityByKey, "priority-by-key", nil, "KEYSUFFIX=high|normal|low: class of requests whose bearer key ends in KEYSUFFIX (repeatable; X-Oairl-Priority wins)")
-	addBudgetFlags(fl, &opts.Budget)
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
 	_ = fl.MarkHidden("seed")
+	addBudgetFlags(fl, &opts.Budget)
 	return c
 }
 
@@ -275,24 +280,19 @@ func proxyRun(opts *ProxyOptions) error {
 	if !ios.Quiet {
 		events = func(e pace.Event) { fmt.Fprintf(ios.ErrOut, "oairl proxy: %s: %s\n", e.Model, e.Message) }
 	}
-	ctx := opts.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	// One limiter builder for run and proxy: pace.Local, or with --budget
-	// the organization's shared budget in Redis.
 	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
-	lim, err := newLimiter(ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom,
-		MaxConcurrent: opts.MaxConcurrent, Limits: limits, Events: events})
+	// pace.Local, or the shared budget with --budget (the builder run uses).
+	lim, err := newLimiter(opts.Ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
+		Limits: limits, Events: events})
 	if err != nil {
 		return err
 	}
 	if c, ok := lim.(io.Closer); ok {
 		defer c.Close()
 	}
-	limitsInForce := limits
-	if l, ok := lim.(interface{ Limits(string) pace.Limits }); ok {
-		limitsInForce = l.Limits
+	limitsOf := limits
+	if lk, ok := lim.(interface{ Limits(string) pace.Limits }); ok {
+		limitsOf = lk.Limits
 	}
 	f.SetHTTPTuning(opts.MaxConcurrent, clk)
 	hc, err := f.HTTPClient()
@@ -300,7 +300,7 @@ func proxyRun(opts *ProxyOptions) error {
 		return err
 	}
 	pcfg := proxy.Config{
-		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsInForce, Clock: clk,
+		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
@@ -335,6 +335,10 @@ func proxyRun(opts *ProxyOptions) error {
 	}
 	if opts.Ready != nil {
 		opts.Ready(base)
+	}
+	ctx := opts.Ctx
+	if ctx == nil {
+		ctx = context.Background()
 	}
 	err = srv.Serve(ctx, ln, opts.Grace)
 	writeProxySummary(ios.ErrOut, srv.Stats())
