@@ -1,11 +1,13 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,10 +100,56 @@ func (c *OpenAIClient) call(ctx context.Context, fn func(ctx context.Context) er
 	return c.api.Call(ctx, fn)
 }
 
-// UploadFile uploads path with go-openai's CreateFile, which streams the
-// file into the multipart body: the shard is held in memory once, not twice
-// (CreateFileBytes would need a second copy).
+// UploadFile uploads path as a multipart form (purpose "batch", the file
+// named name) streamed from the file: the body is the form's head, the file
+// read as it is sent, and the form's tail, of known length (go-openai's
+// CreateFile would build the whole body, a shard of up to 200 MB, in
+// memory first). Without an api.Client (tests), go-openai's CreateFile is
+// used. Errors are *api.Error, like the other calls'.
 func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
+	if c.api == nil {
+		return c.uploadGoOpenAI(ctx, path, name)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return File{}, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return File{}, err
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	if err := mw.WriteField("purpose", string(openai.PurposeBatch)); err != nil {
+		return File{}, err
+	}
+	if _, err := mw.CreateFormFile("file", name); err != nil {
+		return File{}, err
+	}
+	head := bytes.Clone(form.Bytes())
+	form.Reset()
+	if err := mw.Close(); err != nil {
+		return File{}, err
+	}
+	tail := form.Bytes()
+	body := func() io.Reader {
+		return io.MultiReader(bytes.NewReader(head), io.NewSectionReader(fh, 0, st.Size()), bytes.NewReader(tail))
+	}
+	resp, err := c.api.PostStream(ctx, "/files", mw.FormDataContentType(), int64(len(head))+st.Size()+int64(len(tail)), body)
+	if err != nil {
+		return File{}, err
+	}
+	var f openai.File
+	if err := json.Unmarshal(resp.Body, &f); err != nil || f.ID == "" {
+		return File{}, fmt.Errorf("uploading %s: the answer is not a file object: %.200s", name, resp.Body)
+	}
+	return fromOpenAIFile(f), nil
+}
+
+// uploadGoOpenAI uploads path with go-openai's CreateFile (whole body in
+// memory).
+func (c *OpenAIClient) uploadGoOpenAI(ctx context.Context, path, name string) (File, error) {
 	// go-openai names the multipart part after the *os.File's Name(), so
 	// the file is opened through a hard link named name, made beside it
 	// (same file system); a rerun finds the upload by that name.
