@@ -241,7 +241,7 @@ type run struct {
 	bar      Bar
 	progress sync.Mutex
 	stop     *stopState
-	shown    atomic.Int64           // failure lines printed
+	shown    atomic.Int64 // failure lines printed
 	// events are the successes per model (rates), 16 bytes each, their
 	// slices made to the model's number of requests to send up front (no
 	// growth copies).
@@ -447,7 +447,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			defer r.order.Close()
 		}
 	}
-	plan := map[string]*planAgg{} // --dry-run
+	plan := map[string]*planAgg{}  // --dry-run
 	sendModels := map[string]int{} // requests to send per model
 	var tooLarge []*job
 	toSend := 0
