@@ -1,13 +1,11 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -100,79 +98,50 @@ func (c *OpenAIClient) call(ctx context.Context, fn func(ctx context.Context) er
 	return c.api.Call(ctx, fn)
 }
 
-// UploadFile uploads path as a multipart form (purpose "batch", the file
-// named name) streamed from the file: the body is the form's head, the file
-// read as it is sent, and the form's tail, of known length (go-openai's
-// CreateFile would build the whole body, a shard of up to 200 MB, in
-// memory first). Without an api.Client (tests), go-openai's CreateFile is
-// used. Errors are *api.Error, like the other calls'.
+// UploadFile uploads path with purpose "batch" as the multipart file
+// name (its base name: the API stores the name as sent, and a rerun after
+// a crash finds the upload by it; go-openai's CreateFile sent the whole
+// local path and buffered the file in memory). The file is streamed from
+// disk (api.Client.Upload).
 func (c *OpenAIClient) UploadFile(ctx context.Context, path, name string) (File, error) {
+	name = filepath.Base(name)
 	if c.api == nil {
-		return c.uploadGoOpenAI(ctx, path, name)
+		// No api.Client (a bare go-openai client): buffered upload.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return File{}, err
+		}
+		f, err := c.C.CreateFileBytes(ctx, openai.FileBytesRequest{Name: name, Bytes: b, Purpose: openai.PurposeBatch})
+		if err != nil {
+			return File{}, err
+		}
+		return fromOpenAIFile(f), nil
 	}
-	fh, err := os.Open(path)
+	cctx, ex := httpx.WithExchange(ctx)
+	resp, err := c.api.Upload(cctx, "/files", [][2]string{{"purpose", string(openai.PurposeBatch)}}, name, path)
 	if err != nil {
-		return File{}, err
+		return File{}, &api.Error{Attempts: ex.Attempts(), Err: c.api.Redact(err)}
 	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return File{}, err
-	}
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	if err := mw.WriteField("purpose", string(openai.PurposeBatch)); err != nil {
-		return File{}, err
-	}
-	if _, err := mw.CreateFormFile("file", name); err != nil {
-		return File{}, err
-	}
-	head := bytes.Clone(form.Bytes())
-	form.Reset()
-	if err := mw.Close(); err != nil {
-		return File{}, err
-	}
-	tail := form.Bytes()
-	body := func() io.Reader {
-		return io.MultiReader(bytes.NewReader(head), io.NewSectionReader(fh, 0, st.Size()), bytes.NewReader(tail))
-	}
-	resp, err := c.api.PostStream(ctx, "/files", mw.FormDataContentType(), int64(len(head))+st.Size()+int64(len(tail)), body)
-	if err != nil {
-		return File{}, err
+	if resp.StatusCode/100 != 2 {
+		return File{}, &api.Error{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body, Attempts: ex.Attempts(), Err: openAIError(resp)}
 	}
 	var f openai.File
 	if err := json.Unmarshal(resp.Body, &f); err != nil || f.ID == "" {
-		return File{}, fmt.Errorf("uploading %s: the answer is not a file object: %.200s", name, resp.Body)
+		return File{}, fmt.Errorf("uploading %s: the answer is not a File object (status %d): %.200s", name, resp.StatusCode, resp.Body)
 	}
 	return fromOpenAIFile(f), nil
 }
 
-// uploadGoOpenAI uploads path with go-openai's CreateFile (whole body in
-// memory).
-func (c *OpenAIClient) uploadGoOpenAI(ctx context.Context, path, name string) (File, error) {
-	// go-openai names the multipart part after the *os.File's Name(), so
-	// the file is opened through a hard link named name, made beside it
-	// (same file system); a rerun finds the upload by that name.
-	p := path
-	if filepath.Base(path) != name {
-		tmp, err := os.MkdirTemp(filepath.Dir(path), ".upload-")
-		if err == nil {
-			defer os.RemoveAll(tmp)
-			q := filepath.Join(tmp, name)
-			if os.Link(path, q) == nil || os.Symlink(path, q) == nil {
-				p = q
-			}
-		}
+// openAIError is go-openai's error for an error answer (its *APIError from
+// the error envelope, else a *RequestError), so api.APIError reads it.
+func openAIError(resp *api.Response) error {
+	var env openai.ErrorResponse
+	if json.Unmarshal(resp.Body, &env) == nil && env.Error != nil {
+		env.Error.HTTPStatusCode = resp.StatusCode
+		return env.Error
 	}
-	var f openai.File
-	err := c.call(ctx, func(ctx context.Context) (err error) {
-		f, err = c.C.CreateFile(ctx, openai.FileRequest{FileName: name, FilePath: p, Purpose: string(openai.PurposeBatch)})
-		return err
-	})
-	if err != nil {
-		return File{}, err
-	}
-	return fromOpenAIFile(f), nil
+	return &openai.RequestError{HTTPStatus: http.StatusText(resp.StatusCode), HTTPStatusCode: resp.StatusCode,
+		Err: fmt.Errorf("status %d", resp.StatusCode), Body: resp.Body}
 }
 
 // DeleteFile deletes file id (DELETE /files/{id}).

@@ -13,7 +13,8 @@ import (
 // batch cancel'.
 type BatchCancelOptions struct {
 	batchDeps
-	Ref string // JOB or BATCH_ID
+	Ref    string // JOB or BATCH_ID
+	Format string // --format: table or json
 }
 
 func newBatchCancelCmd(f *Factory, runF func(*BatchCancelOptions) error) *cobra.Command {
@@ -26,7 +27,9 @@ that were never submitted as cancelled. A batch stays "cancelling" for up
 to 10 minutes; requests it finished are in its output ('oairl batch
 results'), the rest come back as batch_cancelled in --failed.
 
-Prints the ids of the batches asked to cancel, one per line.`,
+Prints the ids of the batches asked to cancel, one per line; with
+--format json (--json) one document:
+  {"schema_version": 1, "id": JOB, "batch_ids": [BATCH_ID, ...]}`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Ref = args[0]
@@ -36,8 +39,15 @@ Prints the ids of the batches asked to cancel, one per line.`,
 			return batchCancelRun(c, opts)
 		},
 	}
+	addFormatFlags(f, c, &opts.Format, "output: table (batch ids, one per line) or json", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
 	return c
+}
+
+// batchCancelJSON is the --format json document of 'batch cancel'.
+type batchCancelJSON struct {
+	ID       string   `json:"id"`
+	BatchIDs []string `json:"batch_ids"`
 }
 
 func batchCancelRun(c *cobra.Command, opts *BatchCancelOptions) error {
@@ -51,8 +61,17 @@ func batchCancelRun(c *cobra.Command, opts *BatchCancelOptions) error {
 		before[s.Index] = s.Status
 	}
 	ids, err := batch.Cancel(ctx, job, client, opts.Clock.Now(), opts.logWriter())
-	for _, id := range ids {
-		fmt.Fprintln(opts.IO.Out, id)
+	if opts.Format == "json" {
+		if ids == nil {
+			ids = []string{}
+		}
+		if perr := writeJSON(opts.IO.Out, batchCancelJSON{ID: job.ID, BatchIDs: ids}); perr != nil {
+			return perr
+		}
+	} else {
+		for _, id := range ids {
+			fmt.Fprintln(opts.IO.Out, id)
+		}
 	}
 	if log := opts.logWriter(); log != nil {
 		var done, unsent []string

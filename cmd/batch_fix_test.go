@@ -2,12 +2,14 @@ package cmd
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -302,5 +304,49 @@ func TestLoneSurrogateRejected(t *testing.T) {
 	}
 	if n := len(e.srv.Sim.Batches()); n != 0 {
 		t.Errorf("%d batches created", n)
+	}
+}
+
+// Issue 14 §5: the upload's multipart filename was the full local path of
+// a temporary hard link; the API stores the name as sent, so crash
+// recovery by name could never match on the real API. The sim now keeps
+// the name as sent, and every upload is named oairl-JOB-shard-NNN.jsonl.
+func TestBatchUploadSendsBaseName(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 20, "gpt-4o-mini", 5)
+	out, errOut, code := e.submit(perShard(10), in, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/files", nil)
+	req.Header.Set("Authorization", "Bearer "+e.env["OPENAI_API_KEY"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Data []struct {
+			Filename string `json:"filename"`
+			Purpose  string `json:"purpose"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"oairl-" + job + "-shard-000.jsonl": true, "oairl-" + job + "-shard-001.jsonl": true}
+	for _, f := range list.Data {
+		if f.Purpose != "batch" {
+			continue
+		}
+		if !want[f.Filename] {
+			t.Errorf("uploaded as %q, want one of %v", f.Filename, want)
+		}
+		delete(want, f.Filename)
+	}
+	if len(want) > 0 {
+		t.Errorf("no upload named %v", want)
 	}
 }

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -20,7 +19,6 @@ type BatchListOptions struct {
 
 func newBatchListCmd(f *Factory, runF func(*BatchListOptions) error) *cobra.Command {
 	opts := &BatchListOptions{batchDeps: newBatchDeps(f)}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "list [flags]",
 		Short: "List recent batches from the API, with the local jobs they belong to",
@@ -32,17 +30,11 @@ Pages of GET /batches are read with after/limit, never more than 20 pages.
 
 Output: a table on a terminal; piped, tab-separated rows: batch_id, status,
 endpoint, completed, failed, total, created_at (RFC 3339), job, shard.
---format json (--json): [{id, status, endpoint, request_counts{total,
-completed, failed}, created_at, expires_at, input_file_id, output_file_id,
-error_file_id, job, shard, metadata}].`,
+--format json (--json): {schema_version: 1, data: [{id, status, endpoint,
+request_counts{total, completed, failed}, created_at, expires_at,
+input_file_id, output_file_id, error_file_id, job, shard, metadata}]}.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			if asJSON {
-				opts.Format = "json"
-			}
-			if opts.Format != "table" && opts.Format != "json" {
-				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
-			}
 			if opts.Limit < 1 || opts.Limit > 2000 {
 				return FlagErrorf("--limit must be between 1 and 2000")
 			}
@@ -54,8 +46,7 @@ error_file_id, job, shard, metadata}].`,
 	}
 	fl := c.Flags()
 	fl.IntVar(&opts.Limit, "limit", 20, "how many batches to list")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table (tab-separated when piped), json")
-	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table (tab-separated when piped), json", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
 	return c
 }
@@ -73,6 +64,11 @@ type batchListJSON struct {
 	Job           string              `json:"job"`
 	Shard         string              `json:"shard"`
 	Metadata      map[string]string   `json:"metadata"`
+}
+
+// batchListDoc is the --format json document: {schema_version, data[]}.
+type batchListDoc struct {
+	Data []batchListJSON `json:"data"`
 }
 
 func batchListRun(c *cobra.Command, opts *BatchListOptions) error {
@@ -118,9 +114,7 @@ func batchListRun(c *cobra.Command, opts *BatchListOptions) error {
 	}
 	ios := opts.IO
 	if opts.Format == "json" {
-		enc := json.NewEncoder(ios.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(ios.Out, batchListDoc{Data: rows})
 	}
 	if !ios.IsStdoutTTY() {
 		for i, r := range rows {

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -28,7 +27,7 @@ type BatchResultsOptions struct {
 	FromFiles []string // --from-file (offline)
 	Errors    []string // --errors (offline)
 	Input     string   // --input
-	JSON      bool     // --json: the summary as JSON on stdout
+	Format    string   // --format: "table" (summary on stderr) or "json" (on stdout)
 }
 
 const batchResultsLong = `Download the output and error files of every batch of a job and write one
@@ -57,7 +56,7 @@ saved files without any API call. For a batch no local job knows, give
 
 Summary (stderr; --json: stdout): requests, succeeded, failed by error
 code, tokens used (usage) and their cost at the Batch API price.
-JSON fields: requests, succeeded, failed, failed_by_code{code: n},
+JSON fields (--format json, or --json): schema_version (1), requests, succeeded, failed, failed_by_code{code: n},
 synthesized, unmatched, unmatched_ids[], duplicates, usage[{model,
 requests, prompt_tokens, completion_tokens, cost_usd}], prompt_tokens,
 completion_tokens, cost_usd.
@@ -114,7 +113,7 @@ func newBatchResultsCmd(f *Factory, runF func(*BatchResultsOptions) error) *cobr
 	fl.StringArrayVar(&opts.Errors, "errors", nil, "offline: a saved error file (repeatable)")
 	fl.StringVar(&opts.Input, "input", "", "the submitted request file (offline, or for a batch no local job knows)")
 	fl.StringVar(&order, "order", "input", "output order: input (the only one; output files are unordered)")
-	fl.BoolVar(&opts.JSON, "json", false, "print the summary as JSON on stdout")
+	addFormatFlags(f, c, &opts.Format, "summary format: table (on stderr) or json (on stdout)", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
 	return c
 }
@@ -170,16 +169,14 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 		return err
 	}
 	ios := opts.IO
-	if opts.JSON {
-		enc := json.NewEncoder(ios.Out)
-		enc.SetIndent("", "  ")
+	if opts.Format == "json" {
 		if sum.FailedByCode == nil {
 			sum.FailedByCode = map[string]int{}
 		}
 		if sum.Usage == nil {
 			sum.Usage = []*batch.ModelUsage{}
 		}
-		if err := enc.Encode(sum); err != nil {
+		if err := writeJSON(ios.Out, sum); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,8 +29,9 @@ Output
   On a terminal: a table. Piped: tab-separated rows, no header, raw
   integers and RFC 3339 times, columns: shard, batch_id, status, model,
   completed, failed, total, created_at, expires_at, errors.
-  --format json (--json): one document:
-    id, state_file, input_sha256, endpoint, requests, rejected
+  --format json (--json): one document (also printed by 'batch submit
+  --json' and 'batch wait --json'):
+    schema_version (1), id, state_file, input_sha256, endpoint, requests, rejected
     shards[]  {index, batch_id, file_id, status, model, requests, bytes,
               tokens (enqueued-token estimate), attempt,
               request_counts{total, completed, failed}, output_file_id,
@@ -40,7 +40,6 @@ Output
 
 func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.Command {
 	opts := &BatchStatusOptions{batchDeps: newBatchDeps(f)}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status [JOB|BATCH_ID] [flags]",
 		Short: "Show a job's shards and batches: status, request counts, times, errors",
@@ -50,12 +49,6 @@ func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.
 			if len(args) == 1 {
 				opts.Ref = args[0]
 			}
-			if asJSON {
-				opts.Format = "json"
-			}
-			if opts.Format != "table" && opts.Format != "json" {
-				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -63,8 +56,7 @@ func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&opts.Format, "format", "table", "output format: table (tab-separated when piped), json")
-	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table (tab-separated when piped), json", "table", "json")
 	fl.BoolVar(&opts.Offline, "offline", false, "show the saved state without calling the API")
 	addStateFlag(c, &opts.batchDeps)
 	return c
@@ -160,9 +152,7 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 	}
 	ios := opts.IO
 	if opts.Format == "json" {
-		enc := json.NewEncoder(ios.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(batchStatusDoc(job))
+		return writeJSON(ios.Out, batchStatusDoc(job))
 	}
 	tty := ios.IsStdoutTTY()
 	if !tty {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type BatchSubmitOptions struct {
 	PollInterval  time.Duration // --poll-interval
 	Timeout       time.Duration // --timeout (with --wait)
 	TimeScale     float64       // --time-scale
+	Format        string        // --format: table (the job id) or json (the job document)
 
 	// MaxRequests/MaxBytes lower the shard limits (tests only).
 	MaxRequests int
@@ -50,7 +52,10 @@ type BatchSubmitOptions struct {
 const batchSubmitLong = `Validate a request file, split it into batch-sized shards, upload each
 shard (Files API, purpose "batch") and create its batch (completion window
 24h), keeping each model's queue under its enqueued-token limit. Prints the
-job id on stdout once every batch has left "validating".
+job id on stdout once every batch has left "validating"; with --format json
+(--json) the job document instead, as 'oairl batch status --json' prints
+it: schema_version (1), id, state_file, input_sha256, endpoint, requests,
+rejected, shards[] (with --dry-run: the plan, shards without batch ids).
 
 Validation: the same checks as 'oairl count', and a model that is not in
 the registry is an error here ("did you mean ...?"; a batch for a
@@ -162,6 +167,7 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 8; the batches keep running)")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
+	addFormatFlags(f, c, &opts.Format, "output: table (the job id; the plan with --dry-run) or json (the job document, as 'batch status --json')", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
 	return c
 }
@@ -337,11 +343,15 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 	}
 	if err := opts.waitJob(ctx, job, client, until, opts.PollInterval, opts.Timeout, opts.Hooks, onSubmitted); err != nil {
 		if exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted {
-			fmt.Fprintln(ios.Out, job.ID)
+			if perr := printJob(ios.Out, opts.Format, job); perr != nil {
+				return perr
+			}
 		}
 		return err
 	}
-	fmt.Fprintln(ios.Out, job.ID)
+	if err := printJob(ios.Out, opts.Format, job); err != nil {
+		return err
+	}
 	if !opts.Wait {
 		for _, s := range job.Shards {
 			if s.Status == batch.StatusFailed {
@@ -384,7 +394,9 @@ func finishedJob(opts *BatchSubmitOptions, job *batch.Job) error {
 		return exitcode.Errorf(exitcode.Failure, "job %s was cancelled (%d of %s cancelled); nothing was submitted: pass --new to submit the input again, or get what ran with 'oairl batch results %s -o results.jsonl --failed retry.jsonl'",
 			job.ID, n, plural(len(job.Shards), "shard"), job.ID)
 	}
-	fmt.Fprintln(opts.IO.Out, job.ID)
+	if err := printJob(opts.IO.Out, opts.Format, job); err != nil {
+		return err
+	}
 	code, summary := jobOutcome(job)
 	if log := opts.logWriter(); log != nil {
 		fmt.Fprintf(log, "job %s already completed at %s; nothing was submitted\n%s\nresults: oairl batch results %s -o results.jsonl --failed retry.jsonl; pass --new to submit again\n",
@@ -408,6 +420,9 @@ func modelOrNone(m string) string {
 // queue_limit).
 func printPlan(opts *BatchSubmitOptions, j *batch.Job) error {
 	ios := opts.IO
+	if opts.Format == "json" {
+		return writeJSON(ios.Out, batchStatusDoc(j))
+	}
 	if !ios.IsStdoutTTY() {
 		for _, s := range j.Shards {
 			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Index, s.Endpoint, s.Model, s.Requests, s.Bytes, s.Tokens, j.QueueLimits[s.Model])
@@ -427,4 +442,14 @@ func printPlan(opts *BatchSubmitOptions, j *batch.Job) error {
 	}
 	fmt.Fprintf(ios.Out, "\n%s requests in %d shards; dry run: nothing uploaded.\n", input.Thousands(int64(j.Requests)), len(j.Shards))
 	return nil
+}
+
+// printJob prints a job on stdout: its id (table format), or its document
+// (json: the same as 'oairl batch status --json').
+func printJob(w io.Writer, format string, job *batch.Job) error {
+	if format == "json" {
+		return writeJSON(w, batchStatusDoc(job))
+	}
+	_, err := fmt.Fprintln(w, job.ID)
+	return err
 }

@@ -19,6 +19,7 @@ type BatchWaitOptions struct {
 	Timeout      time.Duration // --timeout
 	PollInterval time.Duration // --poll-interval
 	TimeScale    float64       // --time-scale
+	Format       string        // --format: table (nothing on stdout) or json (the job document)
 }
 
 const batchWaitLong = `Wait until every batch of a job (or one batch) is done, submitting any
@@ -32,6 +33,10 @@ default). Transient API errors (network, 5xx, 429) are retried.
 Progress: on a terminal, a bar of requests done (completed + failed) across
 all shards, on stderr; otherwise one line per status change, e.g.
   batch_abc in_progress 120/500
+
+--format json (--json): at the end (also on a --timeout), the job
+document of 'oairl batch status --json' on stdout: schema_version (1), id,
+state_file, input_sha256, endpoint, requests, rejected, shards[].
 
 Exit codes: 0 every batch completed and every request succeeded, 7 some
 requests or batches failed, expired or were cancelled ('oairl batch results'
@@ -66,6 +71,7 @@ func newBatchWaitCmd(f *Factory, runF func(*BatchWaitOptions) error) *cobra.Comm
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "give up after this long (exit 8); 0 waits until done")
 	fl.DurationVar(&opts.PollInterval, "poll-interval", batch.DefaultPollInterval, "first wait between polls; it grows while nothing changes")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
+	addFormatFlags(f, c, &opts.Format, "output: table (progress on stderr only) or json (the job document at the end, as 'batch status --json')", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
 	return c
 }
@@ -76,7 +82,13 @@ func batchWaitRun(c *cobra.Command, opts *BatchWaitOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := opts.waitJob(ctx, job, client, batch.UntilDone, opts.PollInterval, opts.Timeout, batch.Hooks{}, nil); err != nil {
+	err = opts.waitJob(ctx, job, client, batch.UntilDone, opts.PollInterval, opts.Timeout, batch.Hooks{}, nil)
+	if opts.Format == "json" && (err == nil || exitcode.Of(err) == exitcode.Pending || exitcode.Of(err) == exitcode.Interrupted) {
+		if perr := writeJSON(opts.IO.Out, batchStatusDoc(job)); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
 		if exitcode.Of(err) == exitcode.Pending && !opts.IO.Quiet {
 			_, summary := jobOutcome(job)
 			fmt.Fprintln(opts.IO.ErrOut, summary)

@@ -97,6 +97,7 @@ Output
   \u{200B}), so each row is one line of the same columns.
 
   --format json (--json): one document:
+    schema_version        1 (fields are only ever added)
     requests, valid_requests, prompt_tokens, output_budget, tpm_charge
                           integers (tokens), totals over every request
     cost_usd              {standard, batch} in USD (models with unknown
@@ -142,7 +143,6 @@ exit-codes'.`
 
 func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	opts := &CountOptions{IO: f.IOStreams, Registry: f.Registry, Getenv: f.Getenv}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "count FILE... [flags]",
 		Short: "Count tokens, TPM charge and cost of a JSONL request file, and find the lines the API would reject",
@@ -162,15 +162,6 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 			}
 			if stdin > 1 {
 				return FlagErrorf(`"-" (standard input) can be given only once`)
-			}
-			if asJSON {
-				if c.Flags().Changed("format") && opts.Format != "json" {
-					return FlagErrorf("--json and --format %s cannot be combined", opts.Format)
-				}
-				opts.Format = "json"
-			}
-			if !contains(countFormats, opts.Format) {
-				return FlagErrorf("invalid --format %q: valid formats are %s", opts.Format, strings.Join(countFormats, ", "))
 			}
 			if opts.Encoding != "" && !contains(countEncodings, opts.Encoding) {
 				return FlagErrorf("invalid --encoding %q: valid encodings are %s", opts.Encoding, strings.Join(countEncodings, ", "))
@@ -207,8 +198,7 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 	fl.StringVar(&opts.Tier, "tier", "", "usage tier whose published limits to check against: free, 1-5 (env OAIRL_TIER)")
 	fl.Int64Var(&opts.RPM, "rpm", 0, "your requests-per-minute limit (instead of --tier)")
 	fl.Int64Var(&opts.TPM, "tpm", 0, "your tokens-per-minute limit (instead of --tier); a request whose TPM charge exceeds it is an error")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table, json, jsonl")
-	fl.BoolVar(&asJSON, "json", false, "short for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table, json, jsonl", countFormats...)
 	fl.BoolVar(&opts.Strict, "strict", false, "exit 3 on warnings too")
 	fl.IntVar(&opts.MaxProblems, "max-problems", 20, "problems to list, 0 for all (--format json: 1000 unless given)")
 	fl.IntVar(&opts.Workers, "workers", 0, "counting goroutines (default: one per core)")
@@ -1234,8 +1224,5 @@ func (r *countReport) writeJSON(w io.Writer) error {
 	if r.hasLimits() {
 		doc.Quota = &quotaJSON{Tier: r.opts.Tier, RPM: r.opts.RPM, TPM: r.opts.TPM, Minutes: r.totalMinutes()}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }

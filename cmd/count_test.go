@@ -210,7 +210,7 @@ func TestCountJSONFields(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, r.out)
 	}
-	countWantKeys(t, "document", doc, "requests,valid_requests,prompt_tokens,output_budget,tpm_charge,cost_usd,by_model,quota,problems,problems_total,errors,warnings,problems_by_code,assumptions")
+	countWantKeys(t, "document", doc, "schema_version,requests,valid_requests,prompt_tokens,output_budget,tpm_charge,cost_usd,by_model,quota,problems,problems_total,errors,warnings,problems_by_code,assumptions")
 	countWantKeys(t, "cost_usd", doc["cost_usd"], "standard,batch")
 	bm := doc["by_model"].([]any)
 	countWantKeys(t, "by_model[]", bm[0], "model,encoding,requests,prompt_tokens,output_budget,tpm_charge,cost_usd,quota")

@@ -129,7 +129,6 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 		Now:       func() time.Time { return f.Now() },
 		Open:      func(name string) (io.ReadCloser, error) { return os.Open(name) },
 	}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "diagnose [FILE]",
 		Short: "Tell RPM, TPM, daily, concurrency, quota and auth errors apart, live or from a saved response",
@@ -153,17 +152,6 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 				}
 				opts.From = args[0]
 			}
-			if asJSON {
-				if c.Flags().Changed("format") && opts.Format != "json" {
-					return FlagErrorf("--json contradicts --format %s", opts.Format)
-				}
-				opts.Format = "json"
-			}
-			switch opts.Format {
-			case "table", "json":
-			default:
-				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
-			}
 			if opts.From != "" && (c.Flags().Changed("model") || opts.ProbeConcurrency != 0) {
 				return FlagErrorf("--model and --probe-concurrency apply to a live diagnosis, not to --from")
 			}
@@ -183,8 +171,7 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 	fl := c.Flags()
 	fl.StringVar(&opts.Model, "model", "gpt-4o-mini", "model for the live request")
 	fl.StringVar(&opts.From, "from", "", "diagnose a saved response from `FILE` (- for stdin) instead of sending a request")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table (text on a terminal, tab-separated rows when piped) or json")
-	fl.BoolVar(&asJSON, "json", false, "shorthand for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table (text on a terminal, tab-separated rows when piped) or json", "table", "json")
 	fl.BoolVar(&opts.Redact, "redact", false, "mask organization and project ids in the output")
 	fl.IntVar(&opts.ProbeConcurrency, "probe-concurrency", 0, "also send `N` minimal requests at once to find a concurrency limit (costs tokens; needs --yes)")
 	fl.BoolVar(&opts.Yes, "yes", false, "confirm --probe-concurrency")
@@ -194,6 +181,10 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 func diagnoseRun(c *cobra.Command, opts *DiagnoseOptions) error {
 	var rep diagnose.Report
 	var err error
+	if opts.From != "" && (opts.Format == "json" || !opts.IO.IsStdoutTTY()) {
+		// For scripts: stream, one finding at a time, in flat memory.
+		return diagnoseSavedStream(opts)
+	}
 	if opts.From != "" {
 		rep, err = diagnoseSaved(opts)
 	} else {
@@ -234,6 +225,58 @@ func diagnoseRun(c *cobra.Command, opts *DiagnoseOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, line)
 	}
 	if code := rep.ExitCode(); code != exitcode.OK {
+		return exitcode.New(code, nil)
+	}
+	return nil
+}
+
+// diagnoseSavedStream diagnoses a saved file as JSON or TSV, writing each
+// finding as it is classified (a log of 100,000 responses takes the
+// memory of the file, not of its findings).
+func diagnoseSavedStream(opts *DiagnoseOptions) error {
+	name := opts.From
+	var r io.Reader
+	if name == "-" {
+		name = "stdin"
+		r = opts.IO.In
+	} else {
+		fh, err := opts.Open(name)
+		if err != nil {
+			return exitcode.New(exitcode.Input, fmt.Errorf("reading saved response: %w", err))
+		}
+		defer fh.Close()
+		r = fh
+	}
+	mask := func(s string) string {
+		s = redact.String(s, opts.Secrets...)
+		if opts.Redact {
+			s = redact.IDs(s)
+		}
+		return s
+	}
+	st := diagnose.NewStream(opts.IO.Out, "saved", opts.Format, mask)
+	now := opts.Now()
+	err := diagnose.ParseSavedFunc(r, func(cp diagnose.Capture) error {
+		e := diagnose.Entry{Finding: diagnose.ClassifyCapture(cp, now), Origin: fmt.Sprintf("%s:%d", name, cp.Line), Format: cp.Source}
+		if opts.Redact {
+			e = diagnose.Report{Findings: []diagnose.Entry{e}}.Redacted().Findings[0]
+		}
+		return st.Add(e)
+	})
+	if err != nil {
+		if st.Count() > 0 {
+			return err // a write error mid-way
+		}
+		return exitcode.New(exitcode.Input, fmt.Errorf("%s: %w", name, err))
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	if opts.Format != "json" && st.Count() > 1 && !opts.IO.Quiet {
+		// Piped rows carry no summary (the columns are a contract): say it on stderr.
+		fmt.Fprintln(opts.IO.ErrOut, mask(st.SummaryLine()))
+	}
+	if code := st.ExitCode(); code != exitcode.OK {
 		return exitcode.New(code, nil)
 	}
 	return nil

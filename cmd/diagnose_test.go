@@ -54,7 +54,7 @@ func TestNewCmdDiagnose(t *testing.T) {
 		{args: "--probe-concurrency 5", wantErr: "costs tokens"},
 		{args: "--probe-concurrency -1 --yes", wantErr: "between 1 and 1000"},
 		{args: "--format yaml", wantErr: "valid formats are table, json"},
-		{args: "--json --format table", wantErr: "contradicts"},
+		{args: "--json --format table", wantErr: "cannot be combined"},
 		{args: "a.txt --from b.txt", wantErr: "not both"},
 		{args: "--from a.txt --model gpt-4o", wantErr: "live diagnosis"},
 		{args: "a b", wantErr: "accepts at most 1 arg"},
@@ -301,5 +301,53 @@ func TestDiagnoseBreakerExitCodes(t *testing.T) {
 				t.Errorf("exit %d (want %d)\n%s%s", r.code, tt.code, r.out, r.errOut)
 			}
 		})
+	}
+}
+
+// Issue 14 §0, §6: a saved log of many responses is streamed as one valid
+// JSON document (every finding, the summary over all of them), and a key
+// echoed with JSON \u escapes is masked in it.
+func TestDiagnoseSavedStreamJSON(t *testing.T) {
+	dir := t.TempDir()
+	const n = 2000
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i == n/2 {
+			b.WriteString(`{"error":{"message":"Incorrect API key provided: \u0073k-proj-ESCAPEDSECRET0123456789.","type":"invalid_request_error","code":"invalid_api_key"}}` + "\n")
+			continue
+		}
+		b.WriteString(`{"error":{"message":"Rate limit reached for gpt-4o in organization org-XXXX on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}` + "\n")
+	}
+	p := filepath.Join(dir, "log.jsonl")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--json"}, {}} {
+		r := diagRun(t, false, "", nil, append([]string{"diagnose", "--from", p}, args...)...)
+		if r.code != exitcode.Auth || strings.Contains(r.out+r.errOut, "ESCAPEDSECRET") {
+			t.Fatalf("%v: exit %d, key shown: %v", args, r.code, strings.Contains(r.out+r.errOut, "ESCAPEDSECRET"))
+		}
+		if len(args) == 0 {
+			if rows := strings.Count(r.out, "\n"); rows != n {
+				t.Errorf("%d TSV rows, want %d", rows, n)
+			}
+			continue
+		}
+		var doc struct {
+			Findings []json.RawMessage `json:"findings"`
+			Summary  struct {
+				Total    int            `json:"total"`
+				Verdicts map[string]int `json:"verdicts"`
+				Worst    string         `json:"worst_verdict"`
+				ExitCode int            `json:"exit_code"`
+			} `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+			t.Fatalf("not one JSON document: %v", err)
+		}
+		if len(doc.Findings) != n || doc.Summary.Total != n || doc.Summary.Verdicts["rpm_limited"] != n-1 ||
+			doc.Summary.Worst != "auth_failed" || doc.Summary.ExitCode != exitcode.Auth {
+			t.Errorf("findings %d summary %+v", len(doc.Findings), doc.Summary)
+		}
 	}
 }

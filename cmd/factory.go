@@ -65,6 +65,9 @@ type Factory struct {
 		debug      bool
 	}
 
+	// jsonOutput is set once a command's --format json/--json is parsed.
+	jsonOutput bool
+
 	httpTuning struct {
 		concurrency int
 		clock       clock.Clock

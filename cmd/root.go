@@ -64,6 +64,11 @@ func Main(version string) int {
 // run executes the root command with args and maps the result to an exit
 // code, printing the error (redacted) once, here.
 func run(f *Factory, ctx context.Context, args []string) int {
+	// Count what reaches stdout: in JSON mode a failing command prints a
+	// JSON error document there unless it already printed its own.
+	out := &countingWriter{w: f.IOStreams.Out}
+	f.IOStreams.Out = out
+	defer func() { f.IOStreams.Out = out.w }()
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	root.SetIn(f.IOStreams.In)
@@ -78,13 +83,20 @@ func run(f *Factory, ctx context.Context, args []string) int {
 	if errors.As(err, &flagErr) || isCobraUsageError(err) {
 		code = exitcode.Usage
 	}
+	msg := ""
 	var ee *exitcode.Error
 	if !(errors.As(err, &ee) && ee.Err == nil) {
-		msg := redact.String(err.Error(), f.secrets()...)
+		msg = redact.String(err.Error(), f.secrets()...)
 		fmt.Fprintf(f.IOStreams.ErrOut, "oairl: %s\n", msg)
 		if code == exitcode.Usage {
 			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'oairl --help' (or 'oairl COMMAND --help') for usage.")
 		}
+	}
+	if (f.jsonOutput || wantsJSON(args)) && out.n == 0 {
+		if msg == "" {
+			msg = fmt.Sprintf("exit %d (%s)", code, errorCodes[code])
+		}
+		_ = writeJSONError(out, code, msg)
 	}
 	return code
 }
@@ -131,9 +143,9 @@ Input files are JSONL in the Batch API input format ({"custom_id", "method",
 See 'oairl help exit-codes' and 'oairl help environment'.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Version:       f.Version,
+		Version:       versionText(buildVersion(f.Version)),
 	}
-	root.SetVersionTemplate("oairl {{.Version}}\n")
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &FlagError{Err: err} })
 
 	pf := root.PersistentFlags()
@@ -161,18 +173,6 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 		newHelpTopic("environment", "Environment variables oairl reads", environmentHelp),
 	)
 	return root
-}
-
-func newVersionCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print oairl's version",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(f.IOStreams.Out, "oairl %s\n", f.Version)
-			return err
-		},
-	}
 }
 
 // newHelpTopic is a help-only command: `oairl help NAME` prints text.

@@ -108,8 +108,8 @@ over the last minute "of" the limits in force, 429s, ETA. Off a terminal
 (CI logs): one plain line per state change (pause, limit learned, concurrency
 lowered) and a "progress:" heartbeat every 30 s of wall time (not with -q).
 
-Summary (stdout): a table, or with --format json one document with the keys
-requests, invalid, skipped, to_send, sent (reached the server at least once),
+Summary (stdout): a table, or with --format json (--json) one document with
+the keys schema_version (1), requests, invalid, skipped, to_send, sent (reached the server at least once),
 succeeded, failed, failed_by_kind, unsent (never sent), abandoned (in flight
 when abandoned), no_result (all without a result line), skipped_failed,
 quota_errors (insufficient_quota/billing, not counted as rate limits),
@@ -165,9 +165,6 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if opts.Output == "-" {
 				return FlagErrorf("-o must be a file, not stdout: results are appended and reread to resume")
 			}
-			if opts.Format != "table" && opts.Format != "json" {
-				return FlagErrorf("--format must be table or json, not %q", opts.Format)
-			}
 			if opts.Headroom <= 0 || opts.Headroom > 1 {
 				return FlagErrorf("--headroom must be in (0, 1], e.g. 0.9")
 			}
@@ -219,7 +216,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.RetryFailed, "retry-failed", false, "also resend lines whose recorded result is a retryable failure (5xx, rate limit, network)")
 	fl.DurationVar(&opts.Grace, "grace", 30*time.Second, "after Ctrl-C, how long in-flight requests may take to finish")
 	fl.StringVar(&opts.Metrics, "metrics", "", "write the counters to `FILE` in Prometheus text format (node_exporter textfile collector), atomically")
-	fl.StringVar(&opts.Format, "format", "table", "summary format: table or json")
+	addFormatFlags(f, c, &opts.Format, "summary format: table or json", "table", "json")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the schedule (per model: charge, minutes needed, requests refused) and send nothing")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the client's clock runs K times faster so both agree")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
@@ -278,7 +275,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		return exitOrNil(sum.ExitCode)
 	}
 	if opts.Format == "json" {
-		if err := sum.WriteJSON(ios.Out); err != nil {
+		if err := writeJSON(ios.Out, sum); err != nil {
 			return err
 		}
 	} else if err := sum.WriteTable(ios.Out, ios.IsStdoutTTY()); err != nil {

@@ -49,7 +49,7 @@ func TestNewRunCmdFlags(t *testing.T) {
 		{args: "-o out.jsonl", wantErr: "requires at least 1 arg"},
 		{args: "in.jsonl -o out.jsonl --tier 9", wantErr: "--tier must be free or 1-5"},
 		{args: "in.jsonl -o out.jsonl --headroom 1.5", wantErr: "--headroom"},
-		{args: "in.jsonl -o out.jsonl --format yaml", wantErr: "--format must be table or json"},
+		{args: "in.jsonl -o out.jsonl --format yaml", wantErr: `invalid --format "yaml": valid formats are table, json`},
 		{args: "in.jsonl -o in.jsonl", wantErr: "also an input file"},
 		{args: "in.jsonl -o -", wantErr: "not stdout"},
 		{args: "in.jsonl -o out.jsonl --max-concurrent 0", wantErr: "--max-concurrent"},

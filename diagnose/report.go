@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -275,22 +277,159 @@ type jsonReport struct {
 // WriteJSON writes the report as one indented JSON document (schema:
 // JSONSchemaHelp).
 func (r Report) WriteJSON(w io.Writer) error {
-	doc := jsonReport{SchemaVersion: SchemaVersion, Mode: r.Mode, Findings: []jsonEntry{},
-		Summary: jsonSummary{Total: len(r.Findings), Verdicts: r.counts(), WorstVerdict: r.worst(), ExitCode: r.ExitCode()}}
+	st := NewStream(w, r.Mode, "json", nil)
 	for _, e := range r.Findings {
-		doc.Findings = append(doc.Findings, jsonEntry{Origin: e.Origin, Format: e.Format, UsageTier: e.UsageTier,
-			jsonFinding: toJSONFinding(e.Finding)})
-	}
-	if p := r.Probe; p != nil {
-		doc.Probe = &jsonProbe{Requests: p.Requests, OK: p.OK, Verdicts: p.Verdicts, Bites: p.Bites}
-		if doc.Probe.Verdicts == nil {
-			doc.Probe.Verdicts = map[Verdict]int{}
+		if err := st.Add(e); err != nil {
+			return err
 		}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	st.Probe = r.Probe
+	return st.Close()
+}
+
+// Stream writes a report one entry at a time, keeping only the verdict
+// counts, so a log of any number of responses is diagnosed in flat memory
+// (`oairl diagnose --from` on 100,000 responses). Its JSON is byte for
+// byte Report.WriteJSON's and its rows Report.WriteTSV's. Mask, when set,
+// is applied to each entry's output (key redaction) before it is written.
+type Stream struct {
+	// Probe is written in the JSON's "probe" at Close (live mode).
+	Probe *ProbeResult
+
+	w      *bufio.Writer
+	mode   string
+	format string // "json" or "tsv"
+	mask   func(string) string
+	n      int
+	counts map[Verdict]int
+	worstV Verdict
+	worstC int
+	buf    bytes.Buffer
+}
+
+// NewStream starts a report on w in format "json" or "tsv" (anything else
+// is "tsv"); mode is "saved" or "live"; mask may be nil.
+func NewStream(w io.Writer, mode, format string, mask func(string) string) *Stream {
+	if format != "json" {
+		format = "tsv"
+	}
+	return &Stream{w: bufio.NewWriterSize(w, 64<<10), mode: mode, format: format, mask: mask, counts: map[Verdict]int{}, worstC: -1}
+}
+
+// encode writes v as indented JSON (as the whole document's encoder would
+// at this depth) into s.buf, without the trailing newline.
+func (s *Stream) encode(v any, prefix string) ([]byte, error) {
+	s.buf.Reset()
+	enc := json.NewEncoder(&s.buf)
+	enc.SetIndent(prefix, "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(doc)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")), nil
+}
+
+func (s *Stream) write(b []byte) error {
+	if s.mask != nil {
+		b = []byte(s.mask(string(b)))
+	}
+	_, err := s.w.Write(b)
+	return err
+}
+
+// Add writes one entry.
+func (s *Stream) Add(e Entry) error {
+	s.counts[e.Verdict]++
+	if c := e.ExitCode(); s.worstC == -1 || exitcode.Worst(c, s.worstC) == c && c != s.worstC {
+		s.worstV, s.worstC = e.Verdict, c
+	}
+	s.n++
+	if s.format == "tsv" {
+		return s.write([]byte(tsvRow(e)))
+	}
+	head := ",\n    "
+	if s.n == 1 {
+		head = fmt.Sprintf("{\n  \"schema_version\": %d,\n  \"mode\": %s,\n  \"findings\": [\n    ", SchemaVersion, jsonText(s.mode))
+	}
+	if _, err := s.w.WriteString(head); err != nil {
+		return err
+	}
+	b, err := s.encode(jsonEntry{Origin: e.Origin, Format: e.Format, UsageTier: e.UsageTier, jsonFinding: toJSONFinding(e.Finding)}, "    ")
+	if err != nil {
+		return err
+	}
+	return s.write(b)
+}
+
+func jsonText(v string) string { b, _ := json.Marshal(v); return string(b) }
+
+// ExitCode is the worst exit code of the entries added so far (and of the
+// probe), as Report.ExitCode.
+func (s *Stream) ExitCode() int {
+	codes := []int{exitcode.OK}
+	if s.worstC >= 0 {
+		codes = append(codes, s.worstC)
+	}
+	if s.Probe != nil && s.Probe.Bites {
+		codes = append(codes, exitcode.RateLimited)
+	}
+	return exitcode.Worst(codes...)
+}
+
+// Count is the number of entries added.
+func (s *Stream) Count() int { return s.n }
+
+// SummaryLine is Report.SummaryLine over the entries added.
+func (s *Stream) SummaryLine() string {
+	return summaryLine(s.n, s.counts, s.worstV, s.ExitCode())
+}
+
+// Close ends the document (JSON: the probe and the summary; TSV: the probe
+// row) and flushes.
+func (s *Stream) Close() error {
+	if s.format == "tsv" {
+		if p := s.Probe; p != nil {
+			if _, err := fmt.Fprintf(s.w, "probe\t%d\tok=%d\tconcurrency_limit_bites=%v\n", p.Requests, p.OK, p.Bites); err != nil {
+				return err
+			}
+		}
+		return s.w.Flush()
+	}
+	tail := "\n  ],\n  \"probe\": "
+	if s.n == 0 {
+		tail = fmt.Sprintf("{\n  \"schema_version\": %d,\n  \"mode\": %s,\n  \"findings\": [],\n  \"probe\": ", SchemaVersion, jsonText(s.mode))
+	}
+	if _, err := s.w.WriteString(tail); err != nil {
+		return err
+	}
+	var probe *jsonProbe
+	if p := s.Probe; p != nil {
+		probe = &jsonProbe{Requests: p.Requests, OK: p.OK, Verdicts: p.Verdicts, Bites: p.Bites}
+		if probe.Verdicts == nil {
+			probe.Verdicts = map[Verdict]int{}
+		}
+	}
+	b, err := s.encode(probe, "  ")
+	if err != nil {
+		return err
+	}
+	if err := s.write(b); err != nil {
+		return err
+	}
+	b, err = s.encode(jsonSummary{Total: s.n, Verdicts: s.counts, WorstVerdict: s.worstV, ExitCode: s.ExitCode()}, "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.WriteString(",\n  \"summary\": "); err != nil {
+		return err
+	}
+	if err := s.write(b); err != nil {
+		return err
+	}
+	if _, err := s.w.WriteString("\n}\n"); err != nil {
+		return err
+	}
+	return s.w.Flush()
 }
 
 // JSONSchemaHelp documents the --format json document; `oairl diagnose
@@ -381,34 +520,37 @@ func secs(d time.Duration) string { return strconv.FormatFloat(round3(d.Seconds(
 // WriteTSV writes one tab-separated row per finding (TSVColumns), raw
 // integers and seconds, for scripts.
 func (r Report) WriteTSV(w io.Writer) error {
+	st := NewStream(w, r.Mode, "tsv", nil)
 	for _, e := range r.Findings {
-		rq, tk := e.RateLimits.Requests, e.RateLimits.Tokens
-		resetOr := func(win Window) string {
-			if !win.ResetKnown {
-				return "-"
-			}
-			return secs(win.Reset)
-		}
-		status := "-"
-		if e.Status != 0 {
-			status = strconv.Itoa(e.Status)
-		}
-		row := []string{
-			dash(e.Origin), status, string(e.Verdict), strconv.FormatBool(e.Retryable), secs(e.Wait), dash(e.LimitKind),
-			intOrDash(e.Limit, e.Limit > 0), intOrDash(e.Used, e.Used > 0), intOrDash(e.Requested, e.Requested > 0), dash(e.Model),
-			intOrDash(rq.Limit, rq.Known && rq.Limit >= 0), intOrDash(rq.Remaining, rq.Known && rq.Remaining >= 0), resetOr(rq),
-			intOrDash(tk.Limit, tk.Known && tk.Limit >= 0), intOrDash(tk.Remaining, tk.Known && tk.Remaining >= 0), resetOr(tk),
-			dash(e.UsageTier), dash(e.Summary),
-		}
-		if _, err := fmt.Fprintln(w, strings.Join(row, "\t")); err != nil {
+		if err := st.Add(e); err != nil {
 			return err
 		}
 	}
-	if r.Probe != nil {
-		_, err := fmt.Fprintf(w, "probe\t%d\tok=%d\tconcurrency_limit_bites=%v\n", r.Probe.Requests, r.Probe.OK, r.Probe.Bites)
-		return err
+	st.Probe = r.Probe
+	return st.Close()
+}
+
+// tsvRow is one finding as a TSV row (TSVColumns), newline included.
+func tsvRow(e Entry) string {
+	rq, tk := e.RateLimits.Requests, e.RateLimits.Tokens
+	resetOr := func(win Window) string {
+		if !win.ResetKnown {
+			return "-"
+		}
+		return secs(win.Reset)
 	}
-	return nil
+	status := "-"
+	if e.Status != 0 {
+		status = strconv.Itoa(e.Status)
+	}
+	row := []string{
+		dash(e.Origin), status, string(e.Verdict), strconv.FormatBool(e.Retryable), secs(e.Wait), dash(e.LimitKind),
+		intOrDash(e.Limit, e.Limit > 0), intOrDash(e.Used, e.Used > 0), intOrDash(e.Requested, e.Requested > 0), dash(e.Model),
+		intOrDash(rq.Limit, rq.Known && rq.Limit >= 0), intOrDash(rq.Remaining, rq.Known && rq.Remaining >= 0), resetOr(rq),
+		intOrDash(tk.Limit, tk.Known && tk.Limit >= 0), intOrDash(tk.Remaining, tk.Known && tk.Remaining >= 0), resetOr(tk),
+		dash(e.UsageTier), dash(e.Summary),
+	}
+	return strings.Join(row, "\t") + "\n"
 }
 
 // WriteText writes the report for people: one block per finding (verdict,
@@ -445,16 +587,19 @@ func (r Report) WriteText(w io.Writer) error {
 // SummaryLine is one line over all findings: "3 responses: 2 rpm_limited,
 // 1 quota_exhausted; worst: quota_exhausted (exit 5)".
 func (r Report) SummaryLine() string {
-	c := r.counts()
+	return summaryLine(len(r.Findings), r.counts(), r.worst(), r.ExitCode())
+}
+
+func summaryLine(n int, c map[Verdict]int, worst Verdict, code int) string {
 	parts := []string{}
 	for _, v := range sortedVerdicts(c) {
 		parts = append(parts, fmt.Sprintf("%d %s", c[v], v))
 	}
 	noun := "responses"
-	if len(r.Findings) == 1 {
+	if n == 1 {
 		noun = "response"
 	}
-	return fmt.Sprintf("%d %s: %s; worst: %s (exit %d)", len(r.Findings), noun, strings.Join(parts, ", "), r.worst(), r.ExitCode())
+	return fmt.Sprintf("%d %s: %s; worst: %s (exit %d)", n, noun, strings.Join(parts, ", "), worst, code)
 }
 
 func sortedVerdicts(m map[Verdict]int) []Verdict {

@@ -126,27 +126,48 @@ var pyOldStatus = map[string]int{
 // are skipped. It fails (wrapping ErrNoResponse) when nothing
 // is recognised, and on a read error.
 func ParseSaved(r io.Reader) ([]Capture, error) {
+	var out []Capture
+	err := parseSaved(r, nil, &out)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParseSavedFunc is ParseSaved that hands each capture to fn as soon as it
+// is read, in order, instead of returning them all: memory stays that of
+// the input, however many responses it holds (`oairl diagnose --from` on a
+// log of 100,000 responses). fn's first error stops the parse and is
+// returned. It fails like ParseSaved when nothing is recognised.
+func ParseSavedFunc(r io.Reader, fn func(Capture) error) error {
+	return parseSaved(r, fn, nil)
+}
+
+func parseSaved(r io.Reader, emit func(Capture) error, out *[]Capture) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading saved response: %w", err)
+		return fmt.Errorf("reading saved response: %w", err)
 	}
 	data, wasUTF16 := decodeUTF16(data)
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	p := &savedParser{data: data}
+	p := &savedParser{data: data, emit: emit}
 	p.split()
 	if err := p.run(); err != nil {
-		return nil, err
+		return err
 	}
-	if len(p.out) == 0 {
+	if len(p.out) == 0 && p.emitted == 0 {
 		if wasUTF16 {
-			return nil, fmt.Errorf("%w (the file was UTF-16 and was decoded; re-save it as UTF-8 if this looks wrong)", ErrNoResponse)
+			return fmt.Errorf("%w (the file was UTF-16 and was decoded; re-save it as UTF-8 if this looks wrong)", ErrNoResponse)
 		}
 		if p.jsonErr != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoResponse, p.jsonErr)
+			return fmt.Errorf("%w: %v", ErrNoResponse, p.jsonErr)
 		}
-		return nil, ErrNoResponse
+		return ErrNoResponse
 	}
-	return p.out, nil
+	if out != nil {
+		*out = p.out
+	}
+	return nil
 }
 
 type savedParser struct {
@@ -154,6 +175,23 @@ type savedParser struct {
 	starts  []int // byte offset of each line
 	out     []Capture
 	jsonErr error
+	// emit, when set, receives each capture instead of out (streaming);
+	// its first error stops the parse.
+	emit    func(Capture) error
+	emitted int
+	err     error
+}
+
+// add records one capture: to emit when streaming, else to out.
+func (p *savedParser) add(c Capture) {
+	if p.emit == nil {
+		p.out = append(p.out, c)
+		return
+	}
+	if p.err == nil {
+		p.emitted++
+		p.err = p.emit(c)
+	}
 }
 
 func (p *savedParser) split() {
@@ -193,7 +231,7 @@ func (p *savedParser) lineAt(off int) int {
 
 func (p *savedParser) run() error {
 	n := len(p.starts)
-	for i := 0; i < n; {
+	for i := 0; i < n && p.err == nil; {
 		ln := p.line(i)
 		t := strings.TrimSpace(ln)
 		switch {
@@ -208,7 +246,7 @@ func (p *savedParser) run() error {
 			i++
 		}
 	}
-	return nil
+	return p.err
 }
 
 // curl parses a response starting at status line i and returns the index
@@ -287,7 +325,7 @@ func (p *savedParser) curl(i int) int {
 		}
 		body = []byte(strings.TrimSpace(strings.Join(lines, "\n")))
 	}
-	p.out = append(p.out, Capture{Status: status, Header: h, Body: body, Source: SourceCurl, Line: i + 1, Truncated: truncated})
+	p.add(Capture{Status: status, Header: h, Body: body, Source: SourceCurl, Line: i + 1, Truncated: truncated})
 	return next
 }
 
@@ -319,7 +357,7 @@ func (p *savedParser) sse(i int) int {
 	}
 	body := []byte(strings.TrimSpace(strings.Join(lines, "\n")))
 	if pb := parseBody(body); pb.errorOrResponse() {
-		p.out = append(p.out, Capture{Header: http.Header{}, Body: body, Source: SourceSSE, Line: i + 1})
+		p.add(Capture{Header: http.Header{}, Body: body, Source: SourceSSE, Line: i + 1})
 	}
 	return j
 }
@@ -355,7 +393,7 @@ func (p *savedParser) jsonAt(i int) int {
 			// the readable part is an error (Classify salvages it).
 			rest := bytes.TrimSpace(p.data[off:])
 			if pb := salvageJSON(rest); pb.hasError && pb.errObject {
-				p.out = append(p.out, Capture{Header: http.Header{}, Body: rest, Source: SourceJSON, Line: i + 1, Truncated: true})
+				p.add(Capture{Header: http.Header{}, Body: rest, Source: SourceJSON, Line: i + 1, Truncated: true})
 				return len(p.starts)
 			}
 		}
@@ -394,7 +432,7 @@ func (p *savedParser) addJSONValue(raw []byte, line int) {
 		}
 	case probe.CustomID != nil:
 		if probe.Response != nil && probe.Response.StatusCode != 0 {
-			p.out = append(p.out, Capture{Status: probe.Response.StatusCode, Header: http.Header{},
+			p.add(Capture{Status: probe.Response.StatusCode, Header: http.Header{},
 				Body: []byte(probe.Response.Body), Source: SourceJSON, Line: line})
 		} else if len(probe.Error) > 0 && string(probe.Error) != "null" {
 			p.addBody(0, wrapError(probe.Error), SourceJSON, line)
@@ -420,7 +458,7 @@ func wrapError(e []byte) []byte {
 // it is never guessed from the body (Classify chooses the verdict from the
 // body and reports status 0).
 func (p *savedParser) addBody(status int, body []byte, source string, line int) {
-	p.out = append(p.out, Capture{Status: status, Header: http.Header{}, Body: body, Source: source, Line: line})
+	p.add(Capture{Status: status, Header: http.Header{}, Body: body, Source: source, Line: line})
 }
 
 // inferStatus guesses the HTTP status of a body without one, from
@@ -499,7 +537,7 @@ func (p *savedParser) logLine(i int, t string) {
 		} else {
 			body = messageBody(rest)
 		}
-		p.out = append(p.out, Capture{Status: status, Header: http.Header{}, Body: body, Source: SourcePython, Line: i + 1})
+		p.add(Capture{Status: status, Header: http.Header{}, Body: body, Source: SourcePython, Line: i + 1})
 		return
 	}
 	if m := rePyBatchErr.FindStringSubmatch(t); m != nil {
@@ -524,7 +562,7 @@ func (p *savedParser) logLine(i int, t string) {
 		if b := strings.TrimSpace(m[4]); b != "" && json.Valid([]byte(b)) {
 			body = []byte(b)
 		}
-		p.out = append(p.out, Capture{Status: status, Header: http.Header{}, Body: body, Source: SourceGoOpenAI, Line: i + 1})
+		p.add(Capture{Status: status, Header: http.Header{}, Body: body, Source: SourceGoOpenAI, Line: i + 1})
 		return
 	}
 	if m := reNode.FindStringSubmatch(t); m == nil {
@@ -535,7 +573,7 @@ func (p *savedParser) logLine(i int, t string) {
 					// 0.x appends the headers dict after the message.
 					msg = strings.TrimSpace(msg[:i])
 				}
-				p.out = append(p.out, Capture{Status: st, Header: http.Header{}, Body: messageBody(msg), Source: SourcePython, Line: i + 1})
+				p.add(Capture{Status: st, Header: http.Header{}, Body: messageBody(msg), Source: SourcePython, Line: i + 1})
 			}
 			return
 		}
@@ -547,7 +585,7 @@ func (p *savedParser) logLine(i int, t string) {
 		if msg == "status code (no body)" {
 			body = nil
 		}
-		p.out = append(p.out, Capture{Status: status, Header: http.Header{}, Body: body, Source: SourceNode, Line: i + 1})
+		p.add(Capture{Status: status, Header: http.Header{}, Body: body, Source: SourceNode, Line: i + 1})
 	}
 }
 

@@ -8,7 +8,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,44 +109,6 @@ func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response,
 	req.Header.Set("Content-Type", "application/json")
 	c.setHeaders(req)
 	return c.do(req)
-}
-
-// PostStream POSTs a body of size bytes that body produces, with content
-// type contentType, to path (joined like URLFor), without holding the body
-// in memory: body is called once per attempt (the HTTP layer may replay it
-// under its POST rules), and is read as it is sent. It returns the whole
-// answer for a 2xx; an error status is returned as an *Error holding the
-// answer, with go-openai's *openai.APIError (or *openai.RequestError for a
-// body that is not an error envelope) as Err, so that APIError and the
-// classifiers treat it like a go-openai call's error. A transport error
-// comes back as is, key redacted.
-func (c *Client) PostStream(ctx context.Context, path, contentType string, size int64, body func() io.Reader) (*Response, error) {
-	cctx, ex := httpx.WithExchange(ctx)
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, c.URLFor(path), body())
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = size
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
-	req.Header.Set("Content-Type", contentType)
-	c.setHeaders(req)
-	resp, err := c.do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	var env openai.ErrorResponse
-	var lib error
-	if json.Unmarshal(resp.Body, &env) == nil && env.Error != nil {
-		env.Error.HTTPStatusCode, env.Error.HTTPStatus = resp.StatusCode, http.StatusText(resp.StatusCode)
-		lib = env.Error
-	} else {
-		lib = &openai.RequestError{HTTPStatus: http.StatusText(resp.StatusCode), HTTPStatusCode: resp.StatusCode,
-			Err: fmt.Errorf("error, status code: %d, status: %s, body: %s", resp.StatusCode, http.StatusText(resp.StatusCode), resp.Body), Body: resp.Body}
-	}
-	return nil, &Error{StatusCode: resp.StatusCode, Header: resp.Header, Body: resp.Body, Attempts: ex.Attempts(), Err: c.Redact(lib)}
 }
 
 // Get sends a GET to path and returns the whole response (retried by the

@@ -537,3 +537,18 @@ func TestEscapedKeyRedacted(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14 §6: --dry-run exits 3 when no line is valid, like the real run.
+func TestDryRunNoValidLineExit3(t *testing.T) {
+	dir := t.TempDir()
+	in := writeLines(t, dir, "in.jsonl", []string{`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini"`, `not json`})
+	for _, dry := range []bool{true, false} {
+		var out, log bytes.Buffer
+		o := baseOptions(filepath.Join(dir, "out.jsonl"), in)
+		o.DryRun, o.Out, o.Log, o.Client = dry, &out, &log, okPoster()
+		sum, err := Run(context.Background(), o)
+		if err == nil || sum.ExitCode != exitcode.Input || !strings.Contains(err.Error(), "no valid request") {
+			t.Errorf("dry run %v: exit %d err %v", dry, sum.ExitCode, err)
+		}
+	}
+}

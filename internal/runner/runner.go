@@ -59,6 +59,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/extsort"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
@@ -587,6 +588,11 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		if sum.Invalid > 0 && o.Strict {
 			sum.ExitCode = exitcode.Input
 		}
+		if toSend == 0 && len(tooLarge) == 0 && sum.Skipped == 0 {
+			// The same verdict as the real run: nothing could be sent.
+			sum.ExitCode = exitcode.Input
+			return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
+		}
 		return sum, nil
 	}
 
@@ -615,7 +621,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			return r.finish()
 		}
 		sum.ExitCode = exitcode.Input
-		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%d lines, %d invalid)", sum.Requests, sum.Invalid)
+		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 	}
 	if sum.Invalid > 0 {
 		r.addCode(exitcode.Partial)

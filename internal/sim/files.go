@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -89,12 +90,19 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 		x.error(400, "invalid_request_error", "file", "", fmt.Sprintf("File is too large: %d bytes; the maximum is %d bytes (512 MB).", len(content), maxFileBytes))
 		return
 	}
-	if purpose == "batch" && !strings.HasSuffix(strings.ToLower(hdr.Filename), ".jsonl") {
+	// The name is kept as sent, directories included, as the API keeps
+	// it (Go's FileHeader.Filename strips them, which hid a client that
+	// sent its whole local path; issue 14 §5).
+	name := hdr.Filename
+	if _, params, err := mime.ParseMediaType(hdr.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		name = params["filename"]
+	}
+	if purpose == "batch" && !strings.HasSuffix(strings.ToLower(name), ".jsonl") {
 		x.error(400, "invalid_request_error", "", "", "Invalid file format for Batch API. Must be .jsonl")
 		return
 	}
 	s.mu.Lock()
-	f := s.addFile(hdr.Filename, purpose, content, s.clk.Now())
+	f := s.addFile(name, purpose, content, s.clk.Now())
 	if v := r.FormValue("expires_after[seconds]"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 3600 && n <= 2592000 {
 			f.ExpiresAt = f.CreatedAt.Add(time.Duration(n) * time.Second)
