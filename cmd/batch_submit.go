@@ -115,11 +115,14 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 			if opts.Tier != "" {
 				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
 				switch t {
-				case "free", "1", "2", "3", "4", "5":
+				case "free", "1", "2", "3", "4", "5", models.PulledTier:
 				default:
-					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.EnqueuedLimit > 0); err != nil {
+				return err
 			}
 			if c.Flags().Changed("tier") && c.Flags().Changed("enqueued-limit") {
 				return FlagErrorf("--tier and --enqueued-limit cannot be combined")

@@ -177,10 +177,13 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 			}
 			if opts.Tier != "" {
 				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
-				if !contains([]string{"free", "1", "2", "3", "4", "5"}, t) {
-					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5", opts.Tier)
+				if !contains([]string{"free", "1", "2", "3", "4", "5", models.PulledTier}, t) {
+					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
+				return err
 			}
 			if !c.Flags().Changed("max-problems") && opts.Format == "json" {
 				opts.MaxProblems = 1000

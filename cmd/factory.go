@@ -2,9 +2,12 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +79,10 @@ type Factory struct {
 	regOnce sync.Once
 	reg     *models.Registry
 	regErr  error
+
+	pulledOnce sync.Once
+	pulled     *models.Pulled
+	pulledErr  error
 }
 
 // NewFactory returns a factory reading the environment through getenv.
@@ -164,6 +171,7 @@ func (f *Factory) Config() Config {
 // Registry returns the model registry, built-in plus --models/OAIRL_MODELS.
 func (f *Factory) Registry() (*models.Registry, error) {
 	f.regOnce.Do(func() {
+		defer f.applyPulled()
 		path := f.flags.modelsFile
 		if path == "" {
 			path = f.Getenv("OAIRL_MODELS")
@@ -184,6 +192,77 @@ func (f *Factory) Registry() (*models.Registry, error) {
 		}
 	})
 	return f.reg, f.regErr
+}
+
+// applyPulled adds the pulled project limits (if any) to the registry as
+// tier models.PulledTier (called once, while the registry is built).
+func (f *Factory) applyPulled() {
+	if f.regErr != nil || f.reg == nil {
+		return
+	}
+	if p, err := f.Pulled(); err == nil && p != nil {
+		f.reg.ApplyPulled(p)
+	}
+}
+
+// LimitsPath is where `oairl limits pull` writes and the other commands
+// read a project's real limits: $OAIRL_LIMITS, else limits.json in the
+// state directory.
+func (f *Factory) LimitsPath() string {
+	if p := f.Getenv("OAIRL_LIMITS"); p != "" {
+		return p
+	}
+	return filepath.Join(batchStateDir(f.Getenv), "limits.json")
+}
+
+// Pulled returns the project limits written by `oairl limits pull`, nil
+// when there is no limits file.
+func (f *Factory) Pulled() (*models.Pulled, error) {
+	f.pulledOnce.Do(func() {
+		path := f.LimitsPath()
+		fh, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if err != nil {
+			f.pulledErr = err
+			return
+		}
+		defer fh.Close()
+		f.pulled, f.pulledErr = models.ReadPulled(fh)
+		if f.pulledErr != nil {
+			f.pulledErr = fmt.Errorf("%s: %w", path, f.pulledErr)
+		}
+	})
+	return f.pulled, f.pulledErr
+}
+
+// pulledTier returns models.PulledTier and a note for stderr when a limits
+// file exists and the command was given no tier and no limits of its own
+// (flags and OAIRL_TIER win over the file); "" otherwise.
+func (f *Factory) pulledTier() (tier, note string, err error) {
+	p, err := f.Pulled()
+	if err != nil || p == nil {
+		return "", "", err
+	}
+	return models.PulledTier, fmt.Sprintf("limits: using project %s's limits pulled from the Admin API at %s (%s; %d models), not the public tier table",
+		p.ProjectID, p.PulledAt.Format(time.RFC3339), f.LimitsPath(), len(p.Models)), nil
+}
+
+// AdminClient returns an API client that authenticates with the admin key
+// in OPENAI_ADMIN_KEY (for `oairl limits pull`); the key is used for the
+// request only, never printed or stored.
+func (f *Factory) AdminClient() (*api.Client, error) {
+	c := f.Config()
+	key := f.Getenv("OPENAI_ADMIN_KEY")
+	if key == "" {
+		return nil, fmt.Errorf("no admin key: set OPENAI_ADMIN_KEY (an organization admin key; any sk-admin-… value works against oairl sim)")
+	}
+	hc, err := f.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Options{BaseURL: c.BaseURL, APIKey: key, OrgID: c.OrgID, HTTPClient: hc, UserAgent: "oairl/" + f.Version}), nil
 }
 
 // APIClient returns the API client for the resolved configuration. It
@@ -208,8 +287,11 @@ func (f *Factory) APIClient() (*api.Client, error) {
 
 // secrets lists values that must never be printed.
 func (f *Factory) secrets() []string {
-	if k := f.Getenv("OPENAI_API_KEY"); k != "" {
-		return []string{k}
+	var out []string
+	for _, k := range []string{"OPENAI_API_KEY", "OPENAI_ADMIN_KEY"} {
+		if v := f.Getenv(k); v != "" {
+			out = append(out, v)
+		}
 	}
-	return nil
+	return out
 }

@@ -136,6 +136,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
   oairl batch submit FILE     the Batch API (50% cheaper, separate limits) done right
   oairl diagnose              tell RPM, TPM, daily, concurrency, quota and auth apart
   oairl sim                   a local OpenAI-compatible server that enforces a tier's limits
+  oairl limits pull           save your project's real limits (Admin API) for count, run, batch
 
 Input files are JSONL in the Batch API input format ({"custom_id", "method",
 "url", "body"}) or bare request bodies ({"model", "messages", ...}).
@@ -168,6 +169,7 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 		newBatchCmd(f),
 		newDiagnoseCmd(f, nil),
 		newSimCmd(f, nil),
+		newLimitsCmd(f),
 		newVersionCmd(f),
 		newHelpTopic("exit-codes", "Exit codes shared by every command", exitcode.Help),
 		newHelpTopic("environment", "Environment variables oairl reads", environmentHelp),

@@ -13,6 +13,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/input"
+	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/runner"
 )
 
@@ -179,11 +180,14 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			}
 			if t := strings.TrimPrefix(strings.ToLower(opts.Tier), "tier"); t != "" {
 				switch t {
-				case "free", "1", "2", "3", "4", "5":
+				case "free", "1", "2", "3", "4", "5", models.PulledTier:
 					opts.Tier = t
 				default:
-					return FlagErrorf("--tier must be free or 1-5, not %q", opts.Tier)
+					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
+				return err
 			}
 			for _, file := range opts.Files {
 				if file == opts.Output {
