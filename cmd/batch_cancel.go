@@ -41,6 +41,7 @@ Prints the ids of the batches asked to cancel, one per line; with
 	}
 	addFormatFlags(f, c, &opts.Format, "output: table (batch ids, one per line) or json", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }
 

@@ -113,8 +113,10 @@ func newBatchResultsCmd(f *Factory, runF func(*BatchResultsOptions) error) *cobr
 	fl.StringArrayVar(&opts.Errors, "errors", nil, "offline: a saved error file (repeatable)")
 	fl.StringVar(&opts.Input, "input", "", "the submitted request file (offline, or for a batch no local job knows)")
 	fl.StringVar(&order, "order", "input", "output order: input (the only one; output files are unordered)")
+	_ = c.RegisterFlagCompletionFunc("order", noFiles("input"))
 	addFormatFlags(f, c, &opts.Format, "summary format: table (on stderr) or json (on stdout)", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }
 

@@ -59,6 +59,7 @@ func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.
 	addFormatFlags(f, c, &opts.Format, "output format: table (tab-separated when piped), json", "table", "json")
 	fl.BoolVar(&opts.Offline, "offline", false, "show the saved state without calling the API")
 	addStateFlag(c, &opts.batchDeps)
+	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }
 

@@ -73,6 +73,7 @@ func newBatchWaitCmd(f *Factory, runF func(*BatchWaitOptions) error) *cobra.Comm
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
 	addFormatFlags(f, c, &opts.Format, "output: table (progress on stderr only) or json (the job document at the end, as 'batch status --json')", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }
 

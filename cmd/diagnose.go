@@ -170,6 +170,7 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 	}
 	fl := c.Flags()
 	fl.StringVar(&opts.Model, "model", "gpt-4o-mini", "model for the live request")
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
 	fl.StringVar(&opts.From, "from", "", "diagnose a saved response from `FILE` (- for stdin) instead of sending a request")
 	addFormatFlags(f, c, &opts.Format, "output format: table (text on a terminal, tab-separated rows when piped) or json", "table", "json")
 	fl.BoolVar(&opts.Redact, "redact", false, "mask organization and project ids in the output")

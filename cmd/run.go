@@ -214,6 +214,8 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.DurationVar(&opts.MaxWait, "max-retry-wait", 2*time.Minute, "alias of --max-wait")
 	_ = fl.MarkHidden("max-retry-wait")
 	fl.StringVar(&opts.Model, "model", "", "model for lines whose body names none")
+	_ = c.RegisterFlagCompletionFunc("model", completeModels(f))
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(tierValues...))
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget in tokens assumed for lines without max_tokens/max_completion_tokens (counts toward TPM)")
 	fl.BoolVar(&opts.Strict, "strict", false, "send nothing if any line is invalid (exit 3)")
 	fl.BoolVar(&opts.Ordered, "ordered", false, "rewrite the results file in input order at the end")

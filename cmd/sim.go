@@ -102,6 +102,10 @@ func newSimCmd(f *Factory, runF func(*SimOptions) error) *cobra.Command {
 		},
 	}
 	opts.Flags = sim.BindFlags(c.Flags())
+	_ = c.RegisterFlagCompletionFunc("tier", noFiles(append([]string{"none"}, tierValues...)...))
+	_ = c.RegisterFlagCompletionFunc("retry-after", noFiles(sim.RetryAfterSeconds, sim.RetryAfterNone, sim.RetryAfterMS))
+	_ = c.RegisterFlagCompletionFunc("quota-code", noFiles(sim.QuotaCodes...))
+	_ = c.RegisterFlagCompletionFunc("quota-exhausted", noFiles(sim.QuotaCodes...))
 	return c
 }
 
