@@ -24,14 +24,18 @@ import (
 // "error_file_id": "" into a non-nil pointer to "", which must not lead to
 // a request for /files//content).
 type Batch struct {
-	ID            string
-	Endpoint      string
-	Status        string
-	InputFileID   string
-	OutputFileID  string
-	ErrorFileID   string
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
+	ID           string
+	Endpoint     string
+	Status       string
+	InputFileID  string
+	OutputFileID string
+	ErrorFileID  string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	// StatusSince is when the batch entered its current status (the
+	// matching *_at field: created_at for validating, in_progress_at,
+	// finalizing_at, ...); zero when the API gave none.
+	StatusSince   time.Time
 	RequestCounts RequestCounts
 	Errors        []BatchError
 	Metadata      map[string]string
@@ -285,6 +289,24 @@ func fromOpenAIBatch(b openai.Batch) Batch {
 	}
 	if b.CreatedAt != 0 {
 		out.CreatedAt = time.Unix(int64(b.CreatedAt), 0).UTC()
+	}
+	switch b.Status {
+	case StatusValidating:
+		out.StatusSince = out.CreatedAt
+	case StatusInProgress:
+		out.StatusSince = unixTime(b.InProgressAt)
+	case StatusFinalizing:
+		out.StatusSince = unixTime(b.FinalizingAt)
+	case StatusCompleted:
+		out.StatusSince = unixTime(b.CompletedAt)
+	case StatusFailed:
+		out.StatusSince = unixTime(b.FailedAt)
+	case StatusExpired:
+		out.StatusSince = unixTime(b.ExpiredAt)
+	case StatusCancelling:
+		out.StatusSince = unixTime(b.CancellingAt)
+	case StatusCancelled:
+		out.StatusSince = unixTime(b.CancelledAt)
 	}
 	if b.Errors != nil {
 		for _, e := range b.Errors.Data {

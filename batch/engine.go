@@ -474,6 +474,7 @@ func (r *runner) apply(s *Shard, b Batch) {
 	if !b.ExpiresAt.IsZero() {
 		s.ExpiresAt = b.ExpiresAt
 	}
+	s.StatusSince = b.StatusSince
 }
 
 // submitReady uploads and creates the batches of pending shards, in index

@@ -127,8 +127,8 @@ func TestRun_B10_TokenLimitExceededResubmits(t *testing.T) {
 	log := &syncBuf{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { // the other batch finishes after 3 minutes
-		clk.Sleep(ctx, 3*time.Minute)
+	go func() { // the other batch finishes after 20 minutes (0.6 s of wall time: every step saves with fsync)
+		clk.Sleep(ctx, 20*time.Minute)
 		api.mu.Lock()
 		api.external["gpt-4o"] = 0
 		api.mu.Unlock()
@@ -144,9 +144,10 @@ func TestRun_B10_TokenLimitExceededResubmits(t *testing.T) {
 		t.Errorf("log does not explain the queue:\n%s", log)
 	}
 	// No hot loop: creates are spaced by the backoff (≥ 1 min, doubling),
-	// so within ~4 minutes there are at most 4 of them.
+	// so within ~20 minutes there are at most 6 of them (0, 1, 3, 7, 15,
+	// 31 min).
 	elapsed := clk.Now().Sub(start)
-	if api.creates > 1+int(elapsed/QueueRetryMin) || api.creates > 4 {
+	if api.creates > 1+int(elapsed/QueueRetryMin) || api.creates > 6 {
 		t.Errorf("%d creates in %s: resubmitted too fast", api.creates, elapsed)
 	}
 	if s.Attempt != api.creates {
@@ -510,9 +511,14 @@ func TestRun_B10_OthersFilteredByModel(t *testing.T) {
 		api.external["gpt-4o"] = 1000
 		b := newTestJob(t, 10, 10, "gpt-4o", 100, 0)
 		b.ID = "job_other"
+		if err := b.Save(clk.Now()); err != nil {
+			t.Fatal(err)
+		}
 		log := &syncBuf{}
 		ob := runOpts(api, clk, log)
-		ob.Deadline = clk.Now().Add(3 * time.Minute)
+		// Long enough for a poll after validation however slow the saves
+		// (each step fsyncs the state).
+		ob.Deadline = clk.Now().Add(15 * time.Minute)
 		if filter {
 			ob.ModelOf = func(x Batch) string {
 				if x.ID == a.Shards[0].BatchID {

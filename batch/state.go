@@ -82,6 +82,9 @@ type Shard struct {
 	Errors        []BatchError  `json:"errors,omitempty"`
 	CreatedAt     time.Time     `json:"created_at,omitzero"`
 	ExpiresAt     time.Time     `json:"expires_at,omitzero"`
+	// StatusSince is when the batch entered its current status, from the
+	// API's *_at fields (zero when unknown).
+	StatusSince time.Time `json:"status_since,omitzero"`
 }
 
 // RequestCounts is the Batch object's request_counts.

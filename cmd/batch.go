@@ -302,6 +302,33 @@ func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, u
 	return batch.Run(ctx, j, opts)
 }
 
+// timeoutErr rewrites the pending error of a --timeout into one that says
+// the batches keep running and gives the command that resumes waiting
+// (with the --state and --base-url it needs); other errors pass through.
+func (d *batchDeps) timeoutErr(err error, j *batch.Job, timeout time.Duration) error {
+	if exitcode.Of(err) != exitcode.Pending || !errors.Is(err, batch.ErrTimeout) {
+		return err
+	}
+	cmd := "oairl batch wait " + j.ID
+	if d.State != "" {
+		cmd += " --state " + shellQuote(d.State)
+	}
+	if u := d.baseURL(); u != "" && u != DefaultBaseURL && d.Getenv("OPENAI_BASE_URL") == "" {
+		cmd += " --base-url " + shellQuote(u)
+	}
+	return exitcode.Errorf(exitcode.Pending, "--timeout %s passed while batches of %s are still pending; they keep running on the server: resume waiting with '%s'", timeout, j.ID, cmd)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // modelOf returns the model of a batch from the local state of the job
 // that created it ("" when no local job knows it; go-openai's Batch has no
 // model field).

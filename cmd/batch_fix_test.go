@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/sim"
 )
 
@@ -348,5 +351,168 @@ func TestBatchUploadSendsBaseName(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("no upload named %v", want)
+	}
+}
+
+// Issue 14 §5: batch status shows how long a batch has been in its status
+// and how long it has before it expires, and hints at a batch stuck in
+// validating or finalizing for over an hour.
+func TestBatchStatusTimeInStateAndStuckHints(t *testing.T) {
+	// Validating lasts a tenth of the batch (6 min of sim time, 0.3 s of
+	// wall time), running 48 min (2.4 s): status sees it in_progress.
+	e := newBatchEnv(t, sim.Config{BatchDuration: time.Hour})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 20, "gpt-4o-mini", 5)
+	out, errOut, code := e.submit(perShard(10), in, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	// From the API: status_since is the batch's in_progress_at.
+	out, errOut, code = e.run("batch", "status", job, "--json")
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, errOut)
+	}
+	var doc struct {
+		Shards []struct {
+			Status      string  `json:"status"`
+			StatusSince *string `json:"status_since"`
+		} `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range doc.Shards {
+		if s.Status != "in_progress" || s.StatusSince == nil {
+			t.Errorf("shard %d: %s since %v, want in_progress with a status_since", i, s.Status, s.StatusSince)
+		}
+	}
+	// Offline, on a terminal, with a clock 2 h after shard 0 started
+	// validating and shard 1 finalizing.
+	j, err := batch.FindJob(e.env["OAIRL_STATE_DIR"], "", job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	j.Shards[0].Status, j.Shards[0].StatusSince, j.Shards[0].ExpiresAt = batch.StatusValidating, start, start.Add(24*time.Hour)
+	j.Shards[1].Status, j.Shards[1].StatusSince, j.Shards[1].ExpiresAt = batch.StatusFinalizing, start.Add(30*time.Minute), start.Add(24*time.Hour)
+	if err := j.Save(start); err != nil {
+		t.Fatal(err)
+	}
+	f, o, eo := newTestFactory(e.env)
+	f.IOStreams.SetStdoutTTY(true)
+	now := start.Add(2*time.Hour + 5*time.Minute)
+	var c *cobra.Command
+	c = newBatchStatusCmd(f, func(opts *BatchStatusOptions) error {
+		opts.Clock = clock.NewFake(now)
+		return batchStatusRun(c, opts)
+	})
+	c.SetArgs([]string{job, "--offline"})
+	if err := c.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"validating 2h05m", "finalizing 1h35m", "(in 21h55m)"} {
+		if !strings.Contains(o.String(), want) {
+			t.Errorf("status table lacks %q:\n%s", want, o)
+		}
+	}
+	for _, want := range []string{"has been validating for 2h05m", "oairl batch cancel " + job, "has been finalizing for 1h35m", "keep waiting"} {
+		if !strings.Contains(eo.String(), want) {
+			t.Errorf("hints lack %q:\n%s", want, eo)
+		}
+	}
+	// Under an hour: no hint.
+	f, _, eo = newTestFactory(e.env)
+	c = newBatchStatusCmd(f, func(opts *BatchStatusOptions) error {
+		opts.Clock = clock.NewFake(start.Add(50 * time.Minute))
+		return batchStatusRun(c, opts)
+	})
+	c.SetArgs([]string{job, "--offline"})
+	if err := c.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(eo.String(), "hint:") {
+		t.Errorf("hint before an hour:\n%s", eo)
+	}
+}
+
+// Issue 14 §5: the --timeout message gives the command that resumes
+// waiting, with the --state and --base-url the job needs; submit --wait
+// --timeout says the same.
+func TestBatchTimeoutGivesResumeCommand(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{BatchDuration: time.Hour})
+	delete(e.env, "OPENAI_BASE_URL")
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 3, "gpt-4o-mini", 5)
+	state := e.path("my job.json")
+	out, errOut, code := e.run("batch", "submit", in, "--state", state, "--base-url", e.srv.URL, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	want := "resume waiting with 'oairl batch wait " + job + " --state '" + state + "' --base-url " + e.srv.URL + "'"
+	_, errOut, code = e.run("batch", "wait", job, "--state", state, "--base-url", e.srv.URL, "--timeout", "1m", "--time-scale", e.scale, "--poll-interval", "10s")
+	if code != 8 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "keep running") {
+		t.Errorf("wait --timeout: exit %d, want 8 and %q\n%s", code, want, errOut)
+	}
+	_, errOut, code = e.run("batch", "submit", in, "--state", state, "--base-url", e.srv.URL, "--wait", "--timeout", "1m", "--time-scale", e.scale, "--poll-interval", "10s")
+	if code != 8 || !strings.Contains(errOut, want) {
+		t.Errorf("submit --wait --timeout: exit %d, want 8 and %q\n%s", code, want, errOut)
+	}
+}
+
+// Issue 14 §5: `batch results -o DIR/` failed after the whole download with
+// "rename … file exists" and left a temporary file behind. A directory is
+// refused up front (exit 2), and no error leaves a temporary file.
+func TestBatchResultsRefusesDirectoryAndLeavesNoTemp(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 3, "gpt-4o-mini", 5)
+	out, errOut, code := e.run("batch", "submit", in, "--wait", "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	dir := e.path("out")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listDir := func() []string {
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, x := range ents {
+			names = append(names, x.Name())
+		}
+		return names
+	}
+	for _, args := range [][]string{{"-o", dir + "/"}, {"-o", dir}, {"-o", e.path("new") + "/"}, {"-o", e.path("r.jsonl"), "--failed", dir}} {
+		_, errOut, code := e.run(append([]string{"batch", "results", job}, args...)...)
+		if code != 2 || !strings.Contains(errOut, "is a directory") {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, errOut)
+		}
+		if names := listDir(); len(names) != 0 {
+			t.Errorf("%v: left %v in the directory", args, names)
+		}
+	}
+	// An error after the download started (an output file the server no
+	// longer has) leaves no temporary file either.
+	j, err := batch.FindJob(e.env["OAIRL_STATE_DIR"], "", job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Shards[0].OutputFileID = "file-gone"
+	if err := j.Save(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = e.run("batch", "results", job, "-o", filepath.Join(dir, "r.jsonl"), "--failed", filepath.Join(dir, "f.jsonl"))
+	if code == 0 {
+		t.Fatalf("results with a missing file: exit 0\n%s", errOut)
+	}
+	if names := listDir(); len(names) != 0 {
+		t.Errorf("an error left %v behind", names)
+	}
+	// A file path works.
+	if _, errOut, code := e.run("batch", "results", job, "-o", filepath.Join(dir, "r.jsonl")); code == 2 {
+		t.Errorf("a file path refused:\n%s", errOut)
 	}
 }

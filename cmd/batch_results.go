@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -83,6 +84,16 @@ func newBatchResultsCmd(f *Factory, runF func(*BatchResultsOptions) error) *cobr
 			}
 			if order != "input" {
 				return FlagErrorf("--order: only \"input\" is supported")
+			}
+			// A directory is refused before anything is downloaded: the
+			// rename at the end would fail after all the work.
+			for _, o := range []struct{ flag, path string }{{"-o", opts.Output}, {"--failed", opts.Failed}, {"--unmatched", opts.Unmatched}} {
+				if o.path == "" {
+					continue
+				}
+				if fi, err := os.Stat(o.path); (err == nil && fi.IsDir()) || strings.HasSuffix(o.path, "/") || strings.HasSuffix(o.path, string(os.PathSeparator)) {
+					return FlagErrorf("%s %s is a directory: give a file, e.g. %s", o.flag, o.path, filepath.Join(o.path, "results.jsonl"))
+				}
 			}
 			if len(opts.FromFiles) > 0 {
 				if opts.Ref != "" {

@@ -24,18 +24,23 @@ type BatchStatusOptions struct {
 const batchStatusLong = `Show the shards of a job (default: the latest local job) and their
 batches: status, request counts, created/expires times and errors. The
 batches are retrieved from the API first (--offline shows the saved state).
+On a terminal the status shows how long the batch has been in it and the
+expiry how long is left ("in_progress 2h10m", "in 21h50m"); a batch still
+validating or finalizing after an hour gets a hint on stderr.
 
 Output
   On a terminal: a table. Piped: tab-separated rows, no header, raw
   integers and RFC 3339 times, columns: shard, batch_id, status, model,
-  completed, failed, total, created_at, expires_at, errors.
+  completed, failed, total, created_at, expires_at, errors (status_since
+  is in the JSON).
   --format json (--json): one document (also printed by 'batch submit
   --json' and 'batch wait --json'):
     schema_version (1), id, state_file, input_sha256, endpoint, requests, rejected
     shards[]  {index, batch_id, file_id, status, model, requests, bytes,
               tokens (enqueued-token estimate), attempt,
               request_counts{total, completed, failed}, output_file_id,
-              error_file_id, created_at, expires_at (RFC 3339 or null),
+              error_file_id, created_at, expires_at, status_since (RFC 3339
+              or null),
               errors[{code, message, line}], failed_batches[]}`
 
 func newBatchStatusCmd(f *Factory, runF func(*BatchStatusOptions) error) *cobra.Command {
@@ -89,6 +94,7 @@ type batchShardJSON struct {
 	ErrorFileID   string              `json:"error_file_id"`
 	CreatedAt     *string             `json:"created_at"`
 	ExpiresAt     *string             `json:"expires_at"`
+	StatusSince   *string             `json:"status_since"`
 	Errors        []batch.BatchError  `json:"errors"`
 	FailedBatches []string            `json:"failed_batches"`
 }
@@ -108,7 +114,7 @@ func batchStatusDoc(j *batch.Job) batchStatusJSON {
 		sj := batchShardJSON{Index: s.Index, BatchID: s.BatchID, FileID: s.FileID, Status: s.Status, Model: s.Model,
 			Requests: s.Requests, Bytes: s.Bytes, Tokens: s.Tokens, Attempt: s.Attempt, RequestCounts: s.RequestCounts,
 			OutputFileID: s.OutputFileID, ErrorFileID: s.ErrorFileID, CreatedAt: rfc3339(s.CreatedAt), ExpiresAt: rfc3339(s.ExpiresAt),
-			Errors: s.Errors, FailedBatches: s.FailedBatches}
+			StatusSince: rfc3339(s.StatusSince), Errors: s.Errors, FailedBatches: s.FailedBatches}
 		if sj.Errors == nil {
 			sj.Errors = []batch.BatchError{}
 		}
@@ -166,8 +172,10 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 			fmt.Fprintf(ios.Out, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Index, s.BatchID, s.Status, s.Model,
 				rc.Completed, s.FailedRequests(), total, batchTime(s.CreatedAt, false), batchTime(s.ExpiresAt, false), shardErrors(s))
 		}
+		stuckHints(opts, job)
 		return nil
 	}
+	now := opts.Clock.Now()
 	fmt.Fprintf(ios.Out, "%s  %s requests  %s\n\n", job.ID, input.Thousands(int64(job.Requests)), job.Endpoint)
 	t := batchTable(ios.Out, []string{"SHARD", "BATCH", "STATUS", "MODEL", "DONE", "FAILED", "TOTAL", "CREATED", "EXPIRES", "ERRORS"})
 	for _, s := range job.Shards {
@@ -180,8 +188,73 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 		if id == "" {
 			id = "—"
 		}
-		t.Append([]string{strconv.Itoa(s.Index), id, s.Status, modelOrNone(s.Model), input.Thousands(int64(rc.Completed)),
-			input.Thousands(int64(s.FailedRequests())), input.Thousands(int64(total)), batchTime(s.CreatedAt, true), batchTime(s.ExpiresAt, true), shardErrors(s)})
+		status := s.Status
+		if !s.StatusSince.IsZero() && !batch.Terminal(s.Status) {
+			status += " " + shortDur(now.Sub(s.StatusSince))
+		}
+		expires := batchTime(s.ExpiresAt, true)
+		if !s.ExpiresAt.IsZero() && !batch.Terminal(s.Status) {
+			if left := s.ExpiresAt.Sub(now); left > 0 {
+				expires += " (in " + shortDur(left) + ")"
+			} else {
+				expires += " (due)"
+			}
+		}
+		t.Append([]string{strconv.Itoa(s.Index), id, status, modelOrNone(s.Model), input.Thousands(int64(rc.Completed)),
+			input.Thousands(int64(s.FailedRequests())), input.Thousands(int64(total)), batchTime(s.CreatedAt, true), expires, shardErrors(s)})
 	}
-	return t.Render()
+	if err := t.Render(); err != nil {
+		return err
+	}
+	stuckHints(opts, job)
+	return nil
+}
+
+// stuckAfter is how long a batch may stay validating or finalizing before
+// status hints at it: both usually take minutes.
+const stuckAfter = time.Hour
+
+// stuckHints prints, on stderr, a hint for each batch validating or
+// finalizing for longer than stuckAfter.
+func stuckHints(opts *BatchStatusOptions, job *batch.Job) {
+	if opts.IO.Quiet {
+		return
+	}
+	now := opts.Clock.Now()
+	for _, s := range job.Shards {
+		if s.StatusSince.IsZero() || now.Sub(s.StatusSince) < stuckAfter {
+			continue
+		}
+		left := ""
+		if !s.ExpiresAt.IsZero() {
+			left = fmt.Sprintf("; it expires in %s (%s)", shortDur(s.ExpiresAt.Sub(now)), batchTime(s.ExpiresAt, opts.IO.IsStdoutTTY()))
+		}
+		switch s.Status {
+		case batch.StatusValidating:
+			fmt.Fprintf(opts.IO.ErrOut, "hint: %s has been validating for %s (it usually takes minutes)%s. The API may be backed up (status.openai.com), or the file is large; nothing has run yet, so 'oairl batch cancel %s' and submitting again loses nothing\n",
+				s.BatchID, shortDur(now.Sub(s.StatusSince)), left, job.ID)
+		case batch.StatusFinalizing:
+			fmt.Fprintf(opts.IO.ErrOut, "hint: %s has been finalizing for %s (it usually takes minutes)%s. Its requests have run: keep waiting ('oairl batch wait %s'); do not cancel it, or the results written so far are all you get\n",
+				s.BatchID, shortDur(now.Sub(s.StatusSince)), left, job.ID)
+		}
+	}
+}
+
+// shortDur renders a duration to the minute for people: "<1m", "12m",
+// "2h05m", "1d03h".
+func shortDur(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	if d < time.Minute {
+		return "<1m"
+	}
+	m := int64(d / time.Minute)
+	switch {
+	case m < 60:
+		return fmt.Sprintf("%dm", m)
+	case m < 24*60:
+		return fmt.Sprintf("%dh%02dm", m/60, m%60)
+	}
+	return fmt.Sprintf("%dd%02dh", m/(24*60), (m/60)%24)
 }

@@ -353,7 +353,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 				return perr
 			}
 		}
-		return err
+		return opts.timeoutErr(err, job, opts.Timeout)
 	}
 	if err := printJob(ios.Out, opts.Format, job); err != nil {
 		return err

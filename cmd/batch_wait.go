@@ -94,7 +94,7 @@ func batchWaitRun(c *cobra.Command, opts *BatchWaitOptions) error {
 			_, summary := jobOutcome(job)
 			fmt.Fprintln(opts.IO.ErrOut, summary)
 		}
-		return err
+		return opts.timeoutErr(err, job, opts.Timeout)
 	}
 	code, summary := jobOutcome(job)
 	if !opts.IO.Quiet {
