@@ -397,7 +397,7 @@ func countRun(c *cobra.Command, opts *CountOptions) error {
 			if size < 4<<20 {
 				bar = &iostreams.Progress{}
 			} else {
-				bar = ios.NewProgressBar(size, "counting")
+				bar = ios.NewBytesBar(size, "counting")
 			}
 		}
 		bar.Add(n - last)

@@ -66,6 +66,7 @@ func Main(version string) int {
 func run(f *Factory, ctx context.Context, args []string) int {
 	// Count what reaches stdout: in JSON mode a failing command prints a
 	// JSON error document there unless it already printed its own.
+	f.IOStreams.ResolveColor(f.Getenv)
 	out := &countingWriter{w: f.IOStreams.Out}
 	f.IOStreams.Out = out
 	defer func() { f.IOStreams.Out = out.w }()
@@ -87,7 +88,7 @@ func run(f *Factory, ctx context.Context, args []string) int {
 	var ee *exitcode.Error
 	if !(errors.As(err, &ee) && ee.Err == nil) {
 		msg = redact.String(err.Error(), f.secrets()...)
-		fmt.Fprintf(f.IOStreams.ErrOut, "oairl: %s\n", msg)
+		fmt.Fprintf(f.IOStreams.ErrOut, "%s %s\n", f.IOStreams.ErrorPrefix(), msg)
 		if code == exitcode.Usage {
 			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'oairl --help' (or 'oairl COMMAND --help') for usage.")
 		}
@@ -222,7 +223,10 @@ defaults. oairl never prints an API key; errors and debug output redact it.
   OAIRL_DEBUG         "api": trace every HTTP exchange to stderr (--debug): method,
                       URL, status, timing, headers and the first 2 KB of bodies,
                       the key and bearer tokens masked
-  NO_COLOR            any value: no colour
+  NO_COLOR            any value: no colour. oairl colours only stderr: the
+                      "oairl:" error prefix and progress bars, and only on a
+                      terminal unless CLICOLOR_FORCE is set
   CLICOLOR            0: no colour
-  CLICOLOR_FORCE      non-zero: colour even when stdout is not a terminal
+  CLICOLOR_FORCE      set and not 0: colour even off a terminal (wins over
+                      NO_COLOR and CLICOLOR)
 `

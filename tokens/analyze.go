@@ -112,10 +112,37 @@ type run struct {
 	// badBudget names an output-budget field that is present but invalid
 	// (already reported as invalid_output_budget), "" if none.
 	badBudget string
+	// perCode counts the problems of each code (see maxProblemsPerCode).
+	perCode map[string]int
 }
 
+// maxProblemsPerCode bounds the problems of one code kept for one request
+// (a line of 1.6 M bad messages would otherwise hold 1.6 M messages); the
+// rest are counted and reported in one problem by foldProblems.
+const maxProblemsPerCode = 10
+
 func (r *run) problem(sev Severity, code, format string, args ...any) {
+	if r.perCode == nil {
+		r.perCode = map[string]int{}
+	}
+	if r.perCode[code]++; r.perCode[code] > maxProblemsPerCode {
+		return
+	}
 	r.a.Problems = append(r.a.Problems, Problem{Severity: sev, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// foldProblems adds, for each code with more than maxProblemsPerCode
+// problems, one problem of that code and severity saying how many more.
+func (r *run) foldProblems() {
+	var extra []Problem
+	for _, p := range r.a.Problems {
+		if n := r.perCode[p.Code]; n > maxProblemsPerCode {
+			extra = append(extra, Problem{Severity: p.Severity, Code: p.Code,
+				Message: fmt.Sprintf("… and %d more %s problems in this request (the first %d are listed)", n-maxProblemsPerCode, p.Code, maxProblemsPerCode)})
+			r.perCode[p.Code] = 0
+		}
+	}
+	r.a.Problems = append(r.a.Problems, extra...)
 }
 
 func (r *run) estimate(why string) {
@@ -165,14 +192,7 @@ func (c *Counter) Analyze(endpoint string, body []byte) (a Analysis) {
 		r.problem(Error, CodeInvalidJSON, "body is not valid JSON: %v", err)
 		return a
 	}
-	for _, d := range dups {
-		where := "the body"
-		if d.path != "body" {
-			where = d.path
-		}
-		r.problem(Warning, CodeDuplicateMember, "member %q appears more than once in %s (%s, then %s); JSON parsers keep the last, so the API would likely use %s",
-			d.name, where, shorten(string(d.first)), shorten(string(d.last)), shorten(string(d.last)))
-	}
+	r.dupProblems(dups)
 	obj, ok := v.(map[string]any)
 	if !ok {
 		r.problem(Error, CodeBodyNotObject, "body must be a JSON object, not %s", jsonType(v))
@@ -195,7 +215,20 @@ func (c *Counter) Analyze(endpoint string, body []byte) (a Analysis) {
 		r.moderations()
 	}
 	r.finish(k)
+	r.foldProblems()
 	return a
+}
+
+// dupProblems reports member names that repeat in one object.
+func (r *run) dupProblems(dups []dupKey) {
+	for _, d := range dups {
+		where := "the body"
+		if d.path != "body" {
+			where = d.path
+		}
+		r.problem(Warning, CodeDuplicateMember, "member %q appears more than once in %s (%s, then %s); JSON parsers keep the last, so the API would likely use %s",
+			d.name, where, shorten(string(d.first)), shorten(string(d.last)), shorten(string(d.last)))
+	}
 }
 
 func decodeJSON(body []byte) (any, error) {
@@ -667,6 +700,24 @@ func (r *run) chat() {
 	case !ok || mv == nil:
 		r.problem(Error, CodeMessagesMissing, "body has no \"messages\"")
 	default:
+		if la, ok := mv.(*lazyArray); ok {
+			// Decoded one message at a time (bounded memory, see lazyArray).
+			if la.Len() == 0 {
+				r.problem(Error, CodeMessagesEmpty, "\"messages\" is empty; the API needs at least one message")
+				break
+			}
+			for i := 0; i < la.Len(); i++ {
+				m, dups, err := la.At(i)
+				if err != nil {
+					r.problem(Error, CodeInvalidJSON, "messages[%d] is not valid JSON: %v", i, err)
+					break
+				}
+				r.dupProblems(dups)
+				cnt.PromptTokens += r.chatMessage(i, m, perMessage, perName)
+			}
+			cnt.PromptTokens += replyPriming
+			break
+		}
 		msgs, isArr := mv.([]any)
 		if !isArr {
 			r.problem(Error, CodeMessagesMissing, "\"messages\" must be an array of message objects, not %s", jsonType(mv))

@@ -183,7 +183,15 @@ func (d *fastDecoder) object() (any, error) {
 		d.ws()
 		vstart := d.i
 		d.stack = append(d.stack, pathSeg{name: k})
-		v, err := d.value()
+		var v any
+		if len(d.stack) == 1 && k == "messages" && d.i < len(d.b) && d.b[d.i] == '[' {
+			// The chat messages are decoded one at a time when counted
+			// (lazyArray): a line of 1.6 M tiny messages would otherwise
+			// hold 1.6 M maps (~500 bytes each) at once.
+			v, err = d.lazy()
+		} else {
+			v, err = d.value()
+		}
 		d.stack = d.stack[:len(d.stack)-1]
 		if err != nil {
 			return nil, err
@@ -219,6 +227,90 @@ func (d *fastDecoder) array() (any, error) {
 		}
 		a = append(a, v)
 	}
+}
+
+// lazyArray is a top-level array member of the body ("messages") kept as
+// the offsets of its elements in the body, 4 bytes each, and decoded one
+// element at a time by At: memory is bounded by the line's bytes, not by
+// how many objects it holds.
+type lazyArray struct {
+	body   []byte
+	name   string
+	starts []int32
+}
+
+// Len is the number of elements.
+func (a *lazyArray) Len() int { return len(a.starts) }
+
+// At decodes element i, with the duplicate member names inside it (paths
+// "messages[i]…").
+func (a *lazyArray) At(i int) (any, []dupKey, error) {
+	d := &fastDecoder{b: a.body, i: int(a.starts[i]), stack: []pathSeg{{name: a.name}, {idx: i}}}
+	v, err := d.value()
+	return v, d.dups, err
+}
+
+// lazy records the element offsets of the array at d.i and skips it.
+func (d *fastDecoder) lazy() (any, error) {
+	a := &lazyArray{body: d.b, name: d.stack[len(d.stack)-1].name}
+	d.i++ // '['
+	for {
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, fmt.Errorf("unexpected end of JSON")
+		}
+		switch d.b[d.i] {
+		case ']':
+			d.i++
+			return a, nil
+		case ',':
+			d.i++
+			continue
+		}
+		a.starts = append(a.starts, int32(d.i))
+		if err := d.skip(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// skip moves past one value without decoding it (the body is valid JSON).
+func (d *fastDecoder) skip() error {
+	depth := 0
+	for d.i < len(d.b) {
+		switch c := d.b[d.i]; c {
+		case '"':
+			j := d.i + 1
+			for ; j < len(d.b) && d.b[j] != '"'; j++ {
+				if d.b[j] == '\\' {
+					j++
+				}
+			}
+			d.i = j + 1
+		case '{', '[':
+			depth++
+			d.i++
+		case '}', ']':
+			if depth == 0 {
+				return nil // the end of the enclosing array
+			}
+			depth--
+			d.i++
+		default:
+			if depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+				return nil
+			}
+			d.i++
+			continue
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("unexpected end of JSON")
+	}
+	return nil
 }
 
 // firstValue returns the first value of member name in the object that

@@ -347,10 +347,50 @@ type countingReader struct {
 	r        io.Reader
 	rd       *reader
 	reported int64
+	n        int64 // bytes read from this source
+}
+
+// Gzip bombs: a gzip source that expands more than MaxGzipRatio times
+// once past MaxGzipFloor bytes is refused (unreadable_file), so 1 MB of
+// gzip holding 1 GB of newlines stops after ~32 MB instead of running for
+// a minute and a half. Real JSONL compresses 5–20× (even identical
+// prompts differing only in custom_id stay far under 200×); the Batch API
+// takes at most 200 MB per file.
+const (
+	MaxGzipRatio = 200
+	MaxGzipFloor = 32 << 20
+)
+
+// ratioGuard fails a decompressed stream that outgrows its source.
+type ratioGuard struct {
+	r    io.Reader
+	comp *countingReader
+	out  int64
+}
+
+func (g *ratioGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > MaxGzipFloor && g.out > MaxGzipRatio*max(g.comp.n, 1) {
+		return n, fmt.Errorf("its gzip data expands more than %d× (%s compressed → over %s so far): a decompression bomb or an unusually repetitive file; if it is genuine, decompress it and pass the plain file",
+			MaxGzipRatio, humanBytes(g.comp.n), humanBytes(g.out))
+	}
+	return n, err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.n += int64(n)
 	c.rd.read += int64(n)
 	if c.rd.opts.Progress != nil && (c.rd.read-c.reported >= 1<<20 || err != nil) {
 		c.reported = c.rd.read
@@ -402,7 +442,7 @@ func (r *reader) runOne(idx int, s Source) error {
 			return fmt.Errorf("cannot read %s: %w", s.Name, err)
 		}
 		defer zr.Close()
-		body = zr
+		body = &ratioGuard{r: zr, comp: cr}
 		if s.Name != "-" && !strings.HasSuffix(strings.ToLower(s.Name), ".gz") {
 			st.extra = append(st.extra, Problem{File: s.Name, Severity: tokens.Warning, Code: "gzip_without_gz_extension",
 				Message: "file is gzip-compressed but its name does not end in .gz; oairl reads it, but the Batch API would reject this upload (it wants plain JSONL): decompress it, or name it .gz"})

@@ -807,3 +807,36 @@ func TestOverBatchBytesAndEmpty(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14 §6: a gzip bomb (tiny file, huge expansion) is refused once it
+// expands past MaxGzipRatio, instead of being read to the end.
+func TestGzipBombRefused(t *testing.T) {
+	dir := t.TempDir()
+	gz := filepath.Join(dir, "bomb.jsonl.gz")
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	line := []byte(strings.Repeat(" ", 4095) + "\n")
+	for i := 0; i < (MaxGzipFloor/4096)*2; i++ { // 2× the floor, ~1000:1
+		zw.Write(line)
+	}
+	zw.Close()
+	os.WriteFile(gz, b.Bytes(), 0o644)
+	_, sum, err := scanSources(t, Options{}, []Source{{Name: gz}})
+	if err == nil || !strings.Contains(err.Error(), "expands more than") {
+		t.Fatalf("bomb read: err %v, %d bytes", err, sum.Bytes)
+	}
+	if sum.Bytes > 2*MaxGzipFloor-1<<20 {
+		t.Errorf("read %d bytes of a bomb", sum.Bytes)
+	}
+	// An ordinary gzip file (a few ×) is read whole.
+	b.Reset()
+	zw = gzip.NewWriter(&b)
+	for i := 0; i < 1000; i++ {
+		zw.Write([]byte(strings.Replace(okChat, `"a"`, fmt.Sprintf(`"a%d"`, i), 1) + "\n"))
+	}
+	zw.Close()
+	os.WriteFile(gz, b.Bytes(), 0o644)
+	if reqs, _, err := scanSources(t, Options{}, []Source{{Name: gz}}); err != nil || len(reqs) != 1000 {
+		t.Errorf("ordinary gzip: %v, %d requests", err, len(reqs))
+	}
+}

@@ -25,8 +25,11 @@ type IOStreams struct {
 	Quiet bool
 	// NoProgress disables progress bars even on a terminal.
 	NoProgress bool
-	// ColorEnabled follows NO_COLOR / CLICOLOR / CLICOLOR_FORCE.
+	// ColorEnabled says whether stdout may carry ANSI colour, and
+	// ColorErr the same for stderr (see ColorFromEnv). oairl colours only
+	// stderr today: the "oairl:" error prefix and progress bars.
 	ColorEnabled bool
+	ColorErr     bool
 
 	// width is the terminal's width in columns, 0 when unknown.
 	width int
@@ -60,11 +63,39 @@ func System() *IOStreams {
 			break
 		}
 	}
-	s.ColorEnabled = s.stdoutTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("CLICOLOR") != "0"
-	if v := os.Getenv("CLICOLOR_FORCE"); v != "" && v != "0" {
-		s.ColorEnabled = true
-	}
+	s.ResolveColor(os.Getenv)
 	return s
+}
+
+// ColorFromEnv decides whether a stream may carry ANSI colour, following
+// the NO_COLOR (no-color.org) and CLICOLOR conventions as gh does:
+// CLICOLOR_FORCE set to anything but "0" forces colour, even off a
+// terminal and despite NO_COLOR; otherwise NO_COLOR set to anything, or
+// CLICOLOR=0, turns it off; otherwise colour is on exactly when the stream
+// is a terminal.
+func ColorFromEnv(getenv func(string) string, tty bool) bool {
+	if v := getenv("CLICOLOR_FORCE"); v != "" && v != "0" {
+		return true
+	}
+	if getenv("NO_COLOR") != "" || getenv("CLICOLOR") == "0" {
+		return false
+	}
+	return tty
+}
+
+// ResolveColor sets ColorEnabled and ColorErr from the environment.
+func (s *IOStreams) ResolveColor(getenv func(string) string) {
+	s.ColorEnabled = ColorFromEnv(getenv, s.stdoutTTY)
+	s.ColorErr = ColorFromEnv(getenv, s.stderrTTY)
+}
+
+// ErrorPrefix returns "oairl:" for error messages on stderr, in bold red
+// when stderr may carry colour.
+func (s *IOStreams) ErrorPrefix() string {
+	if s.ColorErr {
+		return "\x1b[1;31moairl:\x1b[0m"
+	}
+	return "oairl:"
 }
 
 func isTerminal(f *os.File) bool {
@@ -97,22 +128,43 @@ func (s *IOStreams) ProgressEnabled() bool {
 	return s.stderrTTY && !s.Quiet && !s.NoProgress
 }
 
-// NewProgressBar returns a progress bar on stderr with max steps (-1 for
-// unknown). When progress is disabled the returned Progress draws nothing,
-// so callers never check.
+// NewProgressBar returns a progress bar on stderr counting max items
+// (requests; -1 for unknown), with the count and the rate in items per
+// second ("12/500, 40 it/s"). When progress is disabled the returned
+// Progress draws nothing, so callers never check.
 func (s *IOStreams) NewProgressBar(max int64, description string) *Progress {
+	return s.newBar(max, description, false)
+}
+
+// NewBytesBar is NewProgressBar for a count of bytes: it shows sizes and
+// the rate in bytes ("1.0 MB/30 MB, 52 MB/s").
+func (s *IOStreams) NewBytesBar(max int64, description string) *Progress {
+	return s.newBar(max, description, true)
+}
+
+func (s *IOStreams) newBar(max int64, description string, bytes bool) *Progress {
 	if !s.ProgressEnabled() {
 		return &Progress{}
 	}
-	bar := progressbar.NewOptions64(max,
+	if s.ColorErr {
+		description = "[cyan]" + description + "[reset]"
+	}
+	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(s.ErrOut), // never stdout: it carries data
 		progressbar.OptionSetDescription(description),
+		progressbar.OptionEnableColorCodes(s.ColorErr),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100_000_000),
 		progressbar.OptionClearOnFinish(),
-		progressbar.OptionShowIts(),
-	)
+	}
+	if bytes {
+		// Sizes and a byte rate; the item rate would read bytes as items.
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	} else {
+		opts = append(opts, progressbar.OptionShowIts())
+	}
+	bar := progressbar.NewOptions64(max, opts...)
 	return &Progress{bar: bar}
 }
 
