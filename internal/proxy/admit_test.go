@@ -97,7 +97,9 @@ func TestFairnessWithinClass(t *testing.T) {
 
 func TestQueueBoundedAndWaitShed(t *testing.T) {
 	g := &gateLimiter{grant: make(chan struct{})}
-	a := newAdmitter(g, clock.Real(), 100*time.Millisecond, 2)
+	// The wait is long enough for three requests to queue on a loaded
+	// machine before the first is shed.
+	a := newAdmitter(g, clock.Real(), 2*time.Second, 2)
 	ctx := context.Background()
 	errs := make(chan error, 3)
 	for i := 0; i < 3; i++ {
