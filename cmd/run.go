@@ -40,6 +40,7 @@ type RunOptions struct {
 	DryRun        bool
 	TimeScale     float64
 	Seed          uint64
+	FlexFallback  int
 }
 
 const runLong = `Send a JSONL file of requests to the API, paced under the RPM, TPM and
@@ -68,6 +69,17 @@ Retries: rate limits wait what the response says (retry-after-ms, retry-after,
 insufficient_quota and billing errors stop the run at once (exit 5); 401/403
 stop it (exit 4); request_too_large and other 4xx are final failures. A
 server-requested wait over --max-wait (a daily limit) stops the run (exit 6).
+A flex request refused for lack of capacity (429 resource_unavailable) backs
+off without pausing the rate-limit buckets; --flex-fallback N resends it as
+service_tier "auto" after N such answers.
+
+Providers: --provider (env OAIRL_PROVIDER; default detected from the base
+URL) reads Azure OpenAI (deployment URLs with --api-version, api-key header,
+10 s request windows paced as per-minute ones), Groq (per-day request
+headers, 413 request too large), OpenRouter and vLLM answers. Models of one
+shared-limit group (the registry's shared_limit_groups) share one pair of
+buckets; when the project's token window (x-ratelimit-*-project-tokens)
+has less room than the organization's, pacing follows the project's.
 
 Results (-o, required): one line per request in the Batch API output format,
 appended as answers arrive:
@@ -189,6 +201,12 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
 				return err
 			}
+			if err := f.Config().ProviderErr; err != nil {
+				return err
+			}
+			if opts.FlexFallback < 0 {
+				return FlagErrorf("--flex-fallback must not be negative")
+			}
 			for _, file := range opts.Files {
 				if file == opts.Output {
 					return FlagErrorf("the results file %s is also an input file", file)
@@ -209,6 +227,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.IntVar(&opts.MaxConcurrent, "concurrency", 50, "alias of --max-concurrent")
 	_ = fl.MarkHidden("concurrency")
 	fl.Float64Var(&opts.Headroom, "headroom", 0.9, "fraction of each limit to use, in (0, 1]")
+	fl.IntVar(&opts.FlexFallback, "flex-fallback", 0, "resend a service_tier \"flex\" request as \"auto\" after `N` 429 resource_unavailable answers (0 = keep retrying flex)")
 	fl.IntVar(&opts.MaxAttempts, "max-attempts", 8, "most attempts per request, the first included")
 	fl.DurationVar(&opts.MaxWait, "max-wait", 2*time.Minute, "longest server-requested wait to sleep through; a longer one stops the run (exit 6, resumable)")
 	fl.DurationVar(&opts.MaxWait, "max-retry-wait", 2*time.Minute, "alias of --max-wait")
@@ -265,7 +284,8 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		}
 		ro.Client = client
 		cfg := f.Config()
-		ro.APIKey, ro.BaseURL = cfg.APIKey, cfg.BaseURL
+		ro.APIKey, ro.BaseURL, ro.Provider = cfg.APIKey, cfg.BaseURL, cfg.Provider
+		ro.FlexFallback = opts.FlexFallback
 	}
 	if ios.ProgressEnabled() {
 		ro.NewBar = func(total int64) runner.Bar { return &lineBar{w: ios.ErrOut} }

@@ -63,6 +63,7 @@ import (
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
@@ -164,6 +165,13 @@ type Options struct {
 	Heartbeat time.Duration
 	// Limiter overrides the in-process pace.Local (e.g. shared budgets).
 	Limiter pace.Limiter
+	// Provider is the server's kind (internal/provider; zero: OpenAI):
+	// how its answers and rate-limit windows are read.
+	Provider provider.Provider
+	// FlexFallback, when > 0, resends a service_tier "flex" request as
+	// "auto" after that many 429 resource_unavailable answers (flex
+	// capacity misses back off without pausing the rate-limit buckets).
+	FlexFallback int
 
 	// Out receives the --dry-run schedule (stdout).
 	Out io.Writer
@@ -319,19 +327,14 @@ func newRun(o Options) (*run, error) {
 
 // limitsFor returns the configured limits of a model (flags win over the
 // tier table); zero fields are learned from headers.
+//
+// model may be a model name or a limiter key (models.Registry.LimitKey: a
+// shared-limit group's id): a group's limits are its own.
 func (r *run) limitsFor(model string) pace.Limits {
 	var l pace.Limits
 	if r.o.Tier != "" {
-		r.mu.Lock()
-		res, ok := r.res[model]
-		r.mu.Unlock()
-		if !ok {
-			res = r.o.Registry.Lookup(model)
-		}
-		if res.Model != nil {
-			if tl, ok := res.Model.TierLimits(r.o.Tier); ok {
-				l.RPM, l.TPM = tl.RPM, tl.TPM
-			}
+		if tl, ok := r.o.Registry.KeyLimits(r.o.Registry.LimitKey(model), r.o.Tier); ok {
+			l.RPM, l.TPM = tl.RPM, tl.TPM
 		}
 	}
 	if r.o.RPM > 0 {
@@ -660,7 +663,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		r.lim = r.local
 	}
 	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
-		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout})
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, Provider: o.Provider, LimitKey: o.Registry.LimitKey,
+		FlexFallback: o.FlexFallback})
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -849,6 +853,13 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	res := r.cycle.Do(stopCtx, reqCtx, send.Request{
 		Model:  j.model,
 		Charge: j.charge,
+		FlexFallback: func() {
+			if b, ok := withServiceTier(j.body, "auto"); ok {
+				r.logf("%s:%d custom_id %s: flex capacity unavailable %d times; resending with service_tier \"auto\" (standard price)",
+					j.file, j.line, displayID(j.customID), o.FlexFallback)
+				j.body = b
+			}
+		},
 		Attempt: func(ctx context.Context) (*send.Answer, error) {
 			resp, err := o.Client.Post(ctx, j.url, j.body)
 			if err != nil {
@@ -933,6 +944,44 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	case send.NotAdmitted, send.Stopped:
 		// Stopped: not sent (again), resumable.
 	}
+}
+
+// withServiceTier returns body with service_tier set to tier (the other
+// members as written, in order), false when body is not a JSON object.
+func withServiceTier(body []byte, tier string) ([]byte, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || m == nil {
+		return nil, false
+	}
+	v, _ := json.Marshal(tier)
+	if _, ok := m["service_tier"]; !ok {
+		return nil, false
+	}
+	// Replace the value in place so the rest of the body stays byte for byte.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return nil, false
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		start := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+		if k == "service_tier" {
+			end := dec.InputOffset()
+			// start is just after the key; skip the colon and spaces.
+			valStart := start + int64(bytes.Index(body[start:end], raw))
+			out := append([]byte{}, body[:valStart]...)
+			out = append(out, v...)
+			return append(out, body[valStart+int64(len(raw)):]...), true
+		}
+	}
+	return nil, false
 }
 
 func firstNonEmpty(s ...string) string {
@@ -1151,7 +1200,7 @@ func capacityOf(limit int64, _ float64) float64 { return float64(limit) }
 func (r *run) effectiveLimits(m *ModelSummary) pace.Limits {
 	l := pace.Limits{RPM: m.RPMLimit, TPM: m.TPMLimit}
 	if r.local != nil {
-		got := r.local.Limits(m.Model)
+		got := r.local.Limits(r.o.Registry.LimitKey(m.Model))
 		if got.RPM > 0 && (l.RPM == 0 || got.RPM < l.RPM) {
 			l.RPM = got.RPM
 		}

@@ -48,6 +48,7 @@ import (
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/provider"
 )
 
 // UnreachableStop is how many consecutive attempts that could not connect
@@ -74,6 +75,19 @@ type Config struct {
 	// AttemptTimeout bounds one attempt in wall time (default 10m, the
 	// SDKs' 600 s); a timed-out attempt is a network error, retried.
 	AttemptTimeout time.Duration
+	// Provider is the server's kind (internal/provider; zero: OpenAI): its
+	// answers are read with its header semantics (diagnose.ClassifyAs) and
+	// its request windows converted to per-minute ones for the limiter
+	// (Azure reports 10 s windows).
+	Provider provider.Provider
+	// LimitKey maps a request's model to the key of its rate-limit pool
+	// (models.Registry.LimitKey: a shared-limit group, else the model);
+	// the limiter keeps one pair of buckets per key. Nil: the model.
+	LimitKey func(model string) string
+	// FlexFallback, when > 0, resends a service_tier "flex" request as
+	// "auto" (through Request.FlexFallback) after that many
+	// resource_unavailable answers; 0 keeps retrying flex.
+	FlexFallback int
 }
 
 // Cycle carries requests through their attempts. Safe for concurrent use;
@@ -129,6 +143,10 @@ type Request struct {
 	Attempt func(ctx context.Context) (*Answer, error)
 	// Hooks, all optional, let the caller count what happens.
 	Hooks Hooks
+	// FlexFallback, when set, switches the request's body to service_tier
+	// "auto" for the following attempts (Config.FlexFallback); the cycle
+	// calls it at most once.
+	FlexFallback func()
 }
 
 // Hooks report the steps of a request to its caller. They are called on
@@ -146,6 +164,10 @@ type Hooks struct {
 	// Retrying is called before the cycle waits wait (in the cycle's
 	// clock) and tries again.
 	Retrying func(f diagnose.Finding, wait time.Duration)
+	// Answered is called with every HTTP answer's classification and the
+	// times the attempt was sent and answered (to measure the server's
+	// TPM charge from the x-ratelimit-remaining-tokens it reports).
+	Answered func(f diagnose.Finding, sent, at time.Time)
 }
 
 // Outcome is how a request ended.
@@ -216,8 +238,14 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 	cfg := c.cfg
 	h := req.Hooks
 	var res Result
+	// The limiter's key: the request's shared-limit pool, else its model.
+	key := req.Model
+	if cfg.LimitKey != nil {
+		key = cfg.LimitKey(req.Model)
+	}
+	flexMisses := 0
 	for attempt := 1; ; attempt++ {
-		permit, err := cfg.Limiter.Reserve(admitCtx, req.Model, req.Charge)
+		permit, err := cfg.Limiter.Reserve(admitCtx, key, req.Charge)
 		if err != nil {
 			res.Err = err
 			var tl *pace.TooLargeError
@@ -269,10 +297,13 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			res.Reached = true
 			c.answered.Store(true)
 			c.unreachable.Store(0)
-			f = diagnose.Classify(ans.StatusCode, ans.Header, ans.Body, now)
-			obs := Observation(f.RateLimits)
+			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
+			obs := ObservationFor(f.RateLimits, cfg.Provider)
 			obs.Sent = sentAt
-			cfg.Limiter.Observe(req.Model, obs, now)
+			cfg.Limiter.Observe(key, obs, now)
+			if h.Answered != nil {
+				h.Answered(f, sentAt, now)
+			}
 			if ans.StatusCode/100 == 2 && !ans.Delivered {
 				if bad2xx, bad2xxMsg = BadSuccess(ans.Body, f); bad2xx != "" {
 					f.Retryable = true
@@ -346,6 +377,15 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			res.Code, res.Message = code, fmt.Sprintf("%s (after %d attempts)", msg, attempt)
 			return res
 		}
+		if f.Verdict == diagnose.FlexUnavailable {
+			// Flex capacity is short: not a rate limit, so the buckets are
+			// not paused (the default branch below only backs this request
+			// off); after FlexFallback misses it goes as "auto".
+			flexMisses++
+			if cfg.FlexFallback > 0 && flexMisses == cfg.FlexFallback && req.FlexFallback != nil {
+				req.FlexFallback()
+			}
+		}
 		wait := cfg.Backoff.Delay(attempt-1, f.Wait, f.Wait > 0)
 		if strings.HasPrefix(f.WaitSource, "reset-") {
 			// A reset header says when the bucket is full again, not when
@@ -358,9 +398,9 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		switch f.Verdict {
 		case diagnose.RPMLimited, diagnose.RPDLimited, diagnose.RampLimited:
 			// slow_down: every caller eases off, not just this one.
-			cfg.Limiter.Pause(req.Model, pace.Requests, now.Add(wait))
+			cfg.Limiter.Pause(key, pace.Requests, now.Add(wait))
 		case diagnose.TPMLimited, diagnose.TPDLimited:
-			cfg.Limiter.Pause(req.Model, pace.Tokens, now.Add(wait))
+			cfg.Limiter.Pause(key, pace.Tokens, now.Add(wait))
 		default:
 			if err := cfg.Clock.Sleep(admitCtx, wait); err != nil {
 				res.Outcome, res.Err = Stopped, err
@@ -448,8 +488,33 @@ func LimitKind(f diagnose.Finding) string {
 		return "quota"
 	case diagnose.RequestTooLarge, diagnose.EdgeThrottled:
 		return string(f.Verdict)
+	case diagnose.FlexUnavailable:
+		return "flex_unavailable"
 	}
 	return "other"
+}
+
+// ObservationFor is Observation for an answer of provider p: a request
+// window shorter than a minute (Azure's 10 s) is scaled to the per-minute
+// figures the limiter keeps, so that 10 requests per 10 s pace at 60 RPM,
+// not 10; and when the project's token window binds
+// (x-ratelimit-*-project-tokens with fewer tokens left than the
+// organization's), the limiter follows it.
+func ObservationFor(rl diagnose.RateLimits, p provider.Provider) pace.Observation {
+	if rl.Binding() == "project" {
+		rl.Tokens = rl.ProjectTokens
+	}
+	obs := Observation(rl)
+	if w := p.RequestWindow; w > 0 && w < time.Minute && !rl.Requests.Daily {
+		k := int64(time.Minute / w)
+		if obs.Requests.Limit > 0 {
+			obs.Requests.Limit *= k
+		}
+		if obs.Requests.Remaining > 0 {
+			obs.Requests.Remaining *= k
+		}
+	}
+	return obs
 }
 
 // Observation converts diagnose's parsed headers for the limiter. A daily

@@ -250,6 +250,9 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	x := s.begin(w, r)
 	defer s.finish(x)
 	endpoint := r.URL.Path
+	if ep, ok := r.Context().Value(endpointKey{}).(string); ok {
+		endpoint = ep // an Azure deployment path (azureInference)
+	}
 	var body map[string]json.RawMessage
 	jsonErr := json.Unmarshal(x.body, &body)
 	x.model = strField(body, "model")

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,8 +59,9 @@ func (s *Server) azureInference(w http.ResponseWriter, r *http.Request) {
 		m["model"] = dep
 		body, _ = json.Marshal(m)
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = "/v1/" + r.PathValue("rest")
+	// The path stays Azure's (recorded as sent); the endpoint served is
+	// the OpenAI one it maps to.
+	r2 := r.Clone(context.WithValue(r.Context(), endpointKey{}, "/v1/"+r.PathValue("rest")))
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	s.inference(w, r2)
@@ -127,3 +129,6 @@ func (s *Server) projectRateLimits(w http.ResponseWriter, r *http.Request) {
 	}
 	x.json(200, resp)
 }
+
+// endpointKey carries the OpenAI endpoint an Azure deployment path maps to.
+type endpointKey struct{}
