@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/oairl/oairl/internal/api"
@@ -89,7 +90,7 @@ func Results(ctx context.Context, job *Job, in InputIter, opts ResultsOptions) (
 		}
 	}
 	if len(pending) > 0 {
-		return MergeSummary{}, exitcode.Errorf(exitcode.Pending, "job %s is still pending: %v; run 'oairl batch wait %s' first", job.ID, pending, job.ID)
+		return MergeSummary{}, exitcode.Errorf(exitcode.Pending, "job %s is still pending: %s; run 'oairl batch wait %s' first", job.ID, strings.Join(pending, ", "), job.ID)
 	}
 	m := NewMerger()
 	m.Dir = filepath.Dir(opts.Out)
