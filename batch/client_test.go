@@ -3,14 +3,22 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/httpx"
 )
 
 // B13: go-openai decodes "error_file_id": "" as a non-nil pointer to "";
@@ -71,5 +79,40 @@ func TestResults_B13_AllFailed(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), s.BatchID+" completed but 0/3 requests succeeded; see errors") {
 		t.Errorf("log: %s", log)
+	}
+}
+
+// go-openai's errors drop the response headers; OpenAIClient keeps the
+// whole answer (api.Error), so Classify sees retry-after and the
+// x-ratelimit-* headers. A wait longer than the HTTP layer's cap comes
+// back to the caller with the server's wait intact.
+func TestClassifyKeepsHeaders(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("retry-after", "3600")
+		w.Header().Set("x-ratelimit-limit-requests", "100")
+		w.Header().Set("x-ratelimit-remaining-requests", "0")
+		w.WriteHeader(429)
+		io.WriteString(w, `{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}`)
+	}))
+	defer srv.Close()
+	hc := httpx.New(httpx.Options{MaxRetries: 3, Clock: clock.NewFake(time.Now())})
+	c := NewOpenAIClient(api.New(api.Options{BaseURL: srv.URL + "/v1", APIKey: "sk-test-headers-0000", HTTPClient: hc}))
+	_, err := c.GetBatch(context.Background(), "batch_x")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	f := Classify(err, time.Now())
+	if f.Verdict != diagnose.RPMLimited || f.Wait != time.Hour || f.WaitSource != "retry-after" || f.RateLimits.Requests.Limit != 100 {
+		t.Fatalf("finding %+v", f)
+	}
+	if calls != 1 {
+		t.Fatalf("%d calls: a one-hour wait is the caller's, not retried", calls)
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 429 || ae.Header.Get("retry-after") != "3600" {
+		t.Fatalf("error %T %v", err, err)
 	}
 }

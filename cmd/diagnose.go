@@ -123,11 +123,16 @@ func wrapColumns(cols []string) string {
 
 func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Command {
 	opts := &DiagnoseOptions{
-		IO:        f.IOStreams,
-		APIClient: f.APIClient,
-		Registry:  f.Registry,
-		Now:       func() time.Time { return f.Now() },
-		Open:      func(name string) (io.ReadCloser, error) { return os.Open(name) },
+		IO:       f.IOStreams,
+		Registry: f.Registry,
+		Now:      func() time.Time { return f.Now() },
+		Open:     func(name string) (io.ReadCloser, error) { return os.Open(name) },
+	}
+	opts.APIClient = func() (*api.Client, error) {
+		// --probe-concurrency N sends N requests at once: keep N idle
+		// connections (the probes themselves are never retried).
+		f.SetHTTPTuning(opts.ProbeConcurrency, nil)
+		return f.APIClient()
 	}
 	c := &cobra.Command{
 		Use:   "diagnose [FILE]",

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/httpx"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/proxy"
@@ -269,6 +270,7 @@ func proxyRun(opts *ProxyOptions) error {
 	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
 	local := pace.New(pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
 		Limits: limits, Events: events})
+	f.SetHTTPTuning(opts.MaxConcurrent, clk)
 	hc, err := f.HTTPClient()
 	if err != nil {
 		return err
@@ -281,7 +283,10 @@ func proxyRun(opts *ProxyOptions) error {
 		Log: ios.ErrOut, LogJSON: opts.LogFormat == "json", Redact: opts.Redact,
 	}
 	if hc.Transport != nil {
-		pcfg.Transport = hc.Transport
+		// The one HTTP layer (User-Agent, pool, --debug trace), without
+		// its retries: the proxy's send cycle retries, with the limiter
+		// in view, and never after the first byte reached the app.
+		pcfg.Transport = httpx.NoRetry(hc.Transport)
 	}
 	if ios.Quiet {
 		pcfg.Log = nil

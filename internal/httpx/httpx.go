@@ -166,6 +166,19 @@ func WithoutRetry(ctx context.Context) context.Context {
 	return context.WithValue(ctx, keyNoRetry, true)
 }
 
+// NoRetry wraps rt so that every request it sends is marked WithoutRetry:
+// for a caller that takes a RoundTripper rather than a context (a reverse
+// proxy forwarding an app's requests, whose send cycle retries itself).
+func NoRetry(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return rt.RoundTrip(r.WithContext(WithoutRetry(r.Context())))
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // Idempotent marks a POST made with ctx as safe to repeat (cancelling a
 // batch twice is the same as once), so it is retried like a GET.
 func Idempotent(ctx context.Context) context.Context {

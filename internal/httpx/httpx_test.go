@@ -267,3 +267,18 @@ func TestTraceTruncatesBodies(t *testing.T) {
 		t.Fatalf("trace:\n%s", trace.String())
 	}
 }
+
+func TestNoRetryWrapper(t *testing.T) {
+	srv, n := server(t, answer{429, map[string]string{"retry-after": "1"}, rateLimit})
+	clk := newRecClock()
+	rt := httpx.NoRetry(httpx.NewTransport(httpx.Options{MaxRetries: 4, Clock: clk}))
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || n.Load() != 1 || len(clk.Sleeps()) != 0 {
+		t.Fatalf("status %d after %d calls: the wrapper must disable retries", resp.StatusCode, n.Load())
+	}
+}
