@@ -104,6 +104,10 @@ type Config struct {
 	// "auto" (through Request.FlexFallback) after that many
 	// resource_unavailable answers; 0 keeps retrying flex.
 	FlexFallback int
+	// FollowCharge paces with the server's measured TPM charge once the
+	// measured ratio to oairl's estimate is steady (ChargeStats): the
+	// reservation becomes estimate × ratio.
+	FollowCharge bool
 }
 
 // Cycle carries requests through their attempts. Safe for concurrent use;
@@ -118,7 +122,13 @@ type Cycle struct {
 	// set by any success (after one, a 404 is the request's own).
 	endpointFaults atomic.Int64
 	succeeded      atomic.Bool
+	// meter measures the server's TPM charge (charge.go).
+	meter chargeMeter
 }
+
+// ChargeStats returns what the cycle measured of the server's TPM charge
+// so far: "the server charged Ratio× oairl's estimate on Samples requests".
+func (c *Cycle) ChargeStats() ChargeStats { return c.meter.stats() }
 
 // New returns a Cycle for cfg.
 func New(cfg Config) *Cycle {
@@ -276,7 +286,11 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 	}
 	flexMisses := 0
 	for attempt := 1; ; attempt++ {
-		permit, err := cfg.Limiter.Reserve(admitCtx, key, req.Charge)
+		charge := req.Charge
+		if cfg.FollowCharge {
+			charge = c.meter.paced(charge)
+		}
+		permit, err := cfg.Limiter.Reserve(admitCtx, key, charge)
 		if err == nil && admitCtx.Err() != nil {
 			// Admitted as the run stopped (a probe released the waiters
 			// of its model on a quota error): do not send.
@@ -296,6 +310,7 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		if h.Sending != nil {
 			h.Sending(attempt)
 		}
+		seq := c.meter.sending(key)
 		sentAt := cfg.Clock.Now()
 		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, cfg.AttemptTimeout)
 		ans, err := req.Attempt(attemptCtx)
@@ -335,6 +350,13 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			c.answered.Store(true)
 			c.unreachable.Store(0)
 			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
+			if ans.StatusCode/100 == 2 {
+				tok := f.RateLimits.Tokens
+				if !tok.Known {
+					tok = f.RateLimits.ProjectTokens
+				}
+				c.meter.answered(key, seq, sentAt, req.Charge, tok)
+			}
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)
 			}
