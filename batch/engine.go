@@ -76,7 +76,7 @@ type RunOptions struct {
 	// other hosts) to this job's when deciding whether a shard fits its
 	// model's queue, and publishes this job's after every step while Run
 	// drives it (removed when Run returns).
-	Queue SharedQueue
+	Queue  SharedQueue
 	Client Client
 	Clock  clock.Clock
 	// Log receives one plain line per status change ("batch_abc
