@@ -48,6 +48,7 @@ func TestJSONDocuments(t *testing.T) {
 	if !strings.HasPrefix(job, "job_") {
 		t.Fatalf("submit --json: id %v", doc["id"])
 	}
+	e.env["OPENAI_ADMIN_KEY"] = "sk-admin-json-0000000000000000"
 	statusFields := "schema_version,id,state_file,input_sha256,endpoint,requests,rejected,shards"
 	runIn := e.path("run.jsonl")
 	writeRequests(t, runIn, 2, "gpt-4o-mini", 5)
@@ -67,6 +68,8 @@ func TestJSONDocuments(t *testing.T) {
 		{"run", []string{"run", runIn, "-o", e.path("run.out.jsonl"), "--json", "--rpm", "1000", "--tpm", "100000"}, []string{"run"},
 			"schema_version,requests,invalid,skipped,to_send,sent,succeeded,failed,failed_by_kind,unsent,abandoned,no_result,skipped_failed,quota_errors,attempts,retries,rate_limited,prompt_tokens,completion_tokens,cost_usd,elapsed_seconds,active_seconds,torn_bytes,stop_reason,exit_code,models", 0},
 		{"version", []string{"version", "--json"}, []string{"version"}, "schema_version,version,commit,modified,commit_time,go_version,platform", 0},
+		{"limits pull", []string{"limits", "pull", "--project", "proj_simulated0000", "-o", e.path("limits.json"), "--json"}, []string{"limits", "pull"},
+			"schema_version,source,base_url,project_id,pulled_at,models", 0},
 		{"count", []string{"count", in, "--json"}, []string{"count"},
 			"schema_version,requests,valid_requests,prompt_tokens,output_budget,tpm_charge,cost_usd,by_model,problems,problems_total,errors,warnings,problems_by_code,assumptions", 0},
 	}
