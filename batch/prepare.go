@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/tokens"
 )
@@ -171,13 +172,17 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 			// Ctrl-C while reading: nothing was kept or uploaded.
 			return res, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted while reading the input; nothing was uploaded"))
 		}
-		return res, exitcode.New(exitcode.Input, err)
+		// A source that cannot be opened or read (missing, a directory,
+		// corrupt gzip) is exit 1, as in count and run ('oairl help
+		// exit-codes': "a file cannot be read"); 3 is for lines the API
+		// would reject.
+		return res, exitcode.New(exitcode.Failure, fmt.Errorf("%w; nothing was uploaded", err))
 	}
 	if res.Invalid > 0 && opts.Rejected == nil {
-		return res, exitcode.Errorf(exitcode.Input, "%d of %d requests are invalid; nothing was uploaded (fix them, or pass --skip-invalid FILE to submit the rest)", res.Invalid, sum.Requests)
+		return res, exitcode.Errorf(exitcode.Input, "%d of %s %s invalid; nothing was uploaded (fix them, or pass --skip-invalid FILE to submit the rest)", res.Invalid, humanize.Count(int64(sum.Requests), "request", "requests"), isAre(res.Invalid))
 	}
 	if opts.Strict && res.Warnings > 0 {
-		return res, exitcode.Errorf(exitcode.Input, "%d warnings under --strict; nothing was uploaded", res.Warnings)
+		return res, exitcode.Errorf(exitcode.Input, "%s under --strict; nothing was uploaded", humanize.Count(int64(res.Warnings), "warning", "warnings"))
 	}
 	if splitErr != nil {
 		return res, exitcode.New(exitcode.Input, splitErr)
@@ -372,4 +377,12 @@ func PlanOf(j *Job) []Plan {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Model < out[b].Model })
 	return out
+}
+
+// isAre is "is" for 1, else "are".
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/oairl/oairl/internal/api"
@@ -88,7 +89,7 @@ func Results(ctx context.Context, job *Job, in InputIter, opts ResultsOptions) (
 		}
 	}
 	if len(pending) > 0 {
-		return MergeSummary{}, exitcode.Errorf(exitcode.Pending, "job %s is still pending: %v; run 'oairl batch wait %s' first", job.ID, pending, job.ID)
+		return MergeSummary{}, exitcode.Errorf(exitcode.Pending, "job %s is still pending: %s; run 'oairl batch wait %s' first", job.ID, strings.Join(pending, ", "), job.ID)
 	}
 	m := NewMerger()
 	for _, s := range job.Shards {

@@ -18,6 +18,7 @@ import (
 	"github.com/oairl/oairl/batch"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
 )
@@ -266,9 +267,9 @@ func jobOutcome(j *batch.Job) (code int, summary string) {
 	if len(j.Shards) == 1 {
 		batches = "batch"
 	}
-	summary = fmt.Sprintf("%s: %d/%d %s terminal%s; %s requests: %s completed, %s failed",
+	summary = fmt.Sprintf("%s: %d/%d %s terminal%s; %s: %s completed, %s failed",
 		j.ID, byStatus[batch.StatusCompleted]+byStatus[batch.StatusFailed]+byStatus[batch.StatusExpired]+byStatus[batch.StatusCancelled],
-		len(j.Shards), batches, detail, input.Thousands(int64(c.Total)), input.Thousands(int64(c.Completed)), input.Thousands(int64(c.Failed)))
+		len(j.Shards), batches, detail, humanize.Count(int64(c.Total), "request", "requests"), input.Thousands(int64(c.Completed)), input.Thousands(int64(c.Failed)))
 	if byStatus[batch.StatusCompleted] != len(j.Shards) || c.Failed > 0 || c.Completed < c.Total {
 		return 7, summary
 	}
@@ -282,24 +283,71 @@ func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, u
 	if timeout > 0 {
 		opts.Deadline = d.Clock.Now().Add(timeout)
 	}
+	opts.Log = d.logWriter()
 	if d.IO.ProgressEnabled() {
 		total := j.Counts().Total
-		bar := d.IO.NewProgressBar(int64(total), "requests done")
+		// The bar says which phase the batches are in ("validating" takes
+		// minutes with no request done), counts requests without a rate
+		// (they complete in jumps) and is erased before any note is
+		// printed, so no text is glued to a half-drawn bar.
+		bar := d.IO.NewStatusBar(int64(total), phases(j))
 		last := 0
 		opts.Progress = func(done, _ int) {
+			bar.Describe(phases(j))
 			if done > last {
 				bar.Add(int64(done - last))
 				last = done
 			}
+			bar.Redraw()
 		}
 		defer bar.Finish()
+		if onSubmitted != nil {
+			opts.OnSubmitted = func() {
+				bar.Clear()
+				onSubmitted()
+				bar.Redraw()
+			}
+		}
+		opts.Log = bar.Writer(opts.Log)
 		// The bar replaces the status lines; notes (queue waits, retries)
 		// are still printed.
 		opts.NoStatusLines = true
 	}
-	opts.Log = d.logWriter()
 	opts.ModelOf = d.modelOf()
 	return batch.Run(ctx, j, opts)
+}
+
+// phases describes where a job's shards are, for the progress bar:
+// "validating", "2 in_progress, 1 validating", "1 waiting for queue room".
+func phases(j *batch.Job) string {
+	word := func(st string) string {
+		switch st {
+		case batch.StatusPending, batch.StatusUploaded:
+			return "to submit"
+		case batch.StatusUploading, batch.StatusCreating:
+			return "submitting"
+		}
+		return st
+	}
+	order := []string{"to submit", "submitting", batch.StatusValidating, batch.StatusInProgress, batch.StatusFinalizing, batch.StatusCancelling}
+	by := map[string]int{}
+	for _, s := range j.Shards {
+		by[word(s.Status)]++
+	}
+	var parts []string
+	for _, w := range order {
+		switch n := by[w]; {
+		case n == 0:
+		case len(j.Shards) == 1:
+			parts = append(parts, w)
+		default:
+			parts = append(parts, fmt.Sprintf("%d %s", n, w))
+		}
+	}
+	if len(parts) == 0 {
+		return "requests done"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // timeoutErr rewrites the pending error of a --timeout into one that says

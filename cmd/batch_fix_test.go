@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -514,5 +515,90 @@ func TestBatchResultsRefusesDirectoryAndLeavesNoTemp(t *testing.T) {
 	// A file path works.
 	if _, errOut, code := e.run("batch", "results", job, "-o", filepath.Join(dir, "r.jsonl")); code == 2 {
 		t.Errorf("a file path refused:\n%s", errOut)
+	}
+}
+
+// Issue 14 §7: a missing input file exited 1 in count and run but 3 in
+// batch submit. 'oairl help exit-codes' says 1 ("a file cannot be read"):
+// the same code everywhere, for a missing file and a directory.
+func TestMissingInputSameExitCode(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	out, _, _ := e.run("help", "exit-codes")
+	if !strings.Contains(out, "a file cannot be read") {
+		t.Fatalf("help exit-codes no longer promises 1 for an unreadable file:\n%s", out)
+	}
+	for _, in := range []string{e.path("nope.jsonl"), e.dir} {
+		for _, args := range [][]string{
+			{"count", in},
+			{"run", in, "-o", e.path("r.jsonl"), "--dry-run"},
+			{"run", in, "-o", e.path("r.jsonl")},
+			{"batch", "submit", in},
+			{"batch", "submit", in, "--dry-run"},
+		} {
+			if _, errOut, code := e.run(args...); code != 1 {
+				t.Errorf("%v: exit %d, want 1\n%s", args, code, errOut)
+			}
+		}
+	}
+}
+
+// Issue 14 §7: on a terminal, `batch submit --wait` left its bar half-drawn
+// with the next message glued to it, showed a rate like "1925814 it/s",
+// and nothing while the batch validated. Now every message starts on a
+// clean line, there is no rate, and the bar names the phase from the start.
+func TestBatchSubmitWaitBarOnTTY(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{BatchDuration: 20 * time.Minute})
+	in := e.path("in.jsonl")
+	writeRequests(t, in, 3, "gpt-4o-mini", 5)
+	f, o, eo := newTestFactory(e.env)
+	f.IOStreams.SetStderrTTY(true)
+	f.IOStreams.SetStdoutTTY(true)
+	if code := run(f, context.Background(), []string{"batch", "submit", in, "--wait", "--time-scale", e.scale, "--poll-interval", "2s"}); code != 0 {
+		t.Fatalf("exit %d\n%s", code, eo)
+	}
+	errOut := eo.String()
+	if strings.Contains(errOut, "it/s") {
+		t.Errorf("the bar shows a rate:\n%q", errOut)
+	}
+	if !strings.Contains(errOut, "validating") || !strings.Contains(errOut, "(0/3") {
+		t.Errorf("nothing shown while validating:\n%q", errOut)
+	}
+	for _, msg := range []string{"submitted OK", strings.TrimSpace(o.String()) + ": 1/1 batch terminal", "next: oairl batch results"} {
+		i := strings.Index(errOut, msg)
+		if i < 0 {
+			t.Errorf("no %q in stderr:\n%q", msg, errOut)
+			continue
+		}
+		line := errOut[strings.LastIndex(errOut[:i], "\n")+1 : i]
+		if j := strings.LastIndex(line, "\r"); j >= 0 {
+			line = line[j+1:]
+		}
+		if line != "" {
+			t.Errorf("%q is glued to %q:\n%q", msg, line, errOut)
+		}
+	}
+}
+
+// Issue 14 §7: `oairl run -` failed with "cannot read -: no standard input"
+// (exit 3) while `count -` and `batch submit -` worked: the same input
+// handling for every command.
+func TestStdinForEveryCommand(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{})
+	var b strings.Builder
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q"}],"max_tokens":5}}`+"\n", i)
+	}
+	res := e.path("r.jsonl")
+	for _, args := range [][]string{
+		{"count", "-"},
+		{"run", "-", "-o", res, "--time-scale", e.scale},
+		{"batch", "submit", "-", "--dry-run"},
+	} {
+		if _, errOut, code := e.runIn(b.String(), args...); code != 0 {
+			t.Errorf("%v: exit %d\n%s", args, code, errOut)
+		}
+	}
+	if data, err := os.ReadFile(res); err != nil || strings.Count(string(data), "\n") != 3 {
+		t.Errorf("run - wrote %q (%v), want 3 results", data, err)
 	}
 }

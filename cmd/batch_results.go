@@ -11,6 +11,7 @@ import (
 
 	"github.com/oairl/oairl/batch"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 )
@@ -202,7 +203,7 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 
 func resultsSummary(label string, s batch.MergeSummary, opts *BatchResultsOptions) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s requests: %s succeeded, %s failed", label, input.Thousands(int64(s.Requests)),
+	fmt.Fprintf(&b, "%s: %s: %s succeeded, %s failed", label, humanize.Count(int64(s.Requests), "request", "requests"),
 		input.Thousands(int64(s.Succeeded)), input.Thousands(int64(s.Failed)))
 	if len(s.FailedByCode) > 0 {
 		codes := make([]string, 0, len(s.FailedByCode))

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oairl/oairl/batch"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 )
 
@@ -176,7 +177,7 @@ func batchStatusRun(c *cobra.Command, opts *BatchStatusOptions) error {
 		return nil
 	}
 	now := opts.Clock.Now()
-	fmt.Fprintf(ios.Out, "%s  %s requests  %s\n\n", job.ID, input.Thousands(int64(job.Requests)), job.Endpoint)
+	fmt.Fprintf(ios.Out, "%s  %s  %s\n\n", job.ID, humanize.Count(int64(job.Requests), "request", "requests"), job.Endpoint)
 	t := batchTable(ios.Out, []string{"SHARD", "BATCH", "STATUS", "MODEL", "DONE", "FAILED", "TOTAL", "CREATED", "EXPIRES", "ERRORS"})
 	for _, s := range job.Shards {
 		rc := s.RequestCounts

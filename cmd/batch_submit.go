@@ -13,6 +13,7 @@ import (
 	"github.com/oairl/oairl/batch"
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/tokens"
@@ -307,13 +308,13 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		case res.Resumed:
 			verb = "resuming"
 		}
-		fmt.Fprintf(log, "%s %s: %s requests in %s (state: %s)\n", verb, job.ID, input.Thousands(int64(job.Requests)), plural(len(job.Shards), "shard"), job.Path())
+		fmt.Fprintf(log, "%s %s: %s in %s (state: %s)\n", verb, job.ID, humanize.Count(int64(job.Requests), "request", "requests"), plural(len(job.Shards), "shard"), job.Path())
 		for _, p := range batch.PlanOf(job) {
 			limit := "no enqueued-token limit known (give --tier or --enqueued-limit)"
 			if p.QueueLimit > 0 {
 				limit = "enqueued-token limit " + input.Thousands(p.QueueLimit)
 			}
-			fmt.Fprintf(log, "  %s: %s, %s requests, ~%s tokens; %s\n", modelOrNone(p.Model), plural(p.Shards, "shard"), input.Thousands(int64(p.Requests)), input.Thousands(p.Tokens), limit)
+			fmt.Fprintf(log, "  %s: %s, %s, ~%s tokens; %s\n", modelOrNone(p.Model), plural(p.Shards, "shard"), humanize.Count(int64(p.Requests), "request", "requests"), input.Thousands(p.Tokens), limit)
 		}
 	}
 	client, err := opts.client()
@@ -341,7 +342,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 			}
 		}
 		if len(failed) > 0 {
-			fmt.Fprintf(log, "submitted %d batches, but %d failed validation: %s\n", len(ids), len(failed), strings.Join(failed, " "))
+			fmt.Fprintf(log, "submitted %s, but %d failed validation: %s\n", plural(len(ids), "batch"), len(failed), strings.Join(failed, " "))
 			return
 		}
 		fmt.Fprintf(log, "submitted OK: %s (%s)\n", plural(len(ids), "batch"), strings.Join(ids, " "))
@@ -445,7 +446,7 @@ func printPlan(opts *BatchSubmitOptions, j *batch.Job) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	fmt.Fprintf(ios.Out, "\n%s requests in %d shards; dry run: nothing uploaded.\n", input.Thousands(int64(j.Requests)), len(j.Shards))
+	fmt.Fprintf(ios.Out, "\n%s in %s; dry run: nothing uploaded.\n", humanize.Count(int64(j.Requests), "request", "requests"), plural(len(j.Shards), "shard"))
 	return nil
 }
 

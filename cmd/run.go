@@ -12,6 +12,7 @@ import (
 
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/runner"
@@ -323,7 +324,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 			fmt.Fprintf(ios.ErrOut, "%s; %s\n", noResultWords(sum), resume)
 		}
 	case sum.Failed > 0 && !ios.Quiet:
-		fmt.Fprintf(ios.ErrOut, "%d requests failed; their lines in %s carry the error (--retry-failed resends the retryable ones)\n", sum.Failed, opts.Output)
+		fmt.Fprintf(ios.ErrOut, "%s failed; their lines in %s carry the error (--retry-failed resends the retryable ones)\n", humanize.Count(int64(sum.Failed), "request", "requests"), opts.Output)
 	}
 	return exitOrNil(sum.ExitCode)
 }
@@ -338,7 +339,7 @@ func noResultWords(sum *runner.Summary) string {
 	if n := sum.NoResult - sum.Unsent - sum.Abandoned; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d sent but stopped before a final answer", n))
 	}
-	return fmt.Sprintf("%d requests have no result (%s)", sum.NoResult, strings.Join(parts, "; "))
+	return fmt.Sprintf("%s %s no result (%s)", humanize.Count(int64(sum.NoResult), "request", "requests"), hasHave(sum.NoResult), strings.Join(parts, "; "))
 }
 
 // lineBar is the terminal progress line: one line, redrawn in place, with
@@ -391,4 +392,12 @@ func redactArgs(args []string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// hasHave is "has" for 1, else "have".
+func hasHave(n int) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
 }

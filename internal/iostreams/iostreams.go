@@ -168,6 +168,67 @@ func (s *IOStreams) newBar(max int64, description string, bytes bool) *Progress 
 	return &Progress{bar: bar}
 }
 
+// NewStatusBar returns a bar for progress reported by a server in jumps
+// (a batch's request counts): the count and the elapsed time, no rate and
+// no ETA (both mislead when thousands complete at once), and drawn at
+// once, so that a phase with no progress yet (a batch validating) still
+// shows its description. A no-op when progress is disabled.
+func (s *IOStreams) NewStatusBar(max int64, description string) *Progress {
+	if !s.ProgressEnabled() {
+		return &Progress{}
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(s.ErrOut), // never stdout: it carries data
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100_000_000),
+		progressbar.OptionClearOnFinish(),
+	)
+	_ = bar.RenderBlank()
+	return &Progress{bar: bar}
+}
+
+// Redraw draws the bar again (after Describe, or after text was printed
+// through Writer); throttled like every render.
+func (p *Progress) Redraw() {
+	if p != nil && p.bar != nil {
+		_ = p.bar.RenderBlank()
+	}
+}
+
+// Writer returns w wrapped so that each write first erases the bar (the
+// text starts at the beginning of a clean line instead of being glued to
+// a half-drawn bar) and draws it again after. Write whole lines through
+// it. With no bar, it returns w; nil stays nil.
+func (p *Progress) Writer(w io.Writer) io.Writer {
+	if w == nil || p == nil || p.bar == nil {
+		return w
+	}
+	return barWriter{p: p, w: w}
+}
+
+type barWriter struct {
+	p *Progress
+	w io.Writer
+}
+
+func (b barWriter) Write(s []byte) (int, error) {
+	b.p.Clear()
+	n, err := b.w.Write(s)
+	b.p.Redraw()
+	return n, err
+}
+
+// Clear erases the bar from its line (it is drawn again by the next
+// update or Redraw).
+func (p *Progress) Clear() {
+	if p != nil && p.bar != nil {
+		_ = p.bar.Clear()
+	}
+}
+
 // Progress wraps an optional progress bar; every method is a no-op when
 // progress is disabled.
 type Progress struct{ bar *progressbar.ProgressBar }

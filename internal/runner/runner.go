@@ -546,8 +546,10 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			sum.StopReason = "interrupted while reading the input"
 			return r.finish()
 		}
-		sum.ExitCode = exitcode.Input
-		return sum, exitcode.New(exitcode.Input, err)
+		// A source that cannot be opened or read: exit 1, as in count and
+		// batch submit ('oairl help exit-codes').
+		sum.ExitCode = exitcode.Failure
+		return sum, exitcode.New(exitcode.Failure, err)
 	}
 	if changedBareN > 0 {
 		sum.ExitCode = exitcode.Input
@@ -612,7 +614,11 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			if rep.TornBytes == 0 {
 				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
-			r.logf("nothing to send: all %d requests already have a result in %s", sum.Skipped, o.Output)
+			if sum.Skipped == 1 {
+				r.logf("nothing to send: the 1 request already has a result in %s", o.Output)
+			} else {
+				r.logf("nothing to send: all %s already have a result in %s", humanize.Count(int64(sum.Skipped), "request", "requests"), o.Output)
+			}
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
 				sum.ExitCode = exitcode.Partial
@@ -1313,12 +1319,12 @@ func (r *run) printSchedule(per map[string]*planAgg, toSend int, tooLarge []*job
 	if w == nil {
 		w = io.Discard
 	}
-	fmt.Fprintf(w, "dry run: %d requests to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
-		toSend, r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
+	fmt.Fprintf(w, "dry run: %s to send, %d already in %s, %d invalid, %d too large (headroom %.0f%%)\n",
+		humanize.Count(int64(toSend), "request", "requests"), r.sum.Skipped, r.o.Output, r.sum.Invalid, len(tooLarge), 100*r.o.Headroom)
 	for _, n := range names {
 		a := per[n]
 		l := r.limitsFor(n)
-		line := fmt.Sprintf("  %s: %d requests, %d rate-limit tokens (largest %d)", n, a.n, a.charge, a.big)
+		line := fmt.Sprintf("  %s: %s, %d rate-limit tokens (largest %d)", n, humanize.Count(int64(a.n), "request", "requests"), a.charge, a.big)
 		var mins float64
 		if l.RPM > 0 {
 			mins = max(mins, float64(a.n)/(float64(l.RPM)*r.o.Headroom))
