@@ -137,6 +137,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
   oairl batch submit FILE     the Batch API (50% cheaper, separate limits) done right
   oairl diagnose              tell RPM, TPM, daily, concurrency, quota and auth apart
   oairl sim                   a local OpenAI-compatible server that enforces a tier's limits
+  oairl proxy                 a gateway in front of an unchanged app: its 429s become short waits
   oairl limits pull           save your project's real limits (Admin API) for count, run, batch
 
 Input files are JSONL in the Batch API input format ({"custom_id", "method",
@@ -218,6 +219,7 @@ defaults. oairl never prints an API key; errors and debug output redact it.
                       published tier table when present
   OAIRL_MODELS        model registry override file (--models)
   OAIRL_TIER          default usage tier for --tier (1-5 or free)
+  OAIRL_PROXY_TOKEN   token 'oairl proxy' requires of every request (--proxy-token)
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
                       directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
   OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oairl/oairl/internal/clock"
@@ -212,8 +213,16 @@ func (a *admitter) Reserve(ctx context.Context, model string, tokens int64) (pac
 		mq = &modelQueue{}
 		a.models[model] = mq
 	}
-	a.push(mq, w, false)
 	a.depth[t.prio]++
+	fast := !mq.running
+	if fast {
+		// Nobody waits for this model: reserve on this goroutine (no
+		// hand-off), as the model's dispatcher for the time being.
+		mq.running = true
+		markServed(&mq.classes[t.prio], t.caller)
+	} else {
+		a.push(mq, w, false)
+	}
 	a.mu.Unlock()
 	a.onDepth(t.prio, 1)
 	defer func() {
@@ -222,6 +231,13 @@ func (a *admitter) Reserve(ctx context.Context, model string, tokens int64) (pac
 		a.mu.Unlock()
 		a.onDepth(t.prio, -1)
 	}()
+	if fast {
+		if permit, err, done := a.serveInline(model, mq, w); done {
+			a.onWait(a.clk.Now().Sub(start))
+			return permit, err
+		}
+		// Pre-empted by a higher class: w is queued again; wait below.
+	}
 	a.mu.Lock()
 	if cur := mq.current; cur != nil && cur.t.prio > t.prio && !mq.preempt {
 		// A higher class arrived while a lower one reserves: take the
@@ -352,21 +368,78 @@ func (a *admitter) pick(mq *modelQueue) *waiter {
 		} else {
 			delete(cq.by, c.id)
 		}
-		if cq.served == nil || len(cq.served) > 4096 {
-			// Bounded memory: forget callers with nothing queued.
-			old := cq.served
-			cq.served = map[string]uint64{}
-			for id := range cq.by {
-				cq.served[id] = old[id]
-			}
-		}
-		cq.turn++
-		cq.served[c.id] = cq.turn
+		markServed(cq, c.id)
 		w.queued = false
 		a.queued--
 		return w
 	}
 	return nil
+}
+
+// serveInline reserves for w on the caller's goroutine while it is the
+// model's dispatcher (mq.running set by the caller), within the queue
+// wait. done is false when a higher class pre-empted it: w is then queued
+// again (at its head) and a dispatcher serves the queue.
+func (a *admitter) serveInline(model string, mq *modelQueue, w *waiter) (permit pace.Permit, err error, done bool) {
+	a.mu.Lock()
+	rctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	mq.current, mq.cancel, mq.preempt = w, cancel, false
+	a.mu.Unlock()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(a.clk.Wall(a.maxWait), func() { timedOut.Store(true); cancel() })
+
+	permit, err = a.next.Reserve(rctx, model, w.tokens)
+	timer.Stop()
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	preempted := mq.preempt
+	mq.current, mq.cancel, mq.preempt = nil, nil, false
+	requeue := err != nil && preempted && !timedOut.Load() && w.ctx.Err() == nil
+	if requeue {
+		a.push(mq, w, true)
+	}
+	if a.hasQueued(mq) {
+		go a.dispatch(model, mq)
+	} else {
+		mq.running = false
+	}
+	switch {
+	case requeue:
+		return nil, nil, false
+	case err == nil:
+		return permit, nil, true
+	case w.ctx.Err() != nil:
+		return nil, w.ctx.Err(), true
+	case timedOut.Load():
+		return nil, a.shed(model, w), true
+	}
+	return nil, err, true
+}
+
+// hasQueued reports whether mq has queued waiters. a.mu held.
+func (a *admitter) hasQueued(mq *modelQueue) bool {
+	for p := range mq.classes {
+		if len(mq.classes[p].ring) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// markServed records a turn of caller id in its class. a.mu held.
+func markServed(cq *classQueue, id string) {
+	if cq.served == nil || len(cq.served) > 4096 {
+		// Bounded memory: forget callers with nothing queued.
+		old := cq.served
+		cq.served = map[string]uint64{}
+		for k := range cq.by {
+			cq.served[k] = old[k]
+		}
+	}
+	cq.turn++
+	cq.served[id] = cq.turn
 }
 
 // dispatch serves one model's queue until it is empty.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/send"
@@ -57,7 +58,9 @@ func (f *forwarder) attempt(ctx context.Context, w http.ResponseWriter, in *http
 	}
 	// Wait for the first bytes before committing: until then a dropped
 	// connection can still be retried.
-	buf := make([]byte, 32<<10)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	n, rerr := readSome(resp.Body, buf)
 	if n == 0 && rerr != nil && rerr != io.EOF {
 		return nil, rerr
@@ -85,6 +88,8 @@ func (f *forwarder) attempt(ctx context.Context, w http.ResponseWriter, in *http
 		n, rerr = resp.Body.Read(buf)
 	}
 }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // readSome reads until it has at least one byte or an error.
 func readSome(r io.Reader, buf []byte) (int, error) {

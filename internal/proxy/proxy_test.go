@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ type rigOpts struct {
 	cfg       func(*Config)
 }
 
-func newRig(t *testing.T, upstream string, o rigOpts) *rig {
+func newRig(t testing.TB, upstream string, o rigOpts) *rig {
 	t.Helper()
 	if o.scale == 0 {
 		o.scale = 1
@@ -560,5 +561,37 @@ func TestProxyToken(t *testing.T) {
 	reqs := up.Sim.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("sim saw %d requests", len(reqs))
+	}
+}
+
+// The metrics table is the one in README and --help, and names exactly
+// the metrics served.
+func TestMetricsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), MetricsTable) {
+		t.Error("README.md does not contain proxy.MetricsTable verbatim")
+	}
+	m := newMetrics()
+	m.requests.WithLabelValues("m", "200").Inc()
+	m.rateLimited.WithLabelValues("m", "TPM").Inc()
+	m.charged.WithLabelValues("m").Inc()
+	m.limit.WithLabelValues("m", "rpm").Set(1)
+	m.queueWait.Observe(1)
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []string
+	for _, f := range fams {
+		served = append(served, f.GetName())
+		if !strings.Contains(MetricsTable, "| "+f.GetName()+" |") {
+			t.Errorf("%s is served but not in MetricsTable", f.GetName())
+		}
+	}
+	if len(served) != 7 {
+		t.Errorf("served %v, want the 7 of MetricsTable", served)
 	}
 }

@@ -9,8 +9,17 @@
 //
 // Environment: N (requests, default 10), CONCURRENCY (default 5), MODEL
 // (default gpt-4o-mini), PROMPT_WORDS (default 20), MAX_TOKENS (default
-// 10), STREAM=1 to also send one streamed request and assemble it.
+// 10), STREAM=1 to also send one streamed request and assemble it,
+// TIME_SCALE=K to run the app's clock K times faster (every setTimeout,
+// so the SDK's retry sleeps and timeouts) for rehearsal against
+// `oairl sim --time-scale K`, whose waits are in sim time.
 import OpenAI from 'openai';
+
+const scale = Number(process.env.TIME_SCALE || 1);
+if (scale !== 1) {
+  const orig = globalThis.setTimeout;
+  globalThis.setTimeout = (fn, ms, ...args) => orig(fn, (ms ?? 0) / scale, ...args);
+}
 
 const n = Number(process.env.N || 10);
 const conc = Number(process.env.CONCURRENCY || 5);
