@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"sort"
@@ -152,11 +155,19 @@ func TestJSONErrorDocument(t *testing.T) {
 	if out, _, _ := e.run("batch", "status", "job_0000000000000000"); out != "" {
 		t.Fatalf("stdout without --json: %q", out)
 	}
-	// The key never reaches the error document.
-	e.env["OPENAI_API_KEY"] = "sk-proj-CANARY0000000000000000000002"
-	e.env["OPENAI_BASE_URL"] = "http://127.0.0.1:1/v1?k=sk-proj-CANARY0000000000000000000002"
-	out, errOut, _ := e.run("batch", "list", "--json")
-	if strings.Contains(out+errOut, "CANARY") {
-		t.Fatalf("key printed:\n%s\n%s", out, errOut)
+	// The key never reaches the error document, even when the server
+	// echoes it back.
+	const canary = "sk-proj-CANARY0000000000000000000002"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(401)
+		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+`.","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	}))
+	defer echo.Close()
+	e.env["OPENAI_API_KEY"] = canary
+	e.env["OPENAI_BASE_URL"] = echo.URL + "/v1"
+	out, errOut, code := e.run("batch", "list", "--json")
+	if code != exitcode.Auth || !strings.Contains(out, `"code": "auth"`) || strings.Contains(out+errOut, "CANARY") {
+		t.Fatalf("exit %d; key printed or no auth error document:\n%s\n%s", code, out, errOut)
 	}
 }
