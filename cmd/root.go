@@ -171,6 +171,7 @@ See 'oairl help exit-codes' and 'oairl help environment'.`,
 		newBatchCmd(f),
 		newDiagnoseCmd(f, nil),
 		newSimCmd(f, nil),
+		newBudgetCmd(f),
 		newProxyCmd(f, nil),
 		newLimitsCmd(f),
 		newVersionCmd(f),
@@ -223,6 +224,10 @@ defaults. oairl never prints an API key; errors and debug output redact it.
   OAIRL_STATE_DIR     where batch job state is kept (default: the user's state
                       directory, $XDG_STATE_HOME/oairl or ~/.local/state/oairl)
   OAIRL_NO_PROGRESS   any value: never draw progress bars (--no-progress)
+  OAIRL_BUDGET        Redis URL of the shared budget (--budget): run, batch,
+                      proxy and 'oairl budget'
+  OAIRL_BUDGET_KEY    budget name when OPENAI_ORG_ID/OPENAI_PROJECT_ID are
+                      unset (--budget-key)
   OAIRL_DEBUG         "api": trace every HTTP exchange to stderr (--debug): method,
                       URL, status, timing, headers and the first 2 KB of bodies,
                       the key and bearer tokens masked

@@ -15,6 +15,7 @@ import (
 	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/models"
+	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/runner"
 )
 
@@ -41,6 +42,7 @@ type RunOptions struct {
 	DryRun        bool
 	TimeScale     float64
 	Seed          uint64
+	Budget        BudgetOptions
 	FlexFallback  int
 }
 
@@ -199,6 +201,9 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
 				return err
 			}
@@ -247,6 +252,7 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the client's clock runs K times faster so both agree")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
 	_ = fl.MarkHidden("seed")
+	addBudgetFlags(fl, &opts.Budget)
 	return c
 }
 
@@ -276,6 +282,10 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 		} else {
 			fh.Close()
 		}
+	}
+	if opts.Budget.URL != "" && !opts.DryRun {
+		ctx := c.Context()
+		ro.NewLimiter = func(pc pace.Config) (pace.Limiter, error) { return newLimiter(ctx, f, opts.Budget, pc) }
 	}
 	if !opts.DryRun {
 		f.SetHTTPTuning(opts.MaxConcurrent, ro.Clock)

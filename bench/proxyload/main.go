@@ -75,7 +75,7 @@ func main() {
 	}
 	out, _ := json.Marshal(map[string]any{
 		"requests": *n, "errors": errs.Load(), "concurrency": *c, "stream": *stream,
-		"req_per_s": float64(*n) / el.Seconds(),
+		"req_per_s":  float64(*n) / el.Seconds(),
 		"latency_ms": map[string]float64{"p50": q(lat, 0.5), "p99": q(lat, 0.99)},
 		"ttfb_ms":    map[string]float64{"p50": q(ttfb, 0.5), "p99": q(ttfb, 0.99)},
 	})

@@ -20,7 +20,7 @@ type IOStreams struct {
 	Out    io.Writer
 	ErrOut io.Writer
 
-	stdoutTTY, stderrTTY bool
+	stdinTTY, stdoutTTY, stderrTTY bool
 	// Quiet silences progress lines and hints (not errors, not data).
 	Quiet bool
 	// NoProgress disables progress bars even on a terminal.
@@ -55,6 +55,7 @@ func (s *IOStreams) SetTermWidth(cols int) { s.width = cols }
 // System returns streams on the process's stdin, stdout and stderr.
 func System() *IOStreams {
 	s := &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	s.stdinTTY = isTerminal(os.Stdin)
 	s.stdoutTTY = isTerminal(os.Stdout)
 	s.stderrTTY = isTerminal(os.Stderr)
 	for _, f := range []*os.File{os.Stdout, os.Stderr} {
@@ -121,6 +122,12 @@ func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
 
 // IsStderrTTY reports whether stderr is a terminal.
 func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// SetStdinTTY marks stdin as a terminal (tests).
+func (s *IOStreams) SetStdinTTY(v bool) { s.stdinTTY = v }
+
+// IsStdinTTY reports whether stdin is a terminal (a question can be asked).
+func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }
 
 // ProgressEnabled reports whether a progress bar may be drawn: stderr is a
 // terminal and neither --quiet nor --no-progress was given.

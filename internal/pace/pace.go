@@ -94,6 +94,10 @@ type Observation struct {
 	Requests Window
 	Tokens   Window
 	Sent     time.Time
+	// Organization and Project are the openai-organization and
+	// openai-project response headers ("" when absent): a shared budget
+	// whose name was not given learns it from them.
+	Organization, Project string
 }
 
 // Limits are per-minute limits of one model; 0 means unknown (learned
@@ -461,6 +465,22 @@ func (l *Local) Pause(model string, kind Kind, until time.Time) {
 	l.mu.Unlock()
 	if extended {
 		l.emit(model, "paused %s: %s limit", until.Sub(now).Round(time.Millisecond), kind)
+	}
+}
+
+// drain empties the buckets of model (a fallback taking over a budget that
+// was in use).
+func (l *Local) drain(model string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ms := l.state(model)
+	now := l.cfg.Clock.Now()
+	for _, b := range []*bucket{&ms.req, &ms.tok} {
+		if b.lim != nil {
+			if cur := b.lim.TokensAt(now); cur >= 1 {
+				b.lim.ReserveN(now, int(cur))
+			}
+		}
 	}
 }
 

@@ -203,11 +203,15 @@ func TestQuotaAndAuthPassedThrough(t *testing.T) {
 			if resp == nil || resp.StatusCode != tc.status || direct.StatusCode != tc.status {
 				t.Fatalf("status through proxy %v, direct %d; want %d", resp, direct.StatusCode, tc.status)
 			}
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != tc.code {
 				t.Fatalf("body %s: code %q, want %q", body, e.Error.Code, tc.code)
 			}
-			var d struct{ Error struct{ Code, Message string } }
+			var d struct {
+				Error struct{ Code, Message string }
+			}
 			_ = json.Unmarshal(dbody, &d)
 			if d.Error != e.Error {
 				t.Errorf("proxied error %+v differs from the direct one %+v", e.Error, d.Error)
@@ -494,12 +498,12 @@ func TestMetricValues(t *testing.T) {
 	m := scrape(t, r)
 	want := map[string]float64{
 		`oairl_requests_total{code="200",model="gpt-4o-mini"}`: 5,
-		`oairl_tokens_charged_total{model="gpt-4o-mini"}`:       float64(5 * charge),
-		`oairl_limit{kind="rpm",model="gpt-4o-mini"}`:           500,
-		`oairl_limit{kind="tpm",model="gpt-4o-mini"}`:           30000,
-		`oairl_queue_depth{priority="high"}`:                    0,
-		`oairl_inflight`:                                        0,
-		`oairl_queue_wait_seconds_count`:                        5,
+		`oairl_tokens_charged_total{model="gpt-4o-mini"}`:      float64(5 * charge),
+		`oairl_limit{kind="rpm",model="gpt-4o-mini"}`:          500,
+		`oairl_limit{kind="tpm",model="gpt-4o-mini"}`:          30000,
+		`oairl_queue_depth{priority="high"}`:                   0,
+		`oairl_inflight`:                                       0,
+		`oairl_queue_wait_seconds_count`:                       5,
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -594,4 +598,48 @@ func TestMetricsDocumented(t *testing.T) {
 	if len(served) != 7 {
 		t.Errorf("served %v, want the 7 of MetricsTable", served)
 	}
+}
+
+// One JSON log line per request: model, status, charge, attempts; never
+// the key; --redact masks organization and project.
+func TestLogLines(t *testing.T) {
+	up := simtest.New(t, sim.Config{Tier: "none"})
+	var buf strings.Builder
+	var mu sync.Mutex
+	r := newRig(t, up.URL, rigOpts{limits: pace.Limits{RPM: 1000, TPM: 1_000_000}, cfg: func(c *Config) {
+		c.Log, c.LogJSON, c.Redact = lockedWriter{&mu, &buf}, true, true
+	}})
+	resp, _ := post(t, context.Background(), r.URL, chatBody(5, false), map[string]string{
+		"OpenAI-Organization": "org-abcdefghijklmnop", "OpenAI-Project": "proj_abcdefghijklmnop", "X-Oairl-Priority": "low"})
+	if resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("%v", resp)
+	}
+	mu.Lock()
+	line := buf.String()
+	mu.Unlock()
+	var l struct {
+		Model, Outcome, Priority, Organization, Project string
+		Status, Attempts                                int
+		Charge                                          int64
+	}
+	if err := json.Unmarshal([]byte(line), &l); err != nil {
+		t.Fatalf("log %q: %v", line, err)
+	}
+	if l.Model != "gpt-4o-mini" || l.Status != 200 || l.Attempts != 1 || l.Charge <= 5 || l.Priority != "low" || l.Outcome != "ok" {
+		t.Errorf("log line %+v", l)
+	}
+	if strings.Contains(line, "abcdefghijklmnop") || strings.Contains(line, testKey) {
+		t.Errorf("log leaks an id or the key: %s", line)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -165,6 +165,12 @@ type Options struct {
 	Heartbeat time.Duration
 	// Limiter overrides the in-process pace.Local (e.g. shared budgets).
 	Limiter pace.Limiter
+	// NewLimiter, when set (and Limiter is not), builds the limiter from
+	// the run's pace.Config (clock, headroom, in-flight cap, the limits of
+	// --tier/--rpm/--tpm, events), e.g. a shared Redis budget; an error
+	// stops the run before anything is sent. A limiter that is an
+	// io.Closer is closed when the run ends.
+	NewLimiter func(pace.Config) (pace.Limiter, error)
 	// Provider is the server's kind (internal/provider; zero: OpenAI):
 	// how its answers and rate-limit windows are read.
 	Provider provider.Provider
@@ -660,9 +666,22 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	// 3. Pace and send.
 	r.lim = o.Limiter
 	if r.lim == nil {
-		r.local = pace.New(pace.Config{Clock: r.clk, Headroom: o.Headroom, MaxConcurrent: o.MaxConcurrent,
-			Limits: r.limitsFor, Events: func(e pace.Event) { r.logf("%s: %s", e.Model, e.Message) }})
-		r.lim = r.local
+		pc := pace.Config{Clock: r.clk, Headroom: o.Headroom, MaxConcurrent: o.MaxConcurrent,
+			Limits: r.limitsFor, Events: func(e pace.Event) { r.logf("%s: %s", e.Model, e.Message) }}
+		if o.NewLimiter != nil {
+			lim, err := o.NewLimiter(pc)
+			if err != nil {
+				sum.ExitCode = exitcode.Failure
+				return sum, exitcode.Errorf(exitcode.Failure, "%w; nothing was sent", err)
+			}
+			r.lim = lim
+			if c, ok := lim.(io.Closer); ok {
+				defer c.Close()
+			}
+		} else {
+			r.local = pace.New(pc)
+			r.lim = r.local
+		}
 	}
 	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
 		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, Provider: o.Provider, LimitKey: o.Registry.LimitKey,
@@ -1200,8 +1219,8 @@ func capacityOf(limit int64, _ float64) float64 { return float64(limit) }
 // when lower than (or instead of) the configured ones. r.mu must be held.
 func (r *run) effectiveLimits(m *ModelSummary) pace.Limits {
 	l := pace.Limits{RPM: m.RPMLimit, TPM: m.TPMLimit}
-	if r.local != nil {
-		got := r.local.Limits(r.o.Registry.LimitKey(m.Model))
+	if lk, ok := r.lim.(interface{ Limits(string) pace.Limits }); ok {
+		got := lk.Limits(r.o.Registry.LimitKey(m.Model))
 		if got.RPM > 0 && (l.RPM == 0 || got.RPM < l.RPM) {
 			l.RPM = got.RPM
 		}

@@ -300,6 +300,8 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
 			obs := ObservationFor(f.RateLimits, cfg.Provider)
 			obs.Sent = sentAt
+			// A shared budget learns its name from these when none was given.
+			obs.Organization, obs.Project = ans.Header.Get("openai-organization"), ans.Header.Get("openai-project")
 			cfg.Limiter.Observe(key, obs, now)
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)

@@ -86,7 +86,9 @@ func TestCycleDecisions(t *testing.T) {
 	auth := func() (*Answer, error) {
 		return answer(401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`), nil
 	}
-	s500 := func() (*Answer, error) { return answer(500, nil, `{"error":{"message":"boom","type":"server_error"}}`), nil }
+	s500 := func() (*Answer, error) {
+		return answer(500, nil, `{"error":{"message":"boom","type":"server_error"}}`), nil
+	}
 	reset := func() (*Answer, error) { return nil, errors.New("read: connection reset by peer") }
 	broken200 := func() (*Answer, error) { return answer(200, nil, `{"id":`), nil }
 	delivered500 := func() (*Answer, error) {
