@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,4 +278,62 @@ func TestRunBudgetRedisKilled(t *testing.T) {
 	}
 	st := srv.Sim.Stats()
 	t.Logf("429s %v for %d requests; stderr a:\n%s", st.RateLimited, 2*n, res[0].stderr)
+}
+
+// oairl proxy --budget paces through the same builder: its requests land
+// in the shared budget, named after the upstream's organization header.
+func TestProxyBudget(t *testing.T) {
+	rs := redistest.Start(t)
+	up := simtest.New(t, sim.Config{RPM: 600, TPM: 1_000_000})
+	f, _, errOut := newTestFactory(map[string]string{"OPENAI_BASE_URL": up.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	c := newProxyCmd(f, func(o *ProxyOptions) error {
+		o.Ready = func(u string) { ready <- u }
+		return proxyRun(o)
+	})
+	c.SetArgs([]string{"--addr", "127.0.0.1:0", "--budget", rs.URL()})
+	c.SetOut(&strings.Builder{})
+	c.SetErr(&strings.Builder{})
+	go func() { done <- c.ExecuteContext(ctx) }()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("proxy ended: %v\n%s", err, errOut)
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy not ready")
+	}
+	for i := range 3 {
+		body := fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi %d"}],"max_tokens":5}`, i)
+		req, _ := http.NewRequest("POST", base+"/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+budgetTestKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	opt, _ := redis.ParseURL(rs.URL())
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	key := "oairl:{" + sim.DefaultOrganization + "}:m:gpt-4o-mini:stats"
+	if ok := rdb.HGet(context.Background(), key, "ok").Val(); ok != "2" && ok != "3" {
+		// The first request learns the budget's name; the next ones are
+		// charged in it.
+		t.Errorf("%s ok = %q, want the requests after the first counted", key, ok)
+	}
+	assertNoSecretInRedis(t, rs.URL(), budgetTestKey)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("proxy did not stop")
+	}
 }

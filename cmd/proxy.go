@@ -48,6 +48,7 @@ type ProxyOptions struct {
 	Grace         time.Duration
 	PriorityByKey []string
 	Seed          uint64
+	Budget        BudgetOptions
 }
 
 const proxyLong = `Serve an OpenAI-compatible gateway in front of an unchanged app: point the
@@ -71,6 +72,14 @@ streamed back as it arrives (server-sent events chunk by chunk).
 Limits come from --rpm/--tpm, else --tier, else the x-ratelimit-limit-*
 headers of the first answers; x-ratelimit-* keep the buckets calibrated and
 still reach the app.
+
+Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
+rediss://, unix://) paces every process and host that names the same Redis
+under one organization's limits together ('oairl budget status' shows it).
+The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
+else the openai-organization header of the first answer. Redis unreachable at
+start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
+process continues on its share (limits ÷ clients alive) and rejoins.
 
 Upstream answers are classified as 'oairl run' does (one shared cycle): a
 rate-limit 429 pauses that limit for every caller and the request is retried
@@ -168,6 +177,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			if _, err := parsePriorityRules(opts.PriorityByKey); err != nil {
 				return FlagErrorf("%v", err)
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			opts.Ctx = c.Context()
 			if runF != nil {
 				return runF(opts)
@@ -197,6 +209,7 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.StringArrayVar(&opts.PriorityByKey, "priority-by-key", nil, "KEYSUFFIX=high|normal|low: class of requests whose bearer key ends in KEYSUFFIX (repeatable; X-Oairl-Priority wins)")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed for backoff jitter (tests)")
 	_ = fl.MarkHidden("seed")
+	addBudgetFlags(fl, &opts.Budget)
 	return c
 }
 
@@ -268,15 +281,26 @@ func proxyRun(opts *ProxyOptions) error {
 		events = func(e pace.Event) { fmt.Fprintf(ios.ErrOut, "oairl proxy: %s: %s\n", e.Model, e.Message) }
 	}
 	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
-	local := pace.New(pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
+	// pace.Local, or the shared budget with --budget (the builder run uses).
+	lim, err := newLimiter(opts.Ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
 		Limits: limits, Events: events})
+	if err != nil {
+		return err
+	}
+	if c, ok := lim.(io.Closer); ok {
+		defer c.Close()
+	}
+	limitsOf := limits
+	if lk, ok := lim.(interface{ Limits(string) pace.Limits }); ok {
+		limitsOf = lk.Limits
+	}
 	f.SetHTTPTuning(opts.MaxConcurrent, clk)
 	hc, err := f.HTTPClient()
 	if err != nil {
 		return err
 	}
 	pcfg := proxy.Config{
-		Upstream: cfg.BaseURL, Limiter: local, Limits: local.Limits, Clock: clk,
+		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
