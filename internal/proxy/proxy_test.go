@@ -643,3 +643,50 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// --priority-by-key picks the class from the end of the bearer key; the
+// header wins; a bad header is a 400.
+func TestPriorityByKeyAndHeaders(t *testing.T) {
+	s := &Server{cfg: Config{PriorityByKey: map[string]Priority{"0000": Low}}}
+	req := func(key, prio string) *http.Request {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		if prio != "" {
+			r.Header.Set("X-Oairl-Priority", prio)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		key, hdr string
+		want     Priority
+		bad      bool
+	}{
+		{testKey, "", Low, false},
+		{testKey, "high", High, false},
+		{"sk-other-1234", "", Normal, false},
+		{testKey, "urgent", Normal, true},
+	} {
+		p, err := s.priority(req(tc.key, tc.hdr))
+		if p != tc.want || (err != nil) != tc.bad {
+			t.Errorf("key …%s header %q: %v %v, want %v (error %v)", tc.key[len(tc.key)-4:], tc.hdr, p, err, tc.want, tc.bad)
+		}
+	}
+}
+
+// The app receives the upstream's x-ratelimit-* headers and request id.
+func TestRateLimitHeadersReachTheApp(t *testing.T) {
+	up := simtest.New(t, sim.Config{RPM: 500, TPM: 200_000})
+	r := newRig(t, up.URL, rigOpts{limits: pace.Limits{RPM: 500, TPM: 200_000}})
+	resp, _ := post(t, context.Background(), r.URL, chatBody(5, false), nil)
+	if resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("%v", resp)
+	}
+	for _, h := range []string{"x-ratelimit-limit-requests", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", "x-request-id"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("header %s did not reach the app", h)
+		}
+	}
+	if got := resp.Header.Get("x-ratelimit-limit-requests"); got != "500" {
+		t.Errorf("x-ratelimit-limit-requests %q", got)
+	}
+}
