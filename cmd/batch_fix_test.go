@@ -602,3 +602,35 @@ func TestStdinForEveryCommand(t *testing.T) {
 		t.Errorf("run - wrote %q (%v), want 3 results", data, err)
 	}
 }
+
+// Issue 14 §7: wording. A one-request job says "1 request", "1 shard",
+// "1 batch" (never "1 requests"), and a pending job's ids are listed
+// without Go's slice brackets ("[batch_x (cancelling)]").
+func TestBatchWordingOneRequestAndNoBrackets(t *testing.T) {
+	e := newBatchEnv(t, sim.Config{BatchDuration: time.Hour})
+	in := e.path("one.jsonl")
+	writeRequests(t, in, 1, "gpt-4o-mini", 5)
+	out, dryErr, code := e.run("batch", "submit", in, "--dry-run")
+	if code != 0 {
+		t.Fatalf("dry-run: exit %d\n%s", code, dryErr)
+	}
+	dry := out
+	out, errOut, code := e.run("batch", "submit", in, "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, errOut)
+	}
+	job := strings.TrimSpace(out)
+	_, resErr, code := e.run("batch", "results", job, "-o", e.path("r.jsonl"))
+	if code != 8 {
+		t.Errorf("results of a running job: exit %d, want 8\n%s", code, resErr)
+	}
+	all := dry + dryErr + errOut + resErr
+	for _, bad := range []string{"1 requests", "1 shards", "1 batches", "[batch_", ")]"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("output has %q:\n%s", bad, all)
+		}
+	}
+	if !strings.Contains(errOut, ": 1 request in 1 shard") || !strings.Contains(resErr, "still pending: batch_") {
+		t.Errorf("wording:\n%s\n%s", errOut, resErr)
+	}
+}
