@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -92,6 +93,8 @@ func Results(ctx context.Context, job *Job, in InputIter, opts ResultsOptions) (
 		return MergeSummary{}, exitcode.Errorf(exitcode.Pending, "job %s is still pending: %s; run 'oairl batch wait %s' first", job.ID, strings.Join(pending, ", "), job.ID)
 	}
 	m := NewMerger()
+	m.Dir = filepath.Dir(opts.Out)
+	defer m.Close()
 	for _, s := range job.Shards {
 		if s.Status == StatusCompleted && s.RequestCounts.Total > 0 && s.RequestCounts.Completed == 0 {
 			opts.logf("%s completed but 0/%d requests succeeded; see errors", s.BatchID, s.RequestCounts.Total)
@@ -151,6 +154,8 @@ func download(ctx context.Context, opts ResultsOptions, m *Merger, s *Shard, id 
 // no output line get a synthesized missing_result error line.
 func MergeFiles(outputs []string, inputPath string, opts ResultsOptions) (MergeSummary, error) {
 	m := NewMerger()
+	m.Dir = filepath.Dir(opts.Out)
+	defer m.Close()
 	for _, p := range outputs {
 		f, err := os.Open(p)
 		if err != nil {
@@ -172,9 +177,11 @@ func MergeFiles(outputs []string, inputPath string, opts ResultsOptions) (MergeS
 }
 
 func writeMerge(m *Merger, in InputIter, missing func(int) (string, string), opts ResultsOptions) (MergeSummary, error) {
-	for _, w := range m.Warnings {
-		opts.logf("%s", w)
-	}
+	defer func() {
+		for _, w := range m.Warnings {
+			opts.logf("%s", w)
+		}
+	}()
 	out, err := CreateAtomic(opts.Out)
 	if err != nil {
 		return MergeSummary{}, err

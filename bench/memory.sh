@@ -15,9 +15,10 @@
 # OLD (a commit, default a243291, the last one before streaming; empty to
 # skip): builds that commit's oairl and runs old and new side by side on
 # THROUGHPUT_N requests, each against its own fresh simulator.
-# BATCH=1 (default): a ~200 MB file (4 shards at --max-bytes 50MB) through
-# `oairl batch submit --wait` against `oairl sim --batch-duration 1s`, then
-# `oairl batch results`, with their peak RSS.
+# BATCH=1 (default): a ~200 MB file of 200,000 requests of ~1 KB (4 shards:
+# the Batch API's 50,000 requests per batch) through `oairl batch submit
+# --wait` against `oairl sim --batch-duration 1s`, then `oairl batch
+# results`, with their peak RSS.
 # Everything goes to bench/out/memory/.
 set -eu
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ OUT=bench/out/memory
 rm -rf "$OUT"
 mkdir -p "$OUT"
 export OPENAI_API_KEY=sk-bench-not-a-real-key-000000
+export OAIRL_STATE_DIR="$OUT/state"
 
 echo "building oairl and bench/gen" >&2
 go build -o "$OUT/oairl" .
@@ -117,12 +119,12 @@ done
 
 if [ "$BATCH" = 1 ]; then
 	echo "batch: a ~200 MB file, 4 shards" >&2
-	"$OUT/gen" -o "$OUT/b.jsonl" -size 200MB
+	"$OUT/gen" -o "$OUT/b.jsonl" -requests 200000 -line-bytes 1048
 	start_sim batch --tier none --batch-duration 1s
-	timed batch-submit "$OUT/oairl" batch submit "$OUT/b.jsonl" --max-bytes 50MB --wait --poll-interval 1s --json
-	row "batch submit 200 MB (--wait)" batch-submit "$(grep -c . "$OUT/b.jsonl") lines"
-	timed batch-results "$OUT/oairl" batch results "$OUT/b.jsonl" -o "$OUT/b.results.jsonl"
-	row "batch results" batch-results "$(grep -c . "$OUT/b.results.jsonl" || true) result lines"
+	timed batch-submit "$OUT/oairl" batch submit "$OUT/b.jsonl" --wait --poll-interval 1s
+	row "batch submit $(($(wc -c <"$OUT/b.jsonl") / 1048576)) MB (--wait)" batch-submit "$(grep -c 'batch_' "$OUT/batch-submit.stdout" || true) batch ids on stdout"
+	timed batch-results "$OUT/oairl" batch results -o "$OUT/b.results.jsonl"
+	row "batch results" batch-results "$(check "$OUT/b.results.jsonl" 200000)"
 	stop_sim
 fi
 cat "$OUT/figures.txt"

@@ -149,6 +149,7 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 		if err := outputsAreNotInputs(opts, append(append([]string{opts.Input}, opts.FromFiles...), opts.Errors...)); err != nil {
 			return err
 		}
+		limitMemory()
 		sum, err = batch.MergeFiles(append(append([]string{}, opts.FromFiles...), opts.Errors...), opts.Input, ro)
 	} else {
 		job, client, rerr := opts.resolveJob(ctx, opts.Ref)
@@ -175,6 +176,7 @@ func batchResultsRun(c *cobra.Command, opts *BatchResultsOptions) error {
 			}
 			in = fi
 		}
+		limitMemory()
 		sum, err = batch.Results(ctx, job, in, ro)
 	}
 	if err != nil {

@@ -268,6 +268,7 @@ func batchSubmitRun(c *cobra.Command, opts *BatchSubmitOptions) error {
 		defer rejected.Abort()
 		po.Rejected = rejected
 	}
+	limitMemory()
 	res, err := batch.Prepare(ctx, po)
 	if shown := errorsShown + warnsShown; problems > shown && (err != nil || !ios.Quiet) {
 		fmt.Fprintf(ios.ErrOut, "... and %d more problems ('oairl count %s' lists them all)\n", problems-shown, strings.Join(opts.Files, " "))

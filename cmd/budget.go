@@ -120,10 +120,19 @@ func newLimiter(ctx context.Context, f *Factory, b BudgetOptions, cfg pace.Confi
 		cfg.Clock = clock.Real()
 	}
 	scale := pace.ClockScale(cfg.Clock)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	pingErr := rdb.Ping(pctx).Err()
+	cancel()
+	if pingErr != nil && b.Fallback != "local" {
+		rdb.Close()
+		return nil, exitcode.Errorf(exitcode.Failure, "cannot reach the budget's Redis at %s: %v: start it (e.g. redis-server --port 6379), fix --budget/OAIRL_BUDGET, or pass --budget-fallback local to start on this process's own limits", maskURL(b.URL), pingErr)
+	}
 	c := f.Config()
 	name := ""
 	if c.OrgID != "" || c.ProjectID != "" || b.Key != "" {
 		name = pace.BudgetName(c.OrgID, c.ProjectID, b.Key, scale)
+	} else if org, project := learnOrganization(ctx, f); org != "" || project != "" {
+		name = pace.BudgetName(org, project, "", scale)
 	}
 	rc := pace.RedisConfig{Config: cfg, Client: rdb, URL: maskURL(b.URL), Name: name}
 	lim, err := pace.NewRedis(ctx, rc)
@@ -140,6 +149,29 @@ func newLimiter(ctx context.Context, f *Factory, b BudgetOptions, cfg pace.Confi
 		return nil, exitcode.Errorf(exitcode.Failure, "%v: start it (e.g. redis-server --port 6379), fix --budget/OAIRL_BUDGET, or pass --budget-fallback local to start on this process's own limits", err)
 	}
 	return lim, nil
+}
+
+// learnOrganization asks the API which organization (and project) the key
+// belongs to, from the openai-organization/openai-project headers of a GET
+// /v1/models (not a model request: it counts toward no RPM/TPM limit), so
+// that every request, the first included, is charged in the shared budget.
+// "" when there is no key or no answer (the limiter then learns the name
+// from the first response).
+func learnOrganization(ctx context.Context, f *Factory) (org, project string) {
+	if f.Config().APIKey == "" {
+		return "", ""
+	}
+	client, err := f.APIClient()
+	if err != nil {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := client.Get(ctx, "/v1/models")
+	if err != nil || resp == nil {
+		return "", ""
+	}
+	return resp.Header.Get("openai-organization"), resp.Header.Get("openai-project")
 }
 
 const budgetLong = `Inspect and clear shared budgets: the Redis state that 'oairl run --budget URL'

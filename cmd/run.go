@@ -311,6 +311,7 @@ func runRun(c *cobra.Command, opts *RunOptions) error {
 	} else if !ios.Quiet {
 		ro.Heartbeat = 30 * time.Second
 	}
+	limitMemory()
 	sum, err := runner.Run(c.Context(), ro)
 	if err != nil {
 		return err

@@ -36,9 +36,10 @@ func main() {
 	size := flag.String("size", "100MB", "approximate output size (KB, MB suffixes)")
 	seed := flag.Int64("seed", 1, "random seed")
 	requests := flag.Int("requests", 0, "instead of -size: this many short chat requests (~370 bytes each, ids r0..rN-1; for bench/memory.sh)")
+	lineBytes := flag.Int("line-bytes", 0, "with -requests: pad each line to about this many bytes")
 	flag.Parse()
 	if *requests > 0 {
-		if err := short(*out, *requests, *seed); err != nil {
+		if err := short(*out, *requests, *lineBytes, *seed); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)
 			os.Exit(1)
 		}
@@ -67,9 +68,10 @@ func parseSize(s string) int64 {
 }
 
 // short writes n short gpt-4o-mini chat requests, custom_ids r0..r<n-1>,
-// about 370 bytes per line (the size of issue 11's measurements), words
-// from a fixed vocabulary; deterministic for a seed.
-func short(out string, n int, seed int64) error {
+// about 370 bytes per line (the size of issue 11's measurements; more
+// words up to lineBytes when that is larger), words from a fixed
+// vocabulary; deterministic for a seed.
+func short(out string, n, lineBytes int, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
 	words := strings.Fields("rate limit token bucket request minute organization project model answer question " +
 		"system user assistant paragraph summary translate explain list compare describe lighthouse " +
@@ -81,7 +83,7 @@ func short(out string, n int, seed int64) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := 0; i < n; i++ {
 		var b strings.Builder
-		for k := 0; k < 22; k++ {
+		for k := 0; k < 22 || b.Len() < lineBytes-220; k++ {
 			if k > 0 {
 				b.WriteByte(' ')
 			}

@@ -351,7 +351,7 @@ func TestSteadyRate(t *testing.T) {
 	evs := func(n int, gap time.Duration) []doneEvent {
 		var out []doneEvent
 		for i := 0; i < n; i++ {
-			out = append(out, doneEvent{start.Add(time.Duration(i) * gap), 10})
+			out = append(out, doneEvent{start.Add(time.Duration(i) * gap).UnixNano(), 10})
 		}
 		return out
 	}

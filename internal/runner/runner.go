@@ -256,13 +256,17 @@ type run struct {
 	bar      Bar
 	progress sync.Mutex
 	stop     *stopState
-	shown    atomic.Int64           // failure lines printed
-	events   map[string][]doneEvent // successes per model (rates)
+	shown    atomic.Int64 // failure lines printed
+	// events are the successes per model (rates), 16 bytes each, their
+	// slices made to the model's number of requests to send up front (no
+	// growth copies).
+	events map[string][]doneEvent
 }
 
-// doneEvent is one success: when (run clock) and its TPM charge.
+// doneEvent is one success: when (run clock, Unix nanoseconds) and its TPM
+// charge.
 type doneEvent struct {
-	at     time.Time
+	at     int64
 	charge int64
 }
 
@@ -453,8 +457,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			defer r.order.Close()
 		}
 	}
-	plan := map[string]*planAgg{} // --dry-run
-	sendModels := map[string]bool{}
+	plan := map[string]*planAgg{}  // --dry-run
+	sendModels := map[string]int{} // requests to send per model
 	var tooLarge []*job
 	toSend := 0
 	var pos uint64
@@ -527,7 +531,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			return nil
 		}
 		toSend++
-		sendModels[q.Model] = true
+		sendModels[q.Model]++
 		if o.DryRun {
 			a := plan[q.Model]
 			if a == nil {
@@ -691,6 +695,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		l := r.limitsFor(name)
 		r.mu.Lock()
 		m.RPMLimit, m.TPMLimit = l.RPM, l.TPM
+		r.events[name] = make([]doneEvent, 0, sendModels[name])
 		r.mu.Unlock()
 	}
 	if o.NewBar != nil {
@@ -1060,7 +1065,7 @@ func (r *run) success(j *job, ms *ModelSummary, resp *api.Response, now time.Tim
 	if now.After(r.lastAt) {
 		r.lastAt = now
 	}
-	r.events[j.model] = append(r.events[j.model], doneEvent{now, j.charge})
+	r.events[j.model] = append(r.events[j.model], doneEvent{now.UnixNano(), j.charge})
 	r.mu.Unlock()
 	r.tick()
 }
@@ -1135,7 +1140,7 @@ func (r *run) progressLine() string {
 		rpm += l.RPM
 		tpm += l.TPM
 		evs := r.events[name]
-		for k := len(evs) - 1; k >= 0 && evs[k].at.After(cut); k-- {
+		for k := len(evs) - 1; k >= 0 && evs[k].at > cut.UnixNano(); k-- {
 			reqWin++
 			tokWin += float64(evs[k].charge)
 		}
@@ -1188,7 +1193,7 @@ func steadyRate(evs []doneEvent, w func(doneEvent) float64, capacity float64) fl
 		total += w(e)
 	}
 	first, last := evs[0].at, evs[len(evs)-1].at
-	whole := total / max(last.Sub(first), time.Minute).Minutes()
+	whole := total / max(time.Duration(last-first), time.Minute).Minutes()
 	if capacity <= 0 || total <= capacity {
 		return whole
 	}
@@ -1196,7 +1201,7 @@ func steadyRate(evs []doneEvent, w func(doneEvent) float64, capacity float64) fl
 	for i, e := range evs {
 		cum += w(e)
 		if cum >= capacity {
-			span := last.Sub(e.at)
+			span := time.Duration(last - e.at)
 			if span <= 0 || i == len(evs)-1 {
 				return whole
 			}
@@ -1293,7 +1298,7 @@ func (r *run) finish() (*Summary, error) {
 		l := r.effectiveLimits(m)
 		m.RPMLimit, m.TPMLimit = l.RPM, l.TPM
 		if evs := r.events[n]; len(evs) > 0 {
-			sort.SliceStable(evs, func(a, b int) bool { return evs[a].at.Before(evs[b].at) })
+			sort.SliceStable(evs, func(a, b int) bool { return evs[a].at < evs[b].at })
 			h := r.o.Headroom
 			m.AchievedRPM = steadyRate(evs, one, capacityOf(m.RPMLimit, h))
 			m.AchievedTPM = steadyRate(evs, charge, capacityOf(m.TPMLimit, h))

@@ -87,7 +87,9 @@ for i = 1, n do
   end
   wait = math.max(wait, tonumber(redis.call('HGET', KEYS[7], x.kind) or '0') - now)
 end
--- Clients alive (heartbeat within 5 s): the share each takes if Redis is lost.
+-- Clients alive (heartbeat or decision within 5 s): the share each takes if
+-- Redis is lost. A decision counts as a heartbeat (lease ids are CLIENT:SEQ).
+redis.call('ZADD', KEYS[9], wall, string.match(lease, '^(.*):%d+$') or lease)
 local alive = redis.call('ZCOUNT', KEYS[9], wall - 5000, '+inf')
 local out = {0, fmt(wait), epoch, probe, alive}
 for i = 1, n do out[#out + 1] = limits[i] end
