@@ -73,15 +73,7 @@ Limits come from --rpm/--tpm, else --tier, else the x-ratelimit-limit-*
 headers of the first answers; x-ratelimit-* keep the buckets calibrated and
 still reach the app.
 
-Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
-rediss://, unix://) paces every process and host that names the same Redis
-under one organization's limits together ('oairl budget status' shows it).
-The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
-else the openai-organization header of the first answer. Redis unreachable at
-start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
-process continues on its share (limits ÷ clients alive) and rejoins.
-
-Upstream answers are classified as 'oairl run' does (one shared cycle): a
+` + budgetHelp + `Upstream answers are classified as 'oairl run' does (one shared cycle): a
 rate-limit 429 pauses that limit for every caller and the request is retried
 after the server's wait (the app sees a slower 200); 5xx and dropped
 connections are retried with backoff only before any byte reached the app;
