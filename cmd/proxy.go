@@ -147,11 +147,14 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			}
 			if t := strings.TrimPrefix(strings.ToLower(opts.Tier), "tier"); t != "" {
 				switch t {
-				case "free", "1", "2", "3", "4", "5":
+				case "free", "1", "2", "3", "4", "5", models.PulledTier:
 					opts.Tier = t
 				default:
-					return FlagErrorf("--tier must be free or 1-5, not %q", opts.Tier)
+					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
+			}
+			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
+				return err
 			}
 			if opts.ProxyToken == "" {
 				opts.ProxyToken = f.Getenv("OAIRL_PROXY_TOKEN")
@@ -235,10 +238,9 @@ func tierLimits(reg *models.Registry, tier string, rpm, tpm int64) func(string) 
 	return func(model string) pace.Limits {
 		var l pace.Limits
 		if tier != "" {
-			if res := reg.Lookup(model); res.Model != nil {
-				if tl, ok := res.Model.TierLimits(tier); ok {
-					l.RPM, l.TPM = tl.RPM, tl.TPM
-				}
+			// model may be a shared-limit group's key (reg.LimitKey).
+			if tl, ok := reg.KeyLimits(reg.LimitKey(model), tier); ok {
+				l.RPM, l.TPM = tl.RPM, tl.TPM
 			}
 		}
 		if rpm > 0 {
@@ -297,6 +299,7 @@ func proxyRun(opts *ProxyOptions) error {
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
 		Log: ios.ErrOut, LogJSON: opts.LogFormat == "json", Redact: opts.Redact,
+		LimitKey: reg.LimitKey, Provider: cfg.Provider,
 	}
 	if hc.Transport != nil {
 		// The one HTTP layer (User-Agent, pool, --debug trace), without
