@@ -168,8 +168,10 @@ func (s *Summary) WriteTable(w io.Writer, tty bool) error {
 	if s.Abandoned > 0 {
 		add("abandoned in flight (resent on rerun)", "%d", s.Abandoned)
 	}
-	if s.NoResult > 0 {
-		add("no result yet (resumable)", "%d", s.NoResult)
+	// NoResult counts the not-sent and abandoned requests too: list only
+	// the rest, so that after Ctrl-C no request is listed twice.
+	if stopped := s.NoResult - s.Unsent - s.Abandoned; stopped > 0 {
+		add("sent, stopped before a final answer (resumable)", "%d", stopped)
 	}
 	if s.SkippedFailed > 0 {
 		add("recorded failures (skipped)", "%d", s.SkippedFailed)
