@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/pace"
 )
 
@@ -316,8 +318,12 @@ func writeBudgetTable(w io.Writer, st []pace.BudgetStatus, tty bool) error {
 						paused += "s"
 					}
 				}
-				rows = append(rows, []string{b.Name, m.Model, k, strconv.FormatInt(m.Limits[k], 10),
-					strconv.FormatFloat(m.Available[k], 'f', 0, 64), paused,
+				num := func(n int64) string { return strconv.FormatInt(n, 10) }
+				if tty {
+					num = humanize.Int // thousands separators for people
+				}
+				rows = append(rows, []string{b.Name, m.Model, k, num(m.Limits[k]),
+					num(int64(math.Round(m.Available[k]))), paused,
 					strconv.Itoa(b.ClientsAlive), strconv.Itoa(b.InFlight), strconv.FormatInt(m.RateLimited, 10)})
 			}
 		}

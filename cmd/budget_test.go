@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oairl/oairl/internal/exitcode"
+	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/redistest"
 	"github.com/oairl/oairl/internal/sim"
 	"github.com/oairl/oairl/internal/sim/simtest"
@@ -335,5 +336,33 @@ func TestProxyBudget(t *testing.T) {
 	case <-done:
 	case <-time.After(40 * time.Second):
 		t.Fatal("proxy did not stop")
+	}
+}
+
+func TestBudgetTable(t *testing.T) {
+	st := []pace.BudgetStatus{{Name: "org-1", ClientsAlive: 3, InFlight: 2, Models: []pace.ModelStatus{{
+		Model: "gpt-4o", Limits: map[string]int64{"TPM": 30000, "RPM": 500},
+		Available: map[string]float64{"RPM": 449.6, "TPM": -1200}, Paused: map[string]float64{"TPM": 2.5}, RateLimited: 4,
+	}}}}
+	var tty, piped strings.Builder
+	if err := writeBudgetTable(&tty, st, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBudgetTable(&piped, st, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "org-1\tgpt-4o\tRPM\t500\t450\t\t3\t2\t4\norg-1\tgpt-4o\tTPM\t30000\t-1200\t2.5\t3\t2\t4\n"
+	if piped.String() != want {
+		t.Errorf("piped:\n%q\nwant\n%q", piped.String(), want)
+	}
+	for _, s := range []string{"BUDGET", "AVAILABLE", "2.5s", "-1,200", "30,000", "org-1"} {
+		if !strings.Contains(tty.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, tty.String())
+		}
+	}
+	var empty strings.Builder
+	_ = writeBudgetTable(&empty, nil, true)
+	if !strings.Contains(empty.String(), "no shared budget") {
+		t.Errorf("empty: %q", empty.String())
 	}
 }

@@ -138,8 +138,12 @@ succeeded, failed, failed_by_kind, unsent (never sent), abandoned (in flight
 when abandoned), no_result (all without a result line), skipped_failed,
 quota_errors (insufficient_quota/billing, not counted as rate limits),
 attempts, retries, rate_limited (429s by RPM/TPM/RPD/TPD/concurrency/
-request_too_large/edge_throttled/other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
-active_seconds, torn_bytes, stop_reason, exit_code, and models[] (model,
+request_too_large/edge_throttled/flex_unavailable/other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
+active_seconds, torn_bytes, stop_reason, exit_code, server_charge ({ratio,
+samples, steady, followed}: the TPM charge the server applied, measured from
+x-ratelimit-remaining-tokens between consecutive admissions, relative to
+oairl's estimate; once steady and more than 3% from 1, pacing follows it),
+and models[] (model,
 rpm_limit, tpm_limit, succeeded, failed, attempts, retries, rate_limited,
 tpm_charged, prompt_tokens, completion_tokens, achieved_rpm, achieved_tpm,
 rpm_percent, tpm_percent, cost_usd). rpm_limit/tpm_limit are the limits in

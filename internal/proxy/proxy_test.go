@@ -140,6 +140,7 @@ func TestPacingUnderEachLimit(t *testing.T) {
 			if codes[200] != 120 {
 				t.Fatalf("app saw %v, want 120×200", codes)
 			}
+			simRequests(t, up, 120)
 			st := up.Sim.Stats()
 			if len(st.RateLimited) != 0 {
 				t.Errorf("the sim answered 429s %v: the proxy did not pace", st.RateLimited)
@@ -216,7 +217,7 @@ func TestQuotaAndAuthPassedThrough(t *testing.T) {
 			if d.Error != e.Error {
 				t.Errorf("proxied error %+v differs from the direct one %+v", e.Error, d.Error)
 			}
-			if n := up.Sim.Stats().Requests; n != 2 {
+			if n := simRequests(t, up, 2); n != 2 {
 				t.Errorf("sim saw %d requests, want 2 (one direct, one proxied: never retried)", n)
 			}
 		})
@@ -263,7 +264,7 @@ func TestLoadSheddingWithRetryAfter(t *testing.T) {
 	if ms := resp.Header.Get("retry-after-ms"); ms < "1000" && len(ms) < 4 {
 		t.Errorf("retry-after-ms %s: under a second", ms)
 	}
-	if n := up.Sim.Stats().Requests; n != 1 {
+	if n := simRequests(t, up, 1); n != 1 {
 		t.Errorf("sim saw %d requests, want 1", n)
 	}
 	if d := r.Srv.admit.Depth(); d != [numPriorities]int{} {
@@ -406,7 +407,7 @@ func TestRetryOnlyBeforeFirstByte(t *testing.T) {
 	if n := hits2.Load(); n != 1 {
 		t.Errorf("%d upstream attempts after the first byte reached the app, want 1", n)
 	}
-	if n := up.Sim.Stats().Requests; n != 1 {
+	if n := simRequests(t, up, 1); n != 1 {
 		t.Errorf("sim saw %d requests", n)
 	}
 }
@@ -510,7 +511,7 @@ func TestMetricValues(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
-	if n := up.Sim.Stats().Requests; n != 6 {
+	if n := simRequests(t, up, 6); n != 6 {
 		t.Errorf("sim saw %d requests, want 6", n)
 	}
 	// /healthz
@@ -689,4 +690,15 @@ func TestRateLimitHeadersReachTheApp(t *testing.T) {
 	if got := resp.Header.Get("x-ratelimit-limit-requests"); got != "500" {
 		t.Errorf("x-ratelimit-limit-requests %q", got)
 	}
+}
+
+// simRequests waits until the sim has counted at least want requests (it
+// counts one after writing its answer, so a client can be faster) and
+// returns its count; it gives up after a while and returns what it has.
+func simRequests(t *testing.T, up *simtest.Server, want int64) int64 {
+	t.Helper()
+	for i := 0; i < 200 && up.Sim.Stats().Requests < want; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return up.Sim.Stats().Requests
 }

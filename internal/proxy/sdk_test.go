@@ -67,6 +67,7 @@ func TestNodeSDK(t *testing.T) {
 	if got.Stream == nil || got.Stream.Chunks < 8 || got.Stream.Text == "" {
 		t.Errorf("streamed answer: %+v", got.Stream)
 	}
+	simRequests(t, up, 91)
 	if st := up.Sim.Stats(); len(st.RateLimited) != 0 || st.Requests != 91 {
 		t.Errorf("sim: %d requests, 429s %v; want 91 and none", st.Requests, st.RateLimited)
 	}

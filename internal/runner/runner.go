@@ -45,6 +45,7 @@ import (
 	"hash/maphash"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -690,7 +691,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
 		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, Provider: o.Provider, LimitKey: o.Registry.LimitKey,
-		FlexFallback: o.FlexFallback})
+		FlexFallback: o.FlexFallback, FollowCharge: true})
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -1291,6 +1292,11 @@ func (r *run) finish() (*Summary, error) {
 		active = r.lastAt.Sub(r.firstAt)
 	}
 	sum.Active = active
+	if r.cycle != nil {
+		cs := r.cycle.ChargeStats()
+		sum.ServerCharge = ServerCharge{Ratio: math.Round(cs.Ratio*1000) / 1000, Samples: cs.Samples, Steady: cs.Steady,
+			Followed: cs.Steady && math.Abs(cs.Ratio-1) > 0.03}
+	}
 	names := slices.Sorted(maps.Keys(r.models))
 	for _, n := range names {
 		m := r.models[n]

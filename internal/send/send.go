@@ -88,6 +88,10 @@ type Config struct {
 	// "auto" (through Request.FlexFallback) after that many
 	// resource_unavailable answers; 0 keeps retrying flex.
 	FlexFallback int
+	// FollowCharge paces with the server's measured TPM charge once the
+	// measured ratio to oairl's estimate is steady (ChargeStats): the
+	// reservation becomes estimate × ratio.
+	FollowCharge bool
 }
 
 // Cycle carries requests through their attempts. Safe for concurrent use;
@@ -98,7 +102,13 @@ type Cycle struct {
 	// answered is set by any HTTP answer.
 	unreachable atomic.Int64
 	answered    atomic.Bool
+	// meter measures the server's TPM charge (charge.go).
+	meter chargeMeter
 }
+
+// ChargeStats returns what the cycle measured of the server's TPM charge
+// so far: "the server charged Ratio× oairl's estimate on Samples requests".
+func (c *Cycle) ChargeStats() ChargeStats { return c.meter.stats() }
 
 // New returns a Cycle for cfg.
 func New(cfg Config) *Cycle {
@@ -245,7 +255,11 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 	}
 	flexMisses := 0
 	for attempt := 1; ; attempt++ {
-		permit, err := cfg.Limiter.Reserve(admitCtx, key, req.Charge)
+		charge := req.Charge
+		if cfg.FollowCharge {
+			charge = c.meter.paced(charge)
+		}
+		permit, err := cfg.Limiter.Reserve(admitCtx, key, charge)
 		if err != nil {
 			res.Err = err
 			var tl *pace.TooLargeError
@@ -259,6 +273,7 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		if h.Sending != nil {
 			h.Sending(attempt)
 		}
+		seq := c.meter.sending(key)
 		sentAt := cfg.Clock.Now()
 		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, cfg.AttemptTimeout)
 		ans, err := req.Attempt(attemptCtx)
@@ -303,6 +318,13 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			// A shared budget learns its name from these when none was given.
 			obs.Organization, obs.Project = ans.Header.Get("openai-organization"), ans.Header.Get("openai-project")
 			cfg.Limiter.Observe(key, obs, now)
+			if ans.StatusCode/100 == 2 {
+				tok := f.RateLimits.Tokens
+				if !tok.Known {
+					tok = f.RateLimits.ProjectTokens
+				}
+				c.meter.answered(key, seq, sentAt, req.Charge, tok)
+			}
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)
 			}
