@@ -122,7 +122,7 @@ if [ "$BATCH" = 1 ]; then
 	"$OUT/gen" -o "$OUT/b.jsonl" -requests 200000 -line-bytes 1048
 	start_sim batch --tier none --batch-duration 1s
 	timed batch-submit "$OUT/oairl" batch submit "$OUT/b.jsonl" --wait --poll-interval 1s
-	row "batch submit $(($(wc -c <"$OUT/b.jsonl") / 1048576)) MB (--wait)" batch-submit "$(grep -c 'batch_' "$OUT/batch-submit.stdout" || true) batch ids on stdout"
+	row "batch submit $(($(wc -c <"$OUT/b.jsonl") / 1048576)) MB (--wait)" batch-submit "$(grep -o '[0-9,]* requests in [0-9]* shards' "$OUT/batch-submit.stderr")"
 	timed batch-results "$OUT/oairl" batch results -o "$OUT/b.results.jsonl"
 	row "batch results" batch-results "$(check "$OUT/b.results.jsonl" 200000)"
 	stop_sim

@@ -176,6 +176,17 @@ func learnOrganization(ctx context.Context, f *Factory) (org, project string) {
 	return resp.Header.Get("openai-organization"), resp.Header.Get("openai-project")
 }
 
+// budgetHelp is the paragraph of run's and proxy's help on --budget.
+const budgetHelp = `Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
+rediss://, unix://) paces every process and host that names the same Redis
+under one organization's limits together ('oairl budget status' shows it).
+The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
+else the openai-organization header of the first answer. Redis unreachable at
+start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
+process continues on its share (limits ÷ clients alive) and rejoins.
+
+`
+
 const budgetLong = `Inspect and clear shared budgets: the Redis state that 'oairl run --budget URL'
 (and batch, proxy) share so that every process and host of one organization
 stays under its limits together.

@@ -66,15 +66,7 @@ charge exceeds the TPM limit can never be sent (request_too_large) and is
 refused up front. The in-flight cap (--max-concurrent) halves on each
 "too many concurrent requests" 429 and creeps back up.
 
-Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
-rediss://, unix://) paces every process and host that names the same Redis
-under one organization's limits together ('oairl budget status' shows it).
-The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
-else the openai-organization header of the first answer. Redis unreachable at
-start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
-process continues on its share (limits ÷ clients alive) and rejoins.
-
-Retries: rate limits wait what the response says (retry-after-ms, retry-after,
+` + budgetHelp + `Retries: rate limits wait what the response says (retry-after-ms, retry-after,
 "try again in", x-ratelimit-reset-*) and pause that limit for every worker;
 5xx, 408, 409 and network errors back off exponentially with full jitter;
 insufficient_quota and billing errors stop the run at once (exit 5); 401/403

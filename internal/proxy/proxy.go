@@ -51,6 +51,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
@@ -88,7 +89,13 @@ type Config struct {
 	MaxAttempts    int
 	MaxWait        time.Duration
 	AttemptTimeout time.Duration
-	Seed           uint64
+	// LimitKey maps a model to its rate-limit pool (models.Registry.LimitKey:
+	// a shared-limit group, else the model); nil: the model.
+	LimitKey func(model string) string
+	// Provider is the upstream's kind (internal/provider): how its answers
+	// and rate-limit windows are read.
+	Provider provider.Provider
+	Seed     uint64
 	// APIKey is sent as "Authorization: Bearer KEY" on requests that carry
 	// no Authorization (--api-key-env); it is never logged.
 	APIKey string
@@ -185,7 +192,8 @@ func New(cfg Config) (*Server, error) {
 		s.statsMu.Unlock()
 	}
 	s.cycle = send.New(send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
-		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout})
+		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout,
+		LimitKey: cfg.LimitKey, Provider: cfg.Provider, FollowCharge: true})
 	s.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = s.upstreamURL(pr.In.URL)
