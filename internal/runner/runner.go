@@ -924,6 +924,9 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 				ms.Retries++
 				r.mu.Unlock()
 			},
+			Stopping: func(out send.Outcome, f diagnose.Finding) {
+				r.stopFor(st, out, f, j)
+			},
 		},
 	})
 	if res.Reached {
@@ -945,11 +948,12 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		if res.GaveUp && (f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled) {
 			r.addCode(exitcode.RateLimited)
 		}
-	case send.QuotaExhausted:
-		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
-			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
-	case send.AuthFailed:
-		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.QuotaExhausted, send.AuthFailed:
+		r.stopFor(st, res.Outcome, f, j) // already stopped by the Stopping hook
+	case send.WrongEndpoint:
+		// Nothing reached the API proper: no result, not counted as sent.
+		j.reached = false
+		r.stopFor(st, res.Outcome, f, j)
 	case send.WaitTooLong:
 		how := f.Wait.Round(time.Second).String()
 		if f.Wait > 1000*time.Hour && resp != nil {
@@ -969,6 +973,25 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		j.abandoned = true
 	case send.NotAdmitted, send.Stopped:
 		// Stopped: not sent (again), resumable.
+	}
+}
+
+// stopFor stops dispatching for an outcome that ends the whole run
+// (quota, auth, a wrong endpoint), with the reason and the remedy.
+func (r *run) stopFor(st *stopState, out send.Outcome, f diagnose.Finding, j *job) {
+	switch out {
+	case send.QuotaExhausted:
+		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
+			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
+	case send.AuthFailed:
+		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.WrongEndpoint:
+		what := fmt.Sprintf("HTTP %d %s", f.Status, firstNonEmpty(f.Message, string(f.Verdict)))
+		if f.Verdict == diagnose.NotAPIResponse {
+			what = fmt.Sprintf("not an API response (HTTP %d, %s: %q)", f.Status, firstNonEmpty(f.ContentType, "no content type"), f.Message)
+		}
+		st.stop(exitcode.Failure, fmt.Sprintf("the endpoint is wrong, not the requests: %d answers in a row were %s; check --base-url / OPENAI_BASE_URL (now %s), then rerun the same command: nothing was recorded",
+			send.EndpointStop, what, firstNonEmpty(r.o.BaseURL, "the default")))
 	}
 }
 
