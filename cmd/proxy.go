@@ -37,6 +37,7 @@ type ProxyOptions struct {
 	MaxQueueWait  time.Duration
 	MaxQueue      int
 	MaxAttempts   int
+	FlexFallback  int
 	MaxWait       time.Duration
 	AssumeOutput  int64
 	TimeScale     float64
@@ -78,7 +79,10 @@ rate-limit 429 pauses that limit for every caller and the request is retried
 after the server's wait (the app sees a slower 200); 5xx and dropped
 connections are retried with backoff only before any byte reached the app;
 insufficient_quota, billing, auth, request_too_large and other 4xx go back to
-the app unchanged at once.
+the app unchanged at once. A flex request ("service_tier": "flex") answered
+429 resource_unavailable (flex capacity short: not a rate limit, not billed)
+backs off without pausing the rate-limit buckets and is retried as flex;
+--flex-fallback N resends it as "auto" (standard price) after N such answers.
 
 Admission: a bounded queue (--max-queue) per model. Header
 "X-Oairl-Priority: high|normal|low" (or --priority-by-key KEYSUFFIX=CLASS)
@@ -129,6 +133,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			if opts.RPM < 0 || opts.TPM < 0 || opts.MaxConcurrent < 1 || opts.MaxAttempts < 1 || opts.AssumeOutput < 0 || opts.MaxQueue < 1 {
 				return FlagErrorf("--rpm/--tpm/--assume-output must not be negative; --max-concurrent, --max-attempts and --max-queue at least 1")
+			}
+			if opts.FlexFallback < 0 {
+				return FlagErrorf("--flex-fallback must not be negative")
 			}
 			if opts.Headroom <= 0 || opts.Headroom > 1 {
 				return FlagErrorf("--headroom must be in (0, 1], e.g. 0.9")
@@ -192,6 +199,7 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.DurationVar(&opts.MaxQueueWait, "max-queue-wait", 30*time.Second, "longest a request waits for admission before it is answered 429 with Retry-After")
 	fl.IntVar(&opts.MaxQueue, "max-queue", 10000, "most requests waiting for admission; beyond it requests are answered 429 at once")
 	fl.IntVar(&opts.MaxAttempts, "max-attempts", 8, "most upstream attempts per request, the first included")
+	fl.IntVar(&opts.FlexFallback, "flex-fallback", 0, "resend a service_tier \"flex\" request as \"auto\" after `N` 429 resource_unavailable answers (0 = keep retrying flex)")
 	fl.DurationVar(&opts.MaxWait, "max-wait", 2*time.Minute, "longest server-requested wait to retry after; a longer one (a daily limit) goes back to the app")
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget in tokens assumed for requests without max_tokens/max_completion_tokens (counts toward TPM)")
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "for rehearsal against 'oairl sim --time-scale K': the proxy's clock runs K times faster so both agree")
@@ -299,7 +307,7 @@ func proxyRun(opts *ProxyOptions) error {
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
 		Log: ios.ErrOut, LogJSON: opts.LogFormat == "json", Redact: opts.Redact,
-		LimitKey: reg.LimitKey, Provider: cfg.Provider,
+		LimitKey: reg.LimitKey, Provider: cfg.Provider, FlexFallback: opts.FlexFallback,
 	}
 	if hc.Transport != nil {
 		// The one HTTP layer (User-Agent, pool, --debug trace), without

@@ -37,6 +37,12 @@ func TestNewProxyCmdFlags(t *testing.T) {
 		{args: "--tier 9", wantErr: "--tier must be"},
 		{args: "--priority-by-key abcd=urgent", wantErr: "KEYSUFFIX=high|normal|low"},
 		{args: "--max-queue-wait 0s", wantErr: "--max-queue-wait"},
+		{args: "--flex-fallback 2", check: func(t *testing.T, o *ProxyOptions) {
+			if o.FlexFallback != 2 {
+				t.Errorf("--flex-fallback 2 parsed as %d", o.FlexFallback)
+			}
+		}},
+		{args: "--flex-fallback -1", wantErr: "--flex-fallback must not be negative"},
 		{args: "extra", wantErr: "unknown command"},
 	}
 	for _, tt := range tests {

@@ -95,7 +95,12 @@ type Config struct {
 	// Provider is the upstream's kind (internal/provider): how its answers
 	// and rate-limit windows are read.
 	Provider provider.Provider
-	Seed     uint64
+	// FlexFallback, when > 0, resends a service_tier "flex" request as
+	// "auto" after that many 429 resource_unavailable answers (the send
+	// cycle's Config.FlexFallback, as `oairl run --flex-fallback`); 0 keeps
+	// retrying flex, backing off without pausing the rate-limit buckets.
+	FlexFallback int
+	Seed         uint64
 	// APIKey is sent as "Authorization: Bearer KEY" on requests that carry
 	// no Authorization (--api-key-env); it is never logged.
 	APIKey string
@@ -193,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.cycle = send.New(send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
 		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout,
-		LimitKey: cfg.LimitKey, Provider: cfg.Provider, FollowCharge: true})
+		LimitKey: cfg.LimitKey, Provider: cfg.Provider, FlexFallback: cfg.FlexFallback, FollowCharge: true})
 	s.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = s.upstreamURL(pr.In.URL)
@@ -350,6 +355,9 @@ type reqLog struct {
 	outcome  string
 	org      string
 	project  string
+	// flexFallback: the request was resent as service_tier "auto"
+	// (Config.FlexFallback).
+	flexFallback bool
 }
 
 func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
@@ -396,6 +404,13 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	var abort error
 	res := s.cycle.Do(ctx, r.Context(), send.Request{
 		Model: model, Charge: lg.charge,
+		FlexFallback: func() {
+			// Later attempts send the body with service_tier "auto".
+			if b, ok := send.WithServiceTier(body, "auto"); ok {
+				body = b
+				lg.flexFallback = true
+			}
+		},
 		Attempt: func(actx context.Context) (*send.Answer, error) {
 			s.met.inflight.Inc()
 			defer s.met.inflight.Dec()
@@ -527,12 +542,16 @@ func (s *Server) done(lg *reqLog) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	if s.cfg.LogJSON {
-		b, _ := json.Marshal(map[string]any{
+		m := map[string]any{
 			"time": lg.start.UTC().Format(time.RFC3339Nano), "model": lg.model, "status": lg.status,
 			"priority": lg.prio.String(), "charge": lg.charge, "attempts": lg.attempts,
 			"duration_ms": float64(d.Microseconds()) / 1000, "outcome": lg.outcome,
 			"organization": org, "project": project,
-		})
+		}
+		if lg.flexFallback {
+			m["service_tier"] = "auto"
+		}
+		b, _ := json.Marshal(m)
 		fmt.Fprintf(s.cfg.Log, "%s\n", b)
 		return
 	}
@@ -544,6 +563,9 @@ func (s *Server) done(lg *reqLog) {
 	}
 	if project != "" {
 		line += " project=" + project
+	}
+	if lg.flexFallback {
+		line += " service_tier=auto"
 	}
 	fmt.Fprintln(s.cfg.Log, line)
 }

@@ -888,7 +888,7 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		Model:  j.model,
 		Charge: j.charge,
 		FlexFallback: func() {
-			if b, ok := withServiceTier(j.body, "auto"); ok {
+			if b, ok := send.WithServiceTier(j.body, "auto"); ok {
 				r.logf("%s:%d custom_id %s: flex capacity unavailable %d times; resending with service_tier \"auto\" (standard price)",
 					j.file, j.line, displayID(j.customID), o.FlexFallback)
 				j.body = b
@@ -1051,44 +1051,6 @@ func (r *run) stopFor(st *stopState, out send.Outcome, f diagnose.Finding, j *jo
 		st.stop(exitcode.Failure, fmt.Sprintf("the endpoint is wrong, not the requests: %d answers in a row were %s; check --base-url / OPENAI_BASE_URL (now %s), then rerun the same command: nothing was recorded",
 			send.EndpointStop, what, firstNonEmpty(r.o.BaseURL, "the default")))
 	}
-}
-
-// withServiceTier returns body with service_tier set to tier (the other
-// members as written, in order), false when body is not a JSON object.
-func withServiceTier(body []byte, tier string) ([]byte, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil || m == nil {
-		return nil, false
-	}
-	v, _ := json.Marshal(tier)
-	if _, ok := m["service_tier"]; !ok {
-		return nil, false
-	}
-	// Replace the value in place so the rest of the body stays byte for byte.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil {
-		return nil, false
-	}
-	for dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		start := dec.InputOffset()
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, false
-		}
-		if k == "service_tier" {
-			end := dec.InputOffset()
-			// start is just after the key; skip the colon and spaces.
-			valStart := start + int64(bytes.Index(body[start:end], raw))
-			out := append([]byte{}, body[:valStart]...)
-			out = append(out, v...)
-			return append(out, body[valStart+int64(len(raw)):]...), true
-		}
-	}
-	return nil, false
 }
 
 func firstNonEmpty(s ...string) string {
