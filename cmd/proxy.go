@@ -14,9 +14,9 @@ import (
 
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/httpx"
-	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/proxy"
+	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -180,6 +180,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			if err := opts.Budget.resolve(f); err != nil {
 				return err
 			}
+			if err := f.Config().ProviderErr; err != nil {
+				return err
+			}
 			opts.Ctx = c.Context()
 			if runF != nil {
 				return runF(opts)
@@ -237,28 +240,6 @@ func parsePriorityRules(rules []string) (map[string]proxy.Priority, error) {
 	return out, nil
 }
 
-// tierLimits returns the configured limits of a model: --rpm/--tpm win over
-// the tier table; zero fields are learned from headers.
-func tierLimits(reg *models.Registry, tier string, rpm, tpm int64) func(string) pace.Limits {
-	return func(model string) pace.Limits {
-		var l pace.Limits
-		if tier != "" {
-			if res := reg.Lookup(model); res.Model != nil {
-				if tl, ok := res.Model.TierLimits(tier); ok {
-					l.RPM, l.TPM = tl.RPM, tl.TPM
-				}
-			}
-		}
-		if rpm > 0 {
-			l.RPM = rpm
-		}
-		if tpm > 0 {
-			l.TPM = tpm
-		}
-		return l
-	}
-}
-
 func proxyRun(opts *ProxyOptions) error {
 	f := opts.f
 	ios := f.IOStreams
@@ -280,7 +261,7 @@ func proxyRun(opts *ProxyOptions) error {
 	if !ios.Quiet {
 		events = func(e pace.Event) { fmt.Fprintf(ios.ErrOut, "oairl proxy: %s: %s\n", e.Model, e.Message) }
 	}
-	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
+	limits := send.TierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
 	// pace.Local, or the shared budget with --budget (the builder run uses).
 	lim, err := newLimiter(opts.Ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
 		Limits: limits, Events: events})
@@ -300,7 +281,7 @@ func proxyRun(opts *ProxyOptions) error {
 		return err
 	}
 	pcfg := proxy.Config{
-		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk,
+		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk, Registry: reg, Provider: cfg.Provider,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
 		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,

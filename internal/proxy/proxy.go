@@ -51,6 +51,7 @@ import (
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
+	"github.com/oairl/oairl/internal/provider"
 	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
@@ -71,6 +72,14 @@ type Config struct {
 	// Counter counts the requests (default: the built-in registry, 1024
 	// assumed output tokens, as `oairl count`).
 	Counter *tokens.Counter
+	// Registry maps models to their limiter keys: models that share one
+	// limit (gpt-4o and its snapshots) are paced as one pair of buckets,
+	// as `oairl run` does (default models.Default()). Limits and the
+	// oairl_limit metric are then asked about those keys.
+	Registry *models.Registry
+	// Provider is the upstream's kind (--provider; zero: OpenAI): its
+	// answers are classified with its header semantics.
+	Provider provider.Provider
 	// Clock paces, waits and times the queue (default the wall clock;
 	// clock.Scaled for --time-scale).
 	Clock clock.Clock
@@ -154,8 +163,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = models.Default()
+	}
 	if cfg.Counter == nil {
-		cfg.Counter = tokens.NewCounter(tokens.Options{Registry: models.Default(), AssumeOutput: 1024})
+		cfg.Counter = tokens.NewCounter(tokens.Options{Registry: cfg.Registry, AssumeOutput: 1024})
 	}
 	if cfg.MaxQueueWait <= 0 {
 		cfg.MaxQueueWait = 30 * time.Second
@@ -184,7 +196,10 @@ func New(cfg Config) (*Server, error) {
 		s.stats.QueueWaitMax = max(s.stats.QueueWaitMax, d)
 		s.statsMu.Unlock()
 	}
-	s.cycle = send.New(send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
+	// The cycle `oairl run` uses, built by the same constructor: limiter
+	// keys from the registry (shared-limit groups), the provider's header
+	// semantics.
+	s.cycle = send.NewFor(cfg.Registry, cfg.Provider, send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
 		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout})
 	s.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
