@@ -58,8 +58,10 @@ app's OPENAI_BASE_URL at it and its 429s become short waits.
 
 Upstream is --base-url / OPENAI_BASE_URL (default the OpenAI API). The proxy
 prints its base URL on stdout and serves until SIGINT/SIGTERM; then it stops
-accepting, lets requests in flight finish within --grace, prints a summary on
-stderr and exits 0.
+accepting, lets queued requests and requests in flight finish within --grace,
+answers what is left 503 (code proxy_shutting_down, retry-after,
+x-should-retry: true: SDKs retry it), prints a summary on stderr once the last
+answer is written, and exits 0.
 
 Model endpoints (POST /v1/chat/completions, /v1/completions, /v1/embeddings,
 /v1/responses, /v1/moderations) are counted with the same TPM charge as
@@ -365,4 +367,8 @@ func writeProxySummary(w io.Writer, st proxy.Stats) {
 	}
 	fmt.Fprintf(w, "  queue: %d shed (429 + Retry-After), %d request_too_large, %d apps went away; wait avg %s, max %s; %d tokens charged\n",
 		st.Shed, st.TooLarge, st.ClientGone, avg.Round(time.Millisecond), st.QueueWaitMax.Round(time.Millisecond), st.Charged)
+	if st.ShutdownShed > 0 {
+		fmt.Fprintf(w, "  shutdown: %d shed at the end of --grace (503 + Retry-After, x-should-retry: true; %d of them were in flight upstream)\n",
+			st.ShutdownShed, st.ShutdownAbandoned)
+	}
 }

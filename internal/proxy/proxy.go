@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -132,6 +133,14 @@ type Server struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// stopping ends when the grace of a stop is over: requests still
+	// waiting for admission (or between attempts) are then answered 503
+	// at once. active counts the handlers running, so that Serve returns
+	// (and the summary is printed) only after the last one finished.
+	stopping context.Context
+	stop     context.CancelFunc
+	active   atomic.Int64
 }
 
 // Stats are the proxy's totals since it started (the summary at exit).
@@ -149,6 +158,11 @@ type Stats struct {
 	QueueWaitSum  time.Duration
 	Admitted      int
 	ClientGone    int // apps that went away before their answer
+	// ShutdownShed: answered 503 (retryable) because the grace of a stop
+	// ended before their answer: never sent, or sent and abandoned
+	// (ShutdownAbandoned of them).
+	ShutdownShed      int
+	ShutdownAbandoned int
 }
 
 // New returns a Server for cfg.
@@ -185,6 +199,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Transport = t
 	}
 	s := &Server{cfg: cfg, upstream: u, fwd: &forwarder{rt: cfg.Transport}, met: newMetrics()}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.stats.ByCode = map[int]int{}
 	s.stats.Upstream429 = map[string]int{}
 	s.admit = newAdmitter(cfg.Limiter, cfg.Clock, cfg.MaxQueueWait, cfg.MaxQueue)
@@ -276,6 +291,8 @@ func bearer(h http.Header) string {
 
 // ServeHTTP implements http.Handler: the accept stage.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	switch r.URL.Path {
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -398,7 +415,11 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	// admit → forward → classify → retry or return
 	hdr := s.outHeader(r)
 	target := s.upstreamURL(r.URL).String()
-	ctx := withTicket(r.Context(), ticket{prio: prio, caller: caller(r)})
+	ctx, cancelAdmit := context.WithCancel(withTicket(r.Context(), ticket{prio: prio, caller: caller(r)}))
+	defer cancelAdmit()
+	// The end of a stop's grace ends the admission wait (and waits
+	// between attempts) of every request at once.
+	defer context.AfterFunc(s.stopping, cancelAdmit)()
 	model := lg.model
 	var abort error
 	res := s.cycle.Do(ctx, r.Context(), send.Request{
@@ -469,7 +490,20 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		lg.status, lg.outcome = http.StatusBadGateway, "unreachable"
 	case send.NotAdmitted, send.Stopped, send.Abandoned:
 		var shed *ShedError
-		if errors.As(res.Err, &shed) && r.Context().Err() == nil {
+		if s.stopping.Err() != nil {
+			// The grace of a stop ended before this request's answer: a
+			// retryable 503, never an empty 200 (the app was waiting; it
+			// did not go away).
+			s.writeShutdown(w, res.Outcome == send.Abandoned)
+			lg.status, lg.outcome = http.StatusServiceUnavailable, "shed_at_shutdown"
+			s.statsMu.Lock()
+			s.stats.ShutdownShed++
+			if res.Outcome == send.Abandoned {
+				lg.outcome = "abandoned_at_shutdown"
+				s.stats.ShutdownAbandoned++
+			}
+			s.statsMu.Unlock()
+		} else if errors.As(res.Err, &shed) && r.Context().Err() == nil {
 			s.writeShed(w, shed)
 			lg.status, lg.outcome = http.StatusTooManyRequests, shed.Reason
 			s.statsMu.Lock()
@@ -623,6 +657,22 @@ func (s *Server) writeShed(w http.ResponseWriter, e *ShedError) {
 	writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", typ, msg, map[string]string{
 		"retry-after":    strconv.Itoa(int(math.Ceil(wait.Seconds()))),
 		"retry-after-ms": strconv.FormatInt(wait.Milliseconds(), 10),
+	})
+}
+
+// writeShutdown answers a request the proxy gives up on at the end of a
+// stop's grace: 503 in OpenAI's envelope with retry-after and
+// x-should-retry: true, so SDKs retry it (against the proxy's successor,
+// or the same address once it is back). sent tells that an attempt was in
+// flight upstream (it may have been processed), else it was never sent.
+func (s *Server) writeShutdown(w http.ResponseWriter, sent bool) {
+	msg := "oairl proxy is shutting down and did not send this request upstream. Please try again."
+	if sent {
+		msg = "oairl proxy is shutting down and gave up waiting for the upstream answer to this request. Please try again."
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusServiceUnavailable, "proxy_shutting_down", "server_error", msg, map[string]string{
+		"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true",
 	})
 }
 
