@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +38,7 @@ type ProxyOptions struct {
 	Headroom      float64
 	MaxQueueWait  time.Duration
 	MaxQueue      int
+	MaxQueueBytes byteSize
 	MaxAttempts   int
 	MaxWait       time.Duration
 	AssumeOutput  int64
@@ -96,9 +99,12 @@ picks the class: high is admitted first, low never takes the budget while
 higher work waits; within a class callers (one per API key) take turns. A
 request not admitted within --max-queue-wait is answered 429 in OpenAI's
 envelope (type tokens/requests, code rate_limit_exceeded) with retry-after and
-retry-after-ms, so any SDK backs off; a request whose charge exceeds the TPM
-limit is answered OpenAI's "Request too large" 429 at once with
-x-should-retry: false. An app that goes away frees its place and its
+retry-after-ms, so any SDK backs off; so is a request whose body does not fit
+--max-queue-bytes (the bytes of bodies held by requests waiting or in flight,
+default 256MiB; the body is not read: memory stays bounded under any flood),
+and a single body over it (or over 64MiB) is answered 413; a request whose
+charge exceeds the TPM limit is answered OpenAI's "Request too large" 429 at
+once with x-should-retry: false. An app that goes away frees its place and its
 reservation.
 
 Everything else (files, batches, models, unknown paths) passes through
@@ -201,6 +207,8 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.Float64Var(&opts.Headroom, "headroom", 0.9, "fraction of each limit to use, in (0, 1]")
 	fl.DurationVar(&opts.MaxQueueWait, "max-queue-wait", 30*time.Second, "longest a request waits for admission before it is answered 429 with Retry-After")
 	fl.IntVar(&opts.MaxQueue, "max-queue", 10000, "most requests waiting for admission; beyond it requests are answered 429 at once")
+	opts.MaxQueueBytes = proxy.DefaultMaxQueueBytes
+	fl.Var(&opts.MaxQueueBytes, "max-queue-bytes", "most bytes of request bodies held by requests waiting or in flight (e.g. 256MiB, 1GiB); beyond it requests are answered 429 at once, unread; a single body over it (or over 64MiB) 413")
 	fl.IntVar(&opts.MaxAttempts, "max-attempts", 8, "most upstream attempts per request, the first included")
 	fl.DurationVar(&opts.MaxWait, "max-wait", 2*time.Minute, "longest server-requested wait to retry after; a longer one (a daily limit) goes back to the app")
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget in tokens assumed for requests without max_tokens/max_completion_tokens (counts toward TPM)")
@@ -285,7 +293,7 @@ func proxyRun(opts *ProxyOptions) error {
 	pcfg := proxy.Config{
 		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk, Registry: reg, Provider: cfg.Provider,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
-		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
+		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxQueueBytes: int64(opts.MaxQueueBytes), MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
 		Log: ios.ErrOut, LogJSON: opts.LogFormat == "json", Redact: opts.Redact,
 	}
@@ -371,4 +379,41 @@ func writeProxySummary(w io.Writer, st proxy.Stats) {
 		fmt.Fprintf(w, "  shutdown: %d shed at the end of --grace (503 + Retry-After, x-should-retry: true; %d of them were in flight upstream)\n",
 			st.ShutdownShed, st.ShutdownAbandoned)
 	}
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// unit: B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	switch n := int64(*b); {
+	case n > 0 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprint(int64(*b))
+}
+
+func (b *byteSize) Type() string { return "size" }
+
+func (b *byteSize) Set(v string) error {
+	t := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 1 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a positive size such as 256MiB, 1GiB or 500000000, not %q", v)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

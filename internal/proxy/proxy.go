@@ -93,6 +93,14 @@ type Config struct {
 	// MaxQueue bounds the requests waiting for admission (default 10000);
 	// beyond it requests are shed at once.
 	MaxQueue int
+	// MaxQueueBytes bounds the bytes of request bodies held by the model
+	// requests being read, waiting for admission or in flight (default
+	// 256 MiB), so memory stays bounded under any flood. A body is only
+	// read once the budget admits it (its Content-Length first; a chunked
+	// body is counted while it is read); beyond the budget a request is
+	// answered 429 (retry-after) at once, and a single body over
+	// min(MaxQueueBytes, 64 MiB) 413.
+	MaxQueueBytes int64
 	// MaxAttempts, MaxWait, AttemptTimeout and Seed configure the send
 	// cycle (defaults 8, 2m, 10m, random).
 	MaxAttempts    int
@@ -138,6 +146,8 @@ type Server struct {
 	// waiting for admission (or between attempts) are then answered 503
 	// at once. active counts the handlers running, so that Serve returns
 	// (and the summary is printed) only after the last one finished.
+	bodies byteBudget
+
 	stopping context.Context
 	stop     context.CancelFunc
 	active   atomic.Int64
@@ -148,7 +158,8 @@ type Stats struct {
 	Requests      int            // model requests answered
 	ByCode        map[int]int    // model requests by status returned
 	PassedThrough int            // other requests
-	Shed          int            // answered 429 by the proxy (queue wait/full)
+	Shed          int            // answered 429 by the proxy (queue wait/full, body budget)
+	ShedBytes     int            // of Shed: the body budget (MaxQueueBytes) was spent
 	TooLarge      int            // answered request_too_large by the proxy
 	Attempts      int            // upstream attempts of model requests
 	Retries       int            // upstream attempts retried
@@ -189,6 +200,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 10000
 	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
@@ -199,6 +213,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Transport = t
 	}
 	s := &Server{cfg: cfg, upstream: u, fwd: &forwarder{rt: cfg.Transport}, met: newMetrics()}
+	s.bodies.max = cfg.MaxQueueBytes
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.stats.ByCode = map[int]int{}
 	s.stats.Upstream429 = map[string]int{}
@@ -362,6 +377,94 @@ func (s *Server) priority(r *http.Request) (Priority, error) {
 // with images).
 const maxBody = 64 << 20
 
+// DefaultMaxQueueBytes is the default Config.MaxQueueBytes: 256 MiB.
+const DefaultMaxQueueBytes = 256 << 20
+
+// byteBudget counts the bytes of request bodies held in memory.
+type byteBudget struct {
+	mu        sync.Mutex
+	max, held int64
+}
+
+// take reserves n bytes; false (nothing taken) when they do not fit.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held+n > b.max {
+		return false
+	}
+	b.held += n
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	b.held -= n
+	b.mu.Unlock()
+}
+
+// Held returns the bytes of request bodies held now (tests).
+func (b *byteBudget) Held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyBudget   = errors.New("request body budget spent")
+)
+
+// readBody reads a model request's body into memory once the byte budget
+// admits it: a declared Content-Length is checked (and reserved) before a
+// byte is read; a body of unknown length (chunked) is reserved as its
+// buffer grows. *held is what was reserved (the caller gives it back when
+// the request is over, whatever the error).
+func (s *Server) readBody(r *http.Request, held *int64) ([]byte, error) {
+	limit := min(int64(maxBody), s.cfg.MaxQueueBytes)
+	if n := r.ContentLength; n >= 0 {
+		if n > limit {
+			return nil, errBodyTooLarge
+		}
+		if !s.bodies.take(n) {
+			return nil, errBodyBudget
+		}
+		*held = n
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return nil, errBodyTooLarge
+			}
+			newCap := min(int64(cap(buf))+max(int64(cap(buf)), 32<<10), limit+1)
+			if !s.bodies.take(newCap - int64(cap(buf))) {
+				return nil, errBodyBudget
+			}
+			*held += newCap - int64(cap(buf))
+			nb := make([]byte, len(buf), newCap)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // reqLog is what the log line of one request says.
 type reqLog struct {
 	start    time.Time
@@ -379,14 +482,30 @@ type reqLog struct {
 func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	lg := reqLog{start: time.Now()}
 	lg.org, lg.project = r.Header.Get("OpenAI-Organization"), r.Header.Get("OpenAI-Project")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request_body_too_large", "invalid_request_error",
-				fmt.Sprintf("oairl proxy: request body over %d bytes", maxBody), nil)
-			return
-		}
+	var held int64
+	defer func() { s.bodies.give(held) }()
+	body, err := s.readBody(r, &held)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		// Not read (or not further): the connection closes after this.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, "request_body_too_large", "invalid_request_error",
+			fmt.Sprintf("oairl proxy: request body over %d bytes", min(int64(maxBody), s.cfg.MaxQueueBytes)),
+			map[string]string{"x-should-retry": "false"})
+		lg.status, lg.outcome = http.StatusRequestEntityTooLarge, "request_body_too_large"
+		s.done(&lg)
+		return
+	case errors.Is(err, errBodyBudget):
+		w.Header().Set("Connection", "close")
+		s.writeBytesShed(w)
+		lg.status, lg.outcome = http.StatusTooManyRequests, "queue_bytes"
+		s.statsMu.Lock()
+		s.stats.Shed++
+		s.stats.ShedBytes++
+		s.statsMu.Unlock()
+		s.done(&lg)
+		return
+	case err != nil:
 		s.clientGone(&lg)
 		return
 	}
@@ -657,6 +776,17 @@ func (s *Server) writeShed(w http.ResponseWriter, e *ShedError) {
 	writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", typ, msg, map[string]string{
 		"retry-after":    strconv.Itoa(int(math.Ceil(wait.Seconds()))),
 		"retry-after-ms": strconv.FormatInt(wait.Milliseconds(), 10),
+	})
+}
+
+// writeBytesShed answers a request whose body does not fit the byte
+// budget (MaxQueueBytes): 429 in OpenAI's envelope with retry-after, so
+// SDKs back off; its body was not read.
+func (s *Server) writeBytesShed(w http.ResponseWriter) {
+	msg := fmt.Sprintf("Rate limit reached: oairl proxy already holds %d MiB of request bodies waiting or in flight (--max-queue-bytes). Please try again in 2s.",
+		s.cfg.MaxQueueBytes>>20)
+	writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "requests", msg, map[string]string{
+		"retry-after": "2", "retry-after-ms": "2000",
 	})
 }
 
