@@ -58,8 +58,25 @@ type Hooks struct {
 	AfterCreate func(s *Shard) error
 }
 
+// SharedQueue shares the enqueued-token queues of an organization between
+// processes and hosts (pace.BatchQueue on the --budget Redis): each job
+// publishes what its shards hold per model and counts what others hold.
+type SharedQueue interface {
+	// Publish records the tokens job holds in model's queue (0: none).
+	Publish(job, model string, tokens int64)
+	// Admit records that job will hold tokens in model's queue if they
+	// fit limit beside the other jobs' (atomically); else it changes
+	// nothing and returns what the others hold.
+	Admit(job, model string, tokens, limit int64) (others int64, ok bool)
+}
+
 // RunOptions configure Run.
 type RunOptions struct {
+	// Queue, when set, adds other jobs' enqueued tokens (other processes,
+	// other hosts) to this job's when deciding whether a shard fits its
+	// model's queue, and publishes this job's after every step while Run
+	// drives it (removed when Run returns).
+	Queue  SharedQueue
 	Client Client
 	Clock  clock.Clock
 	// Log receives one plain line per status change ("batch_abc
@@ -141,6 +158,10 @@ func (r *runner) logf(format string, args ...any) {
 func (r *runner) save() error { return r.job.Save(r.Clock.Now()) }
 
 func (r *runner) run(ctx context.Context) error {
+	// The shared queue counts a job only while a process drives it (and
+	// refreshes its entry): when Run returns, its batches still queued are
+	// the server's to count (token_limit_exceeded is retried).
+	defer r.unpublishQueued()
 	interval := r.PollInterval
 	for {
 		if err := ctx.Err(); err != nil {
@@ -212,6 +233,7 @@ func (r *runner) step(ctx context.Context) (changed, done bool, err error) {
 	if err := r.save(); err != nil {
 		return false, false, err
 	}
+	r.publishQueued()
 	if r.Progress != nil {
 		cnt := r.job.Counts()
 		r.Progress(cnt.Completed+cnt.Failed, cnt.Total)
@@ -263,6 +285,34 @@ func (r *runner) nextRetry() time.Time {
 		}
 	}
 	return t
+}
+
+// publishQueued tells the SharedQueue what this job holds per model.
+func (r *runner) publishQueued() {
+	if r.Queue == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range r.job.Shards {
+		if !seen[s.Model] {
+			seen[s.Model] = true
+			r.Queue.Publish(r.job.ID, s.Model, r.queued(s.Model))
+		}
+	}
+}
+
+// unpublishQueued removes this job from the SharedQueue.
+func (r *runner) unpublishQueued() {
+	if r.Queue == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range r.job.Shards {
+		if !seen[s.Model] {
+			seen[s.Model] = true
+			r.Queue.Publish(r.job.ID, s.Model, 0)
+		}
+	}
 }
 
 // queued returns the enqueued tokens of model held by this job's shards.
@@ -504,7 +554,14 @@ func (r *runner) submitReady(ctx context.Context) (bool, error) {
 			changed = true
 			continue
 		}
-		if q := r.queued(s.Model); limit > 0 && q > 0 && q+s.Tokens > limit {
+		q := r.queued(s.Model)
+		if r.Queue != nil && limit > 0 {
+			// Other processes' jobs share the organization's queue.
+			if others, ok := r.Queue.Admit(r.job.ID, s.Model, q+s.Tokens, limit); !ok {
+				q += others
+			}
+		}
+		if limit > 0 && q > 0 && q+s.Tokens > limit {
 			blocked[s.Model] = true
 			if !r.waitLogged[s.Index] {
 				if r.waitLogged == nil {

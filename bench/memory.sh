@@ -4,7 +4,7 @@
 # asserts nothing.
 #
 #   sh bench/memory.sh                    # SIZES="300000 1000000", OLD=a243291 THROUGHPUT_N=100000
-#   SIZES=300000 BATCH=0 OLD= sh bench/memory.sh
+#   SIZES=300000 BATCH=0 OLD= KILLS=0 sh bench/memory.sh   # SIZES= skips the size runs
 #
 # For each size N: bench/gen -requests N writes N short chat requests
 # (~370 bytes each); `oairl run` sends them to `oairl sim --tier none` (no
@@ -15,6 +15,9 @@
 # OLD (a commit, default a243291, the last one before streaming; empty to
 # skip): builds that commit's oairl and runs old and new side by side on
 # THROUGHPUT_N requests, each against its own fresh simulator.
+# KILLS=3 (default): a run over KILL_N (300,000) requests is killed with
+# SIGKILL KILLS times at random points (5-40 s in), then run to the end:
+# the check counts each custom_id exactly once.
 # BATCH=1 (default): a ~200 MB file of 200,000 requests of ~1 KB (4 shards:
 # the Batch API's 50,000 requests per batch) through `oairl batch submit
 # --wait` against `oairl sim --batch-duration 1s`, then `oairl batch
@@ -22,10 +25,12 @@
 # Everything goes to bench/out/memory/.
 set -eu
 cd "$(dirname "$0")/.."
-SIZES=${SIZES:-"300000 1000000"}
+SIZES=${SIZES-"300000 1000000"}
 OLD=${OLD-a243291}
 THROUGHPUT_N=${THROUGHPUT_N:-100000}
 BATCH=${BATCH:-1}
+KILLS=${KILLS:-3}
+KILL_N=${KILL_N:-300000}
 OUT=bench/out/memory
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -117,12 +122,32 @@ for n in $SIZES; do
 	rm -f "$OUT/r$n.results.jsonl"
 done
 
+if [ "$KILLS" -gt 0 ]; then
+	echo "kill -KILL at random points: $KILL_N requests, $KILLS kills, then a run to the end" >&2
+	[ -s "$OUT/r$KILL_N.jsonl" ] || "$OUT/gen" -o "$OUT/r$KILL_N.jsonl" -requests "$KILL_N"
+	start_sim kill --tier none
+	rm -f "$OUT/kill.results.jsonl"
+	k=0
+	while [ $k -lt "$KILLS" ]; do
+		"$OUT/oairl" run "$OUT/r$KILL_N.jsonl" -o "$OUT/kill.results.jsonl" $RUNFLAGS >/dev/null 2>>"$OUT/kill.stderr" &
+		pid=$!
+		sleep "$(python3 -c 'import random; print(round(random.uniform(5, 40), 1))')"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		echo "kill $k: $(wc -l <"$OUT/kill.results.jsonl" 2>/dev/null || echo 0) result lines, last line $(tail -c 1 "$OUT/kill.results.jsonl" | od -An -c | tr -d ' ')" >>"$OUT/kill.log"
+		k=$((k + 1))
+	done
+	timed kill-final "$OUT/oairl" run "$OUT/r$KILL_N.jsonl" -o "$OUT/kill.results.jsonl" $RUNFLAGS
+	stop_sim
+	row "run $KILL_N, $KILLS kill -9, resumed" kill-final "$(check "$OUT/kill.results.jsonl" "$KILL_N")"
+fi
+
 if [ "$BATCH" = 1 ]; then
 	echo "batch: a ~200 MB file, 4 shards" >&2
 	"$OUT/gen" -o "$OUT/b.jsonl" -requests 200000 -line-bytes 1048
 	start_sim batch --tier none --batch-duration 1s
 	timed batch-submit "$OUT/oairl" batch submit "$OUT/b.jsonl" --wait --poll-interval 1s
-	row "batch submit $(($(wc -c <"$OUT/b.jsonl") / 1048576)) MB (--wait)" batch-submit "$(grep -c 'batch_' "$OUT/batch-submit.stdout" || true) batch ids on stdout"
+	row "batch submit $(($(wc -c <"$OUT/b.jsonl") / 1048576)) MB (--wait)" batch-submit "$(grep -o '[0-9,]* requests in [0-9]* shards' "$OUT/batch-submit.stderr")"
 	timed batch-results "$OUT/oairl" batch results -o "$OUT/b.results.jsonl"
 	row "batch results" batch-results "$(check "$OUT/b.results.jsonl" 200000)"
 	stop_sim

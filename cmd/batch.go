@@ -95,6 +95,9 @@ type batchDeps struct {
 	HasKey func() bool
 	// tune hands the HTTP layer the clock its retry waits run on.
 	tune func(clock.Clock)
+	// Budget shares the enqueued-token queues through Redis (--budget).
+	Budget  BudgetOptions
+	factory *Factory
 }
 
 // client returns the API client, its retries timed on d.Clock (the
@@ -108,7 +111,7 @@ func (d *batchDeps) client() (batch.Client, error) {
 
 func newBatchDeps(f *Factory) batchDeps {
 	return batchDeps{
-		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(),
+		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(), factory: f,
 		BaseURL: func() string { return f.Config().BaseURL },
 		HasKey:  func() bool { return f.Config().APIKey != "" },
 		tune:    func(c clock.Clock) { f.SetHTTPTuning(0, c) },
@@ -284,6 +287,16 @@ func (d *batchDeps) waitJob(ctx context.Context, j *batch.Job, c batch.Client, u
 		opts.Deadline = d.Clock.Now().Add(timeout)
 	}
 	opts.Log = d.logWriter()
+	if d.Budget.URL != "" && d.factory != nil {
+		q, closeQ, err := newBatchQueue(ctx, d.factory, d.Budget, d.Clock, opts.Log, d.Clock.Wall(3*opts.MaxPollInterval))
+		if err != nil {
+			return err
+		}
+		if q != nil {
+			defer closeQ()
+			opts.Queue = q
+		}
+	}
 	if d.IO.ProgressEnabled() {
 		total := j.Counts().Total
 		// The bar says which phase the batches are in ("validating" takes

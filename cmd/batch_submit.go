@@ -149,6 +149,9 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 			if opts.TimeScale > 0 && opts.TimeScale != 1 {
 				opts.Clock = clock.Scaled(opts.TimeScale)
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -176,6 +179,7 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
 	addFormatFlags(f, c, &opts.Format, "output: table (the job id; the plan with --dry-run) or json (the job document, as 'batch status --json')", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	addBudgetFlags(c.Flags(), &opts.Budget)
 	return c
 }
 

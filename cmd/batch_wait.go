@@ -61,6 +61,9 @@ func newBatchWaitCmd(f *Factory, runF func(*BatchWaitOptions) error) *cobra.Comm
 			if opts.TimeScale > 0 && opts.TimeScale != 1 {
 				opts.Clock = clock.Scaled(opts.TimeScale)
 			}
+			if err := opts.Budget.resolve(f); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -73,6 +76,7 @@ func newBatchWaitCmd(f *Factory, runF func(*BatchWaitOptions) error) *cobra.Comm
 	fl.Float64Var(&opts.TimeScale, "time-scale", 1, "run the clock K times faster (only against 'oairl sim --time-scale K')")
 	addFormatFlags(f, c, &opts.Format, "output: table (progress on stderr only) or json (the job document at the end, as 'batch status --json')", "table", "json")
 	addStateFlag(c, &opts.batchDeps)
+	addBudgetFlags(c.Flags(), &opts.Budget)
 	c.ValidArgsFunction = completeJobRefs(&opts.batchDeps)
 	return c
 }

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,7 +24,8 @@ import (
 	"github.com/oairl/oairl/internal/pace"
 )
 
-// BudgetOptions are the shared-budget flags of run, batch and proxy.
+// BudgetOptions are the shared-budget flags of run, batch and proxy
+// (batch shares only the enqueued-token queues: pace.BatchQueue).
 type BudgetOptions struct {
 	// URL is the Redis of the shared budget (--budget, env OAIRL_BUDGET):
 	// redis://[user:password@]host:port/db, rediss:// (TLS) or
@@ -122,20 +124,14 @@ func newLimiter(ctx context.Context, f *Factory, b BudgetOptions, cfg pace.Confi
 		cfg.Clock = clock.Real()
 	}
 	scale := pace.ClockScale(cfg.Clock)
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	pingErr := rdb.Ping(pctx).Err()
-	cancel()
-	if pingErr != nil && b.Fallback != "local" {
-		rdb.Close()
-		return nil, exitcode.Errorf(exitcode.Failure, "cannot reach the budget's Redis at %s: %v: start it (e.g. redis-server --port 6379), fix --budget/OAIRL_BUDGET, or pass --budget-fallback local to start on this process's own limits", maskURL(b.URL), pingErr)
+	if err := pingBudget(ctx, rdb, b); err != nil {
+		var ec *exitcode.Error
+		if errors.As(err, &ec) {
+			rdb.Close()
+			return nil, err
+		} // --budget-fallback local: NewRedis below starts offline
 	}
-	c := f.Config()
-	name := ""
-	if c.OrgID != "" || c.ProjectID != "" || b.Key != "" {
-		name = pace.BudgetName(c.OrgID, c.ProjectID, b.Key, scale)
-	} else if org, project := learnOrganization(ctx, f); org != "" || project != "" {
-		name = pace.BudgetName(org, project, "", scale)
-	}
+	name := budgetName(ctx, f, b, scale, false)
 	rc := pace.RedisConfig{Config: cfg, Client: rdb, URL: maskURL(b.URL), Name: name}
 	lim, err := pace.NewRedis(ctx, rc)
 	if err != nil && b.Fallback == "local" {
@@ -151,6 +147,61 @@ func newLimiter(ctx context.Context, f *Factory, b BudgetOptions, cfg pace.Confi
 		return nil, exitcode.Errorf(exitcode.Failure, "%v: start it (e.g. redis-server --port 6379), fix --budget/OAIRL_BUDGET, or pass --budget-fallback local to start on this process's own limits", err)
 	}
 	return lim, nil
+}
+
+// pingBudget checks that the budget's Redis answers: an error (exit 1)
+// naming the URL, its password masked, with the remedy; nil also when
+// b.Fallback is "local" (the caller starts without it).
+func pingBudget(ctx context.Context, rdb *redis.Client, b BudgetOptions) error {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err := rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil && b.Fallback != "local" {
+		return exitcode.Errorf(exitcode.Failure, "cannot reach the budget's Redis at %s: %v: start it (e.g. redis-server --port 6379), fix --budget/OAIRL_BUDGET, or pass --budget-fallback local to start on this process's own limits", maskURL(b.URL), err)
+	}
+	return err
+}
+
+// budgetName names the budget: OPENAI_ORG_ID/OPENAI_PROJECT_ID, else
+// --budget-key, else the organization the API reports for the key; else
+// "" (learned from the first response), or "default" when orDefault.
+func budgetName(ctx context.Context, f *Factory, b BudgetOptions, scale float64, orDefault bool) string {
+	c := f.Config()
+	if c.OrgID != "" || c.ProjectID != "" || b.Key != "" {
+		return pace.BudgetName(c.OrgID, c.ProjectID, b.Key, scale)
+	}
+	if org, project := learnOrganization(ctx, f); org != "" || project != "" {
+		return pace.BudgetName(org, project, "", scale)
+	}
+	if orDefault {
+		return pace.BudgetName("", "", "default", scale)
+	}
+	return ""
+}
+
+// newBatchQueue returns the shared enqueued-token queues of the budget
+// (batch submit/wait --budget), entries living ttl (wall; at least a
+// minute) unless refreshed, and a func that closes its connection.
+// With --budget-fallback local and Redis unreachable it warns on log and
+// returns nil: the job counts only its own shards.
+func newBatchQueue(ctx context.Context, f *Factory, b BudgetOptions, clk clock.Clock, log io.Writer, ttl time.Duration) (*pace.BatchQueue, func(), error) {
+	rdb, err := newRedisClient(b.URL)
+	if err != nil {
+		return nil, nil, exitcode.New(exitcode.Usage, err)
+	}
+	if err := pingBudget(ctx, rdb, b); err != nil {
+		rdb.Close()
+		var ec *exitcode.Error
+		if errors.As(err, &ec) {
+			return nil, nil, err
+		}
+		if log != nil {
+			fmt.Fprintf(log, "budget: Redis at %s unreachable (%v); --budget-fallback local: this job counts only its own batches\n", maskURL(b.URL), err)
+		}
+		return nil, nil, nil
+	}
+	name := budgetName(ctx, f, b, pace.ClockScale(clk), true)
+	return pace.NewBatchQueue(rdb, name, max(ttl, time.Minute)), func() { rdb.Close() }, nil
 }
 
 // learnOrganization asks the API which organization (and project) the key
@@ -176,6 +227,17 @@ func learnOrganization(ctx context.Context, f *Factory) (org, project string) {
 	return resp.Header.Get("openai-organization"), resp.Header.Get("openai-project")
 }
 
+// budgetHelp is the paragraph of run's and proxy's help on --budget.
+const budgetHelp = `Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
+rediss://, unix://) paces every process and host that names the same Redis
+under one organization's limits together ('oairl budget status' shows it).
+The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
+else the openai-organization header of the first answer. Redis unreachable at
+start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
+process continues on its share (limits ÷ clients alive) and rejoins.
+
+`
+
 const budgetLong = `Inspect and clear shared budgets: the Redis state that 'oairl run --budget URL'
 (and batch, proxy) share so that every process and host of one organization
 stays under its limits together.
@@ -191,6 +253,7 @@ or --budget-key, with "@xK" appended under --time-scale K):
   oairl:{NAME}:m:MODEL:tat:KIND     GCRA theoretical arrival time (budget ms)
   oairl:{NAME}:m:MODEL:pause        HASH KIND -> paused until (budget ms)
   oairl:{NAME}:m:MODEL:stats        HASH 429, ok, paused:KIND counters
+  oairl:{NAME}:batchq:MODEL         HASH batch job -> enqueued tokens, expiry (ms)
 No API key or secret is ever stored there.`
 
 func newBudgetCmd(f *Factory) *cobra.Command {

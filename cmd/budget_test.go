@@ -366,3 +366,41 @@ func TestBudgetTable(t *testing.T) {
 		t.Errorf("empty: %q", empty.String())
 	}
 }
+
+// Two `batch submit --wait --budget` of one organization at once: each
+// counts the other's enqueued tokens, so neither creates a batch the
+// server fails with token_limit_exceeded.
+func TestBatchBudgetSharedQueue(t *testing.T) {
+	rs := redistest.Start(t)
+	e := newBatchEnv(t, sim.Config{EnqueuedLimit: 3000})
+	var wg sync.WaitGroup
+	errs := make([]string, 2)
+	codes := make([]int, 2)
+	for i, name := range []string{"a", "b"} {
+		in := e.path(name + ".jsonl")
+		writeRequests(t, in, 20, "gpt-4o", 100) // one shard of ~2,200 tokens
+		// Distinct bodies: two jobs, not one.
+		b, _ := os.ReadFile(in)
+		_ = os.WriteFile(in, []byte(strings.ReplaceAll(string(b), `"content":"`, `"content":"`+name+` `)), 0o644)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i], codes[i] = e.run("batch", "submit", in, "--enqueued-limit", "3000", "--wait", "--time-scale", e.scale,
+				"--poll-interval", "2s", "--budget", rs.URL(), "--budget-key", "org-batch")
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Fatalf("job %d: exit %d\n%s", i, codes[i], errs[i])
+		}
+	}
+	for _, b := range e.srv.Sim.Batches() {
+		if b.Status == "failed" {
+			t.Errorf("batch %s failed %v: the jobs overfilled the shared queue", b.ID, b.ErrorCodes)
+		}
+	}
+	if !strings.Contains(errs[0]+errs[1], "waiting for room in the gpt-4o batch queue (2") {
+		t.Errorf("neither job waited for the other:\n%s\n%s", errs[0], errs[1])
+	}
+}

@@ -26,6 +26,10 @@ type DiagnoseOptions struct {
 	Now       func() time.Time
 	// Secrets are values never printed (the API key).
 	Secrets []string
+	// Provider returns the provider named by --provider/OAIRL_PROVIDER
+	// ("" when auto): saved responses are read with its header semantics
+	// (Groq's per-day request headers, Azure's bare-second resets).
+	Provider func() string
 	// Open opens a saved-response file (default os.Open).
 	Open func(name string) (io.ReadCloser, error)
 
@@ -127,6 +131,7 @@ func newDiagnoseCmd(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 		Registry: f.Registry,
 		Now:      func() time.Time { return f.Now() },
 		Open:     func(name string) (io.ReadCloser, error) { return os.Open(name) },
+		Provider: f.explicitProvider,
 	}
 	opts.APIClient = func() (*api.Client, error) {
 		// --probe-concurrency N sends N requests at once: keep N idle
@@ -263,7 +268,11 @@ func diagnoseSavedStream(opts *DiagnoseOptions) error {
 	st := diagnose.NewStream(opts.IO.Out, "saved", opts.Format, mask)
 	now := opts.Now()
 	err := diagnose.ParseSavedFunc(r, func(cp diagnose.Capture) error {
-		e := diagnose.Entry{Finding: diagnose.ClassifyCapture(cp, now), Origin: fmt.Sprintf("%s:%d", name, cp.Line), Format: cp.Source}
+		hint := ""
+		if opts.Provider != nil {
+			hint = opts.Provider()
+		}
+		e := diagnose.Entry{Finding: diagnose.ClassifyCaptureAs(hint, cp, now), Origin: fmt.Sprintf("%s:%d", name, cp.Line), Format: cp.Source}
 		if opts.Redact {
 			e = diagnose.Report{Findings: []diagnose.Entry{e}}.Redacted().Findings[0]
 		}

@@ -205,6 +205,19 @@ func (f *Factory) applyPulled() {
 	}
 }
 
+// explicitProvider is the provider named by --provider or OAIRL_PROVIDER,
+// "" when none (or "auto") is named.
+func (f *Factory) explicitProvider() string {
+	name := f.flags.provider
+	if name == "" {
+		name = f.Getenv("OAIRL_PROVIDER")
+	}
+	if p, ok := provider.Get(name); ok {
+		return p.Name
+	}
+	return ""
+}
+
 // LimitsPath is where `oairl limits pull` writes and the other commands
 // read a project's real limits: $OAIRL_LIMITS, else limits.json in the
 // state directory.

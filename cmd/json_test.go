@@ -65,7 +65,7 @@ func TestJSONDocuments(t *testing.T) {
 		{"list", []string{"batch", "list", "--json"}, []string{"batch", "list"}, "schema_version,data", 0},
 		{"cancel", []string{"batch", "cancel", job, "--json"}, []string{"batch", "cancel"}, "schema_version,id,batch_ids", 0},
 		{"run", []string{"run", runIn, "-o", e.path("run.out.jsonl"), "--json", "--rpm", "1000", "--tpm", "100000"}, []string{"run"},
-			"schema_version,requests,invalid,skipped,to_send,sent,succeeded,failed,failed_by_kind,unsent,abandoned,no_result,skipped_failed,quota_errors,attempts,retries,rate_limited,prompt_tokens,completion_tokens,cost_usd,elapsed_seconds,active_seconds,torn_bytes,stop_reason,exit_code,models", 0},
+			"schema_version,requests,invalid,skipped,to_send,sent,succeeded,failed,failed_by_kind,unsent,abandoned,no_result,skipped_failed,quota_errors,attempts,retries,rate_limited,prompt_tokens,completion_tokens,cost_usd,elapsed_seconds,active_seconds,torn_bytes,stop_reason,exit_code,server_charge,models", 0},
 		{"version", []string{"version", "--json"}, []string{"version"}, "schema_version,version,commit,modified,commit_time,go_version,platform", 0},
 		{"count", []string{"count", in, "--json"}, []string{"count"},
 			"schema_version,requests,valid_requests,prompt_tokens,output_budget,tpm_charge,cost_usd,by_model,problems,problems_total,errors,warnings,problems_by_code,assumptions", 0},

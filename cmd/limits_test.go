@@ -95,3 +95,36 @@ func TestLimitsPull(t *testing.T) {
 		t.Errorf("non-admin key: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestDiagnoseProviderFlag: --provider groq reads a saved answer's request
+// headers as per day even without a Groq fingerprint.
+func TestDiagnoseProviderFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.http")
+	capture := "HTTP/1.1 429 Too Many Requests\ncontent-type: application/json\nretry-after: 3\n" +
+		"x-ratelimit-limit-requests: 14400\nx-ratelimit-remaining-requests: 1000\nx-ratelimit-reset-requests: 7m48s\n" +
+		"x-ratelimit-limit-tokens: 12000\nx-ratelimit-remaining-tokens: 996\nx-ratelimit-reset-tokens: 2.635s\n\n" +
+		`{"error":{"message":"Rate limit reached on tokens per minute (TPM): Limit 12000, Used 11004, Requested 1523.","type":"tokens","code":"rate_limit_exceeded"}}` + "\n"
+	if err := os.WriteFile(path, []byte(capture), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	daily := func(args ...string) bool {
+		t.Helper()
+		f, out, errOut := newTestFactory(nil)
+		run(f, context.Background(), append([]string{"diagnose", path, "--json"}, args...))
+		var doc struct {
+			Findings []struct {
+				RateLimits struct {
+					Requests struct{ Daily bool }
+				} `json:"rate_limits"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out.String()), &doc); err != nil || len(doc.Findings) != 1 {
+			t.Fatalf("%v\n%s\n%s", err, out, errOut)
+		}
+		return doc.Findings[0].RateLimits.Requests.Daily
+	}
+	if daily() || !daily("--provider", "groq") {
+		t.Errorf("daily without/with --provider groq: %v %v", daily(), daily("--provider", "groq"))
+	}
+}

@@ -66,15 +66,7 @@ charge exceeds the TPM limit can never be sent (request_too_large) and is
 refused up front. The in-flight cap (--max-concurrent) halves on each
 "too many concurrent requests" 429 and creeps back up.
 
-Shared budget: --budget URL (env OAIRL_BUDGET; redis://[user:pass@]host:port/db,
-rediss://, unix://) paces every process and host that names the same Redis
-under one organization's limits together ('oairl budget status' shows it).
-The budget is named after OPENAI_ORG_ID/OPENAI_PROJECT_ID, else --budget-key,
-else the openai-organization header of the first answer. Redis unreachable at
-start is exit 1 (--budget-fallback local starts anyway); lost mid-run, each
-process continues on its share (limits ÷ clients alive) and rejoins.
-
-Retries: rate limits wait what the response says (retry-after-ms, retry-after,
+` + budgetHelp + `Retries: rate limits wait what the response says (retry-after-ms, retry-after,
 "try again in", x-ratelimit-reset-*) and pause that limit for every worker;
 5xx, 408, 409 and network errors back off exponentially with full jitter;
 insufficient_quota and billing errors stop the run at once (exit 5); 401/403
@@ -138,8 +130,12 @@ succeeded, failed, failed_by_kind, unsent (never sent), abandoned (in flight
 when abandoned), no_result (all without a result line), skipped_failed,
 quota_errors (insufficient_quota/billing, not counted as rate limits),
 attempts, retries, rate_limited (429s by RPM/TPM/RPD/TPD/concurrency/
-request_too_large/edge_throttled/other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
-active_seconds, torn_bytes, stop_reason, exit_code, and models[] (model,
+request_too_large/edge_throttled/flex_unavailable/other), prompt_tokens, completion_tokens, cost_usd, elapsed_seconds,
+active_seconds, torn_bytes, stop_reason, exit_code, server_charge ({ratio,
+samples, steady, followed}: the TPM charge the server applied, measured from
+x-ratelimit-remaining-tokens between consecutive admissions, relative to
+oairl's estimate; once steady and more than 3% from 1, pacing follows it),
+and models[] (model,
 rpm_limit, tpm_limit, succeeded, failed, attempts, retries, rate_limited,
 tpm_charged, prompt_tokens, completion_tokens, achieved_rpm, achieved_tpm,
 rpm_percent, tpm_percent, cost_usd). rpm_limit/tpm_limit are the limits in

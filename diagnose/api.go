@@ -290,7 +290,13 @@ type Capture struct {
 // gives a finding marked Truncated whose summary says it rests on the
 // readable part.
 func ClassifyCapture(c Capture, now time.Time) Finding {
-	f := Classify(c.Status, c.Header, c.Body, now)
+	return ClassifyCaptureAs("", c, now)
+}
+
+// ClassifyCaptureAs is ClassifyCapture for a capture from a known provider
+// (see ClassifyAs); "" detects it.
+func ClassifyCaptureAs(providerName string, c Capture, now time.Time) Finding {
+	f := ClassifyAs(providerName, c.Status, c.Header, c.Body, now)
 	if c.Truncated && !f.Truncated {
 		f.Truncated = true
 		f.Summary = summarize(f)

@@ -643,7 +643,7 @@ func (r *run) checkStream() {
 // finish computes the TPM charge and the context-window check.
 func (r *run) finish(k kind) {
 	cnt := &r.a.Count
-	cnt.TPMCharge = cnt.PromptTokens + cnt.OutputBudget*cnt.N
+	cnt.TPMCharge = TPMCharge(cnt.PromptTokens, cnt.OutputBudget, cnt.N)
 	if st, ok := r.obj["service_tier"].(string); ok {
 		cnt.ServiceTier = st
 	}

@@ -32,7 +32,8 @@
 //     defaults to 16 as in the API.
 //   - /v1/moderations: the input texts; no output budget.
 //
-// TPMCharge = PromptTokens + OutputBudget × N.
+// TPMCharge = PromptTokens + OutputBudget × N (TPMCharge, which gives the
+// evidence for this rule).
 //
 // Memory: Analyze decodes the body with a decoder of its own (decode.go)
 // that does not copy strings of 4 KB or more without escapes (data-URL

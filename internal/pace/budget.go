@@ -93,6 +93,7 @@ func BudgetName(org, project, fallback string, scale float64) string {
 //	oairl:{NAME}:m:MODEL:pause        HASH KIND -> paused until (budget ms)
 //	oairl:{NAME}:m:MODEL:probe        STRING lease of the request probing unknown limits
 //	oairl:{NAME}:m:MODEL:stats        HASH 429, ok, paused:KIND (counters)
+//	oairl:{NAME}:batchq:MODEL         HASH batch job id -> "TOKENS EXPIRY" (BatchQueue)
 //
 // KIND is Kind.String() (RPM, TPM, ...). Budget ms count from 2024-01-01
 // on Redis' clock (TIME), times the scale.

@@ -350,43 +350,44 @@ type spec struct {
 // specs lists the buckets a request of model charging tokens needs: the
 // one place that knows which kinds exist.
 func (r *Redis) specs(model string, tokens int64) []spec {
+	lim := r.known(model)
+	return []spec{
+		{Requests, lim.RPM, time.Minute, 1},
+		{Tokens, lim.TPM, time.Minute, tokens},
+	}
+}
+
+// known returns the limits this client knows for model: the given ones
+// (cfg.Limits), lowered by the ones it learned from headers (0 = unknown).
+func (r *Redis) known(model string) Limits {
 	var lim Limits
 	if r.cfg.Limits != nil {
 		lim = r.cfg.Limits(model)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	known := func(k Kind, given int64) int64 {
+	low := func(k Kind, given int64) int64 {
 		if l := r.learned[model][k]; l > 0 && (given <= 0 || l < given) {
 			return l
 		}
 		return given
 	}
-	return []spec{
-		{Requests, known(Requests, lim.RPM), time.Minute, 1},
-		{Tokens, known(Tokens, lim.TPM), time.Minute, tokens},
-	}
+	return Limits{RPM: low(Requests, lim.RPM), TPM: low(Tokens, lim.TPM)}
 }
 
 // Limits returns the limits in force for model: as the last decision saw
 // them in the budget, else given and learned by this client (0 = unknown).
 func (r *Redis) Limits(model string) Limits {
-	var lim Limits
-	if r.cfg.Limits != nil {
-		lim = r.cfg.Limits(model)
-	}
+	lim := r.known(model)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	get := func(k Kind, given int64) int64 {
-		if v := r.inForce[model][k]; v > 0 {
-			return v
-		}
-		if l := r.learned[model][k]; l > 0 && (given <= 0 || l < given) {
-			return l
-		}
-		return given
+	if v := r.inForce[model][Requests]; v > 0 {
+		lim.RPM = v
 	}
-	return Limits{RPM: get(Requests, lim.RPM), TPM: get(Tokens, lim.TPM)}
+	if v := r.inForce[model][Tokens]; v > 0 {
+		lim.TPM = v
+	}
+	return lim
 }
 
 // setInForce records the limits a script reported and says what changed.

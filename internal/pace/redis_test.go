@@ -531,3 +531,36 @@ func TestBudgetName(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchQueue(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(srv.URL())
+	defer rdb.Close()
+	a := NewBatchQueue(rdb, "org-q", 0)
+	b := NewBatchQueue(rdb, "org-q", 50*time.Millisecond)
+	other := NewBatchQueue(rdb, "org-other", 0)
+	other.Publish("job_c", "gpt-4o", 2900) // another organization: never counted
+	if _, ok := a.Admit("job_a", "gpt-4o", 2200, 3000); !ok {
+		t.Fatal("a refused in an empty queue")
+	}
+	if others, ok := b.Admit("job_b", "gpt-4o", 2200, 3000); ok || others != 2200 {
+		t.Fatalf("b admitted beside a's 2,200 of 3,000 (others %d)", others)
+	}
+	if _, ok := b.Admit("job_b", "gpt-4o", 800, 3000); !ok {
+		t.Fatal("b refused 800 beside 2,200 of 3,000")
+	}
+	if others, ok := a.Admit("job_a", "gpt-4o", 2300, 3000); ok || others != 800 {
+		t.Fatalf("a grew past the limit beside b (others %d)", others)
+	}
+	if _, ok := a.Admit("job_a", "gpt-4o-mini", 2900, 3000); !ok {
+		t.Fatal("another model's queue is separate")
+	}
+	time.Sleep(100 * time.Millisecond) // b's entry expires: its process stopped refreshing it
+	if _, ok := a.Admit("job_a", "gpt-4o", 2300, 3000); !ok {
+		t.Fatal("b's expired entry still counted")
+	}
+	a.Publish("job_a", "gpt-4o", 0)
+	if _, ok := b.Admit("job_b", "gpt-4o", 3000, 3000); !ok {
+		t.Fatal("a's removed entry still counted")
+	}
+}

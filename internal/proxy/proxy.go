@@ -230,7 +230,7 @@ func New(cfg Config) (*Server, error) {
 	// keys from the registry (shared-limit groups), the provider's header
 	// semantics.
 	s.cycle = send.NewFor(cfg.Registry, cfg.Provider, send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
-		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout})
+		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout, FollowCharge: true})
 	s.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = s.upstreamURL(pr.In.URL)

@@ -155,3 +155,51 @@ func TestRunUnderProjectLimit(t *testing.T) {
 		t.Errorf("TPM limit %d, want the project's 3000", l)
 	}
 }
+
+// The server's own TPM charge is measured from x-ratelimit-remaining-tokens
+// deltas: against the simulator charging as oairl estimates, the ratio is
+// 1; against one charging by characters (the rate-limits guide's wording)
+// it is the true ratio, and once steady, pacing follows it (fewer 429s
+// than without).
+func TestRunMeasuresServerCharge(t *testing.T) {
+	prompt := strings.Repeat("hello ", 200)
+	var lines []string
+	for i := 0; i < 60; i++ {
+		lines = append(lines, fmt.Sprintf(`{"custom_id": "c%d", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": %q}]}}`, i, prompt))
+	}
+	runAt := func(rule string) (*Summary, sim.Stats) {
+		t.Helper()
+		// 100×: a millisecond of wall-time jitter is 10 tokens of refill.
+		clk := clock.Scaled(100)
+		srv := simtest.New(t, sim.Config{Tier: "none", TPM: 6000, ChargeRule: rule, Clock: clk})
+		dir := t.TempDir()
+		o := baseOptions(dir+"/out.jsonl", writeLines(t, dir, "in.jsonl", lines))
+		o.Client, o.Clock, o.MaxConcurrent, o.TPM = simClient(srv), clk, 1, 6000
+		sum, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Succeeded != 60 {
+			t.Fatalf("%s: %d succeeded", rule, sum.Succeeded)
+		}
+		return sum, srv.Sim.Stats()
+	}
+	same, _ := runAt("")
+	if sc := same.ServerCharge; sc.Samples < 20 || sc.Ratio < 0.95 || sc.Ratio > 1.05 {
+		t.Errorf("same rule: %+v", sc)
+	}
+	// The true ratio: the simulator's charge (body bytes / 4) over oairl's.
+	chars, st := runAt(sim.ChargeRuleChars)
+	est := float64(same.Models[0].Charged) / 60
+	want := float64(st.GoodCharged) / float64(st.GoodRequests) / est
+	sc := chars.ServerCharge
+	if sc.Samples < 20 || sc.Ratio < want*0.95 || sc.Ratio > want*1.05 || !sc.Followed {
+		t.Errorf("chars rule: %+v, want ratio ~%.3f followed", sc, want)
+	}
+	t.Logf("same rule: %+v; chars rule: %+v (true ratio %.3f), 429s %v", same.ServerCharge, sc, want, st.RateLimited)
+	var out strings.Builder
+	_ = chars.WriteTable(&out, false)
+	if !strings.Contains(out.String(), fmt.Sprintf("the server charged %.2f× oairl's estimate on %d requests", sc.Ratio, sc.Samples)) {
+		t.Errorf("summary:\n%s", out.String())
+	}
+}

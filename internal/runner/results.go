@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/oairl/oairl/diagnose"
+	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/internal/atomicfile"
 	"github.com/oairl/oairl/internal/extsort"
 )
@@ -288,7 +289,8 @@ func readDone(r io.Reader, rep *loadReport) error {
 // is a result; anything else (a copy of an input line, {"custom_id":…}
 // alone) is not (ok false). A failure is retryable when the diagnose
 // classifier says its recorded answer was (5xx, rate limits, network
-// errors, an error inside a 200), never for quota or 4xx.
+// errors, an error inside a 200) or the endpoint's fault (send.EndpointFault:
+// a 404 Invalid URL), never for quota or other 4xx.
 func parseResultState(b []byte) (id string, st recState, fp string, ok bool) {
 	var r Result
 	if err := json.Unmarshal(b, &r); err != nil || r.CustomID == "" {
@@ -304,7 +306,9 @@ func parseResultState(b []byte) (id string, st recState, fp string, ok bool) {
 	}
 	if hasStatus {
 		f := diagnose.Classify(r.Response.StatusCode, nil, r.Response.Body, timeZero)
-		if f.Retryable || r.Response.StatusCode/100 == 2 {
+		// A failure the endpoint caused (404 Invalid URL from a wrong
+		// --base-url, recorded by an older version) is resent too.
+		if f.Retryable || r.Response.StatusCode/100 == 2 || send.EndpointFault(f) {
 			return id, recRetryable, fp, true
 		}
 		return id, recFailed, fp, true

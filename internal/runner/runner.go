@@ -45,6 +45,7 @@ import (
 	"hash/maphash"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -676,7 +677,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	r.cycle = send.NewFor(o.Registry, o.Provider, send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
-		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback})
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback, FollowCharge: true})
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -910,6 +911,9 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 				ms.Retries++
 				r.mu.Unlock()
 			},
+			Stopping: func(out send.Outcome, f diagnose.Finding) {
+				r.stopFor(st, out, f, j)
+			},
 		},
 	})
 	if res.Reached {
@@ -931,11 +935,12 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		if res.GaveUp && (f.IsRateLimit() || f.Verdict == diagnose.EdgeThrottled) {
 			r.addCode(exitcode.RateLimited)
 		}
-	case send.QuotaExhausted:
-		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
-			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
-	case send.AuthFailed:
-		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.QuotaExhausted, send.AuthFailed:
+		r.stopFor(st, res.Outcome, f, j) // already stopped by the Stopping hook
+	case send.WrongEndpoint:
+		// Nothing reached the API proper: no result, not counted as sent.
+		j.reached = false
+		r.stopFor(st, res.Outcome, f, j)
 	case send.WaitTooLong:
 		how := f.Wait.Round(time.Second).String()
 		if f.Wait > 1000*time.Hour && resp != nil {
@@ -955,6 +960,25 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		j.abandoned = true
 	case send.NotAdmitted, send.Stopped:
 		// Stopped: not sent (again), resumable.
+	}
+}
+
+// stopFor stops dispatching for an outcome that ends the whole run
+// (quota, auth, a wrong endpoint), with the reason and the remedy.
+func (r *run) stopFor(st *stopState, out send.Outcome, f diagnose.Finding, j *job) {
+	switch out {
+	case send.QuotaExhausted:
+		st.stop(exitcode.Quota, fmt.Sprintf("%s (%s:%d, custom_id %s): %s — not a rate limit; waiting will not fix it. Check billing and the project's budget, then rerun the same command to send the rest",
+			firstNonEmpty(f.Code, "insufficient_quota"), j.file, j.line, j.customID, f.Message))
+	case send.AuthFailed:
+		st.stop(exitcode.Auth, fmt.Sprintf("authentication failed (HTTP %d, %s:%d, custom_id %s): %s", f.Status, j.file, j.line, j.customID, f.Message))
+	case send.WrongEndpoint:
+		what := fmt.Sprintf("HTTP %d %s", f.Status, firstNonEmpty(f.Message, string(f.Verdict)))
+		if f.Verdict == diagnose.NotAPIResponse {
+			what = fmt.Sprintf("not an API response (HTTP %d, %s: %q)", f.Status, firstNonEmpty(f.ContentType, "no content type"), f.Message)
+		}
+		st.stop(exitcode.Failure, fmt.Sprintf("the endpoint is wrong, not the requests: %d answers in a row were %s; check --base-url / OPENAI_BASE_URL (now %s), then rerun the same command: nothing was recorded",
+			send.EndpointStop, what, firstNonEmpty(r.o.BaseURL, "the default")))
 	}
 }
 
@@ -1277,6 +1301,11 @@ func (r *run) finish() (*Summary, error) {
 		active = r.lastAt.Sub(r.firstAt)
 	}
 	sum.Active = active
+	if r.cycle != nil {
+		cs := r.cycle.ChargeStats()
+		sum.ServerCharge = ServerCharge{Ratio: math.Round(cs.Ratio*1000) / 1000, Samples: cs.Samples, Steady: cs.Steady,
+			Followed: cs.Steady && math.Abs(cs.Ratio-1) > 0.03}
+	}
 	names := slices.Sorted(maps.Keys(r.models))
 	for _, n := range names {
 		m := r.models[n]

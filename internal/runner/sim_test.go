@@ -630,7 +630,7 @@ func TestSummaryJSONFields(t *testing.T) {
 	want := []string{"requests", "invalid", "skipped", "to_send", "sent", "succeeded", "failed", "failed_by_kind", "unsent",
 		"abandoned", "no_result", "skipped_failed", "quota_errors",
 		"attempts", "retries", "rate_limited", "prompt_tokens", "completion_tokens", "cost_usd", "elapsed_seconds",
-		"active_seconds", "torn_bytes", "stop_reason", "exit_code", "models"}
+		"active_seconds", "torn_bytes", "stop_reason", "exit_code", "server_charge", "models"}
 	if len(m) != len(want) {
 		t.Errorf("fields %v, want %v", keys(m), want)
 	}

@@ -73,6 +73,20 @@ type Summary struct {
 	StopReason       string         `json:"stop_reason"`
 	ExitCode         int            `json:"exit_code"`
 	Models           []ModelSummary `json:"models"`
+	// ServerCharge is the server's own TPM charge, measured from the
+	// x-ratelimit-remaining-tokens deltas of consecutive admissions,
+	// relative to oairl's estimate (tokens.TPMCharge).
+	ServerCharge ServerCharge `json:"server_charge"`
+}
+
+// ServerCharge is "the server charged Ratio× oairl's estimate on Samples
+// requests"; Ratio is 0 when nothing could be measured. Followed is true
+// when pacing used the ratio (it was steady and more than 3% from 1).
+type ServerCharge struct {
+	Ratio    float64 `json:"ratio"`
+	Samples  int     `json:"samples"`
+	Steady   bool    `json:"steady"`
+	Followed bool    `json:"followed"`
 }
 
 // ModelSummary is the per-model part of a Summary.
@@ -183,6 +197,13 @@ func (s *Summary) WriteTable(w io.Writer, tty bool) error {
 		} else {
 			add(m.Model+" TPM", "%.0f", m.AchievedTPM)
 		}
+	}
+	if sc := s.ServerCharge; sc.Samples > 0 {
+		v := fmt.Sprintf("the server charged %.2f× oairl's estimate on %d requests", sc.Ratio, sc.Samples)
+		if sc.Followed {
+			v += " (steady: pacing followed it)"
+		}
+		add("server TPM charge", "%s", v)
 	}
 	add("tokens used", "%d prompt + %d completion", s.PromptTokens, s.CompletionTokens)
 	add("cost (USD)", "%.4f", s.CostUSD)

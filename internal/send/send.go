@@ -57,6 +57,22 @@ import (
 // server, make the cycle give up with Unreachable.
 const UnreachableStop = 5
 
+// EndpointStop is how many answers in a row that blame the endpoint, not
+// the request (see EndpointFault), make the cycle give up with
+// WrongEndpoint: every request would get the same answer.
+const EndpointStop = 3
+
+// EndpointFault reports whether an answer says the endpoint itself is
+// wrong rather than the request: a 2xx whose body is not the API's (an
+// HTML login or proxy page: diagnose's not_api_response), or a 404 that is
+// not about a model (OpenAI's "Invalid URL (POST /v1/…)", a proxy's "Not
+// Found" page): a wrong --base-url. Such failures are not the request's,
+// so run records none of them and --retry-failed resends any recorded by
+// an older version.
+func EndpointFault(f diagnose.Finding) bool {
+	return f.Verdict == diagnose.NotAPIResponse || f.Status == 404 && f.Verdict == diagnose.InvalidRequest
+}
+
 // Config configures a Cycle.
 type Config struct {
 	// Limiter paces the requests (required).
@@ -89,6 +105,10 @@ type Config struct {
 	// "auto" (through Request.FlexFallback) after that many
 	// resource_unavailable answers; 0 keeps retrying flex.
 	FlexFallback int
+	// FollowCharge paces with the server's measured TPM charge once the
+	// measured ratio to oairl's estimate is steady (ChargeStats): the
+	// reservation becomes estimate × ratio.
+	FollowCharge bool
 }
 
 // Cycle carries requests through their attempts. Safe for concurrent use;
@@ -99,7 +119,17 @@ type Cycle struct {
 	// answered is set by any HTTP answer.
 	unreachable atomic.Int64
 	answered    atomic.Bool
+	// endpointFaults counts EndpointFault answers in a row; succeeded is
+	// set by any success (after one, a 404 is the request's own).
+	endpointFaults atomic.Int64
+	succeeded      atomic.Bool
+	// meter measures the server's TPM charge (charge.go).
+	meter chargeMeter
 }
+
+// ChargeStats returns what the cycle measured of the server's TPM charge
+// so far: "the server charged Ratio× oairl's estimate on Samples requests".
+func (c *Cycle) ChargeStats() ChargeStats { return c.meter.stats() }
 
 // New returns a Cycle for cfg.
 func New(cfg Config) *Cycle {
@@ -165,6 +195,12 @@ type Hooks struct {
 	// Retrying is called before the cycle waits wait (in the cycle's
 	// clock) and tries again.
 	Retrying func(f diagnose.Finding, wait time.Duration)
+	// Stopping is called for an outcome that stops every request
+	// (QuotaExhausted, AuthFailed, WrongEndpoint), before the attempt's
+	// permit is released: the caller stops dispatching first, so no
+	// request waiting behind this one (the limiter's first-request probe)
+	// goes out after the stop.
+	Stopping func(o Outcome, f diagnose.Finding)
 	// Answered is called with every HTTP answer's classification and the
 	// times the attempt was sent and answered (to measure the server's
 	// TPM charge from the x-ratelimit-remaining-tokens it reports).
@@ -203,6 +239,11 @@ const (
 	Abandoned
 	// Stopped: admitCtx ended during a wait between attempts.
 	Stopped
+	// WrongEndpoint: EndpointStop answers in a row blamed the endpoint
+	// (EndpointFault: 404 Invalid URL, a login page), with no success
+	// before them, or this request ran out of attempts on such answers.
+	// Nothing reached the API proper: the caller records nothing.
+	WrongEndpoint
 )
 
 // Result is the end of one request.
@@ -246,7 +287,17 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 	}
 	flexMisses := 0
 	for attempt := 1; ; attempt++ {
-		permit, err := cfg.Limiter.Reserve(admitCtx, key, req.Charge)
+		charge := req.Charge
+		if cfg.FollowCharge {
+			charge = c.meter.paced(charge)
+		}
+		permit, err := cfg.Limiter.Reserve(admitCtx, key, charge)
+		if err == nil && admitCtx.Err() != nil {
+			// Admitted as the run stopped (a probe released the waiters
+			// of its model on a quota error): do not send.
+			permit.Done(pace.NotSent)
+			err = admitCtx.Err()
+		}
 		if err != nil {
 			res.Err = err
 			var tl *pace.TooLargeError
@@ -260,6 +311,7 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		if h.Sending != nil {
 			h.Sending(attempt)
 		}
+		seq := c.meter.sending(key)
 		sentAt := cfg.Clock.Now()
 		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, cfg.AttemptTimeout)
 		ans, err := req.Attempt(attemptCtx)
@@ -299,18 +351,22 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			c.answered.Store(true)
 			c.unreachable.Store(0)
 			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
-			obs := ObservationFor(f.RateLimits, cfg.Provider)
-			obs.Sent = sentAt
-			// A shared budget learns its name from these when none was given.
-			obs.Organization, obs.Project = ans.Header.Get("openai-organization"), ans.Header.Get("openai-project")
-			cfg.Limiter.Observe(key, obs, now)
+			if ans.StatusCode/100 == 2 {
+				tok := f.RateLimits.Tokens
+				if !tok.Known {
+					tok = f.RateLimits.ProjectTokens
+				}
+				c.meter.answered(key, seq, sentAt, req.Charge, tok)
+			}
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)
 			}
 			if ans.StatusCode/100 == 2 && !ans.Delivered {
 				if bad2xx, bad2xxMsg = BadSuccess(ans.Body, f); bad2xx != "" {
 					f.Retryable = true
-					f.Message = bad2xxMsg
+					if f.Verdict != diagnose.NotAPIResponse {
+						f.Message = bad2xxMsg // else keep the page's excerpt
+					}
 				}
 			}
 			if f.Verdict == diagnose.EdgeThrottled {
@@ -338,6 +394,46 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		case f.IsRateLimit():
 			outcome = pace.RateLimited
 		}
+		wrongEndpoint := false
+		switch {
+		case ok2xx:
+			c.succeeded.Store(true)
+			c.endpointFaults.Store(0)
+		case httpAnswer && !ans.Delivered && EndpointFault(f) && (!c.succeeded.Load() || f.Verdict == diagnose.NotAPIResponse):
+			// The endpoint, not the request: retried (another attempt may
+			// meet a working server), never recorded as the request's
+			// failure; a few in a row stop everything.
+			n := c.endpointFaults.Add(1)
+			f.Retryable = true
+			res.Finding = f
+			wrongEndpoint = n >= EndpointStop || attempt >= cfg.MaxAttempts
+		default:
+			if httpAnswer {
+				c.endpointFaults.Store(0)
+			}
+		}
+		stopping := Outcome(-1)
+		switch {
+		case wrongEndpoint:
+			stopping = WrongEndpoint
+		case !ok2xx && f.Verdict == diagnose.QuotaExhausted:
+			stopping = QuotaExhausted
+		case !ok2xx && f.Verdict == diagnose.AuthFailed:
+			stopping = AuthFailed
+		}
+		if stopping >= 0 && h.Stopping != nil {
+			// Stop first, then release the permit (and the requests that
+			// wait behind it): Observe and Done both end the limiter's
+			// first-request probe.
+			h.Stopping(stopping, f)
+		}
+		if httpAnswer {
+			obs := ObservationFor(f.RateLimits, cfg.Provider)
+			obs.Sent = sentAt
+			// A shared budget learns its name from these when none was given.
+			obs.Organization, obs.Project = ans.Header.Get("openai-organization"), ans.Header.Get("openai-project")
+			cfg.Limiter.Observe(key, obs, now)
+		}
 		permit.Done(outcome)
 
 		if ok2xx {
@@ -347,12 +443,8 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 		if h.Failed != nil {
 			h.Failed(f)
 		}
-		switch f.Verdict {
-		case diagnose.QuotaExhausted:
-			res.Outcome = QuotaExhausted
-			return res
-		case diagnose.AuthFailed:
-			res.Outcome = AuthFailed
+		if stopping >= 0 {
+			res.Outcome = stopping
 			return res
 		}
 		if !f.Retryable {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,80 @@ func TestCycleTooLargeAndNotAdmitted(t *testing.T) {
 	}})
 	if res.Outcome != NotAdmitted || !errors.Is(res.Err, context.Canceled) {
 		t.Fatalf("got %+v", res)
+	}
+}
+
+// orderLimiter admits at once and logs "done" when a permit is released.
+type orderLimiter struct {
+	stubLimiter
+	log *[]string
+}
+
+func (l *orderLimiter) Reserve(ctx context.Context, model string, tokens int64) (pace.Permit, error) {
+	return permitFunc(func(pace.Outcome) { *l.log = append(*l.log, "done") }), nil
+}
+
+// Observe ends pace.Local's probe too: it must come after the stop.
+func (l *orderLimiter) Observe(string, pace.Observation, time.Time) { *l.log = append(*l.log, "observe") }
+
+// Issue 14 §0: a stopping answer (quota, auth) calls Stopping before the
+// permit is released, so requests waiting behind it (the limiter's
+// first-request probe) see the stop before they are admitted; one admitted
+// as the stop lands is not sent.
+func TestStopBeforeRelease(t *testing.T) {
+	quota := `{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`
+	for body, want := range map[string]Outcome{quota: QuotaExhausted, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`: AuthFailed} {
+		var log []string
+		c := New(Config{Limiter: &orderLimiter{log: &log}, Backoff: fastBackoff()})
+		status := 429
+		if want == AuthFailed {
+			status = 401
+		}
+		att, _ := script(func() (*Answer, error) { return answer(status, nil, body), nil })
+		res := c.Do(context.Background(), context.Background(), Request{Model: "m", Attempt: att, Hooks: Hooks{
+			Stopping: func(o Outcome, f diagnose.Finding) { log = append(log, "stop") },
+		}})
+		if res.Outcome != want || strings.Join(log, " ") != "stop observe done" {
+			t.Errorf("outcome %v, order %v; want stop, observe, done", res.Outcome, log)
+		}
+	}
+	// Admitted after the stop: released unsent, never attempted.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var log []string
+	c := New(Config{Limiter: &orderLimiter{log: &log}})
+	att, n := script(func() (*Answer, error) { return answer(200, nil, `{}`), nil })
+	if res := c.Do(ctx, context.Background(), Request{Model: "m", Attempt: att}); res.Outcome != NotAdmitted || *n != 0 || len(log) != 1 {
+		t.Errorf("outcome %v, %d attempts, permits %v", res.Outcome, *n, log)
+	}
+}
+
+// Issue 14 §0, §3: answers that blame the endpoint (a login page in a 200,
+// 404 Invalid URL) are retried, never a recorded failure, and EndpointStop
+// in a row end with WrongEndpoint; after a success a 404 is the request's.
+func TestWrongEndpoint(t *testing.T) {
+	page := func() (*Answer, error) {
+		return answer(200, map[string]string{"content-type": "text/html"}, "<html><title>Sign in</title></html>"), nil
+	}
+	notFound := func() (*Answer, error) {
+		return answer(404, nil, `{"error":{"message":"Invalid URL (POST /v1/x)","type":"invalid_request_error","param":null,"code":null}}`), nil
+	}
+	for _, bad := range []func() (*Answer, error){page, notFound} {
+		c := New(Config{Limiter: &stubLimiter{}, Backoff: fastBackoff()})
+		att, n := script(bad)
+		var stopped []Outcome
+		res := c.Do(context.Background(), context.Background(), Request{Model: "m", Attempt: att, Hooks: Hooks{
+			Stopping: func(o Outcome, _ diagnose.Finding) { stopped = append(stopped, o) },
+		}})
+		if res.Outcome != WrongEndpoint || *n != EndpointStop || len(stopped) != 1 || stopped[0] != WrongEndpoint {
+			t.Errorf("outcome %v after %d attempts, stopping %v", res.Outcome, *n, stopped)
+		}
+	}
+	c := New(Config{Limiter: &stubLimiter{}, Backoff: fastBackoff()})
+	ok, _ := script(func() (*Answer, error) { return answer(200, nil, `{"id":"x"}`), nil })
+	c.Do(context.Background(), context.Background(), Request{Model: "m", Attempt: ok})
+	att, n := script(notFound)
+	if res := c.Do(context.Background(), context.Background(), Request{Model: "m", Attempt: att}); res.Outcome != Failed || *n != 1 {
+		t.Errorf("404 after a success: %v after %d attempts", res.Outcome, *n)
 	}
 }

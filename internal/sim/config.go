@@ -18,6 +18,9 @@ const DefaultOrganization = "org-simulated0000"
 // DefaultProject is the project id the simulator reports.
 const DefaultProject = "proj_simulated0000"
 
+// ChargeRuleChars is Config.ChargeRule "chars".
+const ChargeRuleChars = "chars"
+
 // Provider flavours (Config.Like).
 const (
 	LikeOpenAI = "openai"
@@ -135,6 +138,12 @@ type Config struct {
 	// (request headers per day, 413 for a request over the TPM limit,
 	// Groq's message grammar). See internal/provider.
 	Like string
+	// ChargeRule is how admission charges the TPM bucket: "" (prompt
+	// tokens + output budget × n, tokens.TPMCharge) or "chars" (the
+	// maximum of the output budget × n and ceil(body bytes / 4), the
+	// rate-limits guide's wording), to rehearse a server whose charge
+	// differs from oairl's estimate.
+	ChargeRule string
 	// Log receives one JSON line per request (nil = no log).
 	Log io.Writer
 	// RecordRequests keeps every request (method, path, header, body) for
@@ -226,6 +235,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.FlexUnavailable < 0 || c.FlexUnavailable > 1 {
 		return c, fmt.Errorf("--flex-unavailable must be between 0 and 1")
+	}
+	if c.ChargeRule == "prompt+output" {
+		c.ChargeRule = ""
+	}
+	if c.ChargeRule != "" && c.ChargeRule != ChargeRuleChars {
+		return c, fmt.Errorf("unknown charge rule %q: want chars", c.ChargeRule)
 	}
 	switch c.Like {
 	case "", LikeOpenAI, LikeAzure, LikeGroq:

@@ -39,6 +39,7 @@ type Flags struct {
 	ProjectTPM             int64
 	FlexUnavailable        float64
 	Like                   string
+	ChargeRule             string
 }
 
 // BindFlags defines the `oairl sim` flags on fs and returns the struct
@@ -76,6 +77,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.Int64Var(&f.ProjectTPM, "project-tpm", 0, "a project token limit per model in tokens per minute, enforced beside the organization's; answers carry x-ratelimit-*-project-tokens (0 = none)")
 	fs.Float64Var(&f.FlexUnavailable, "flex-unavailable", 0, "fraction (0-1) of service_tier \"flex\" requests answered 429 resource_unavailable (not charged)")
 	fs.StringVar(&f.Like, "like", "", "answer like another provider: openai (default), azure (deployment paths, api-key, 10 s request window, bare-second resets, retry-after-ms) or groq (daily request headers, 413 request too large)")
+	fs.StringVar(&f.ChargeRule, "charge-rule", "", "how admission charges TPM: prompt+output (default) or chars (max of the output budget and body bytes/4, the rate-limits guide's wording)")
 	return f
 }
 
@@ -89,7 +91,7 @@ func (f *Flags) Config() (Config, error) {
 		Latency: f.Latency, LatencyPerToken: f.LatencyPerTok, OutputTokens: f.OutputTokens, AssumeOutput: f.AssumeOutput,
 		BatchDuration: f.BatchDuration, BatchCompletionWindow: f.BatchWindow, BatchFailRate: f.BatchFailRate,
 		EnqueuedLimit: f.EnqueuedLimit, Seed: f.Seed, Organization: f.Organization,
-		Project: f.Project, ProjectTPM: f.ProjectTPM, FlexUnavailable: f.FlexUnavailable, Like: f.Like,
+		Project: f.Project, ProjectTPM: f.ProjectTPM, FlexUnavailable: f.FlexUnavailable, Like: f.Like, ChargeRule: f.ChargeRule,
 	}
 	if !(f.TimeScale > 0) || math.IsInf(f.TimeScale, 0) {
 		return c, fmt.Errorf("--time-scale must be a positive number, got %g", f.TimeScale)

@@ -489,6 +489,11 @@ func (s *Server) check(endpoint, model string, m *models.Model, raw []byte, body
 		return charge{}, e
 	}
 	c := s.account(endpoint, raw, body)
+	if s.cfg.ChargeRule == ChargeRuleChars && endpoint != "/v1/embeddings" {
+		// The rate-limits guide's wording: the maximum of max_tokens and an
+		// estimate from the request's characters (here ceil(bytes/4)).
+		c.total = max(c.budget*c.n, (int64(len(raw))+3)/4)
+	}
 	if endpoint == "/v1/embeddings" {
 		var in any
 		_ = json.Unmarshal(body["input"], &in)
