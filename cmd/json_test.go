@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"sort"
@@ -48,6 +51,7 @@ func TestJSONDocuments(t *testing.T) {
 	if !strings.HasPrefix(job, "job_") {
 		t.Fatalf("submit --json: id %v", doc["id"])
 	}
+	e.env["OPENAI_ADMIN_KEY"] = "sk-admin-json-0000000000000000"
 	statusFields := "schema_version,id,state_file,input_sha256,endpoint,requests,rejected,shards"
 	runIn := e.path("run.jsonl")
 	writeRequests(t, runIn, 2, "gpt-4o-mini", 5)
@@ -67,6 +71,8 @@ func TestJSONDocuments(t *testing.T) {
 		{"run", []string{"run", runIn, "-o", e.path("run.out.jsonl"), "--json", "--rpm", "1000", "--tpm", "100000"}, []string{"run"},
 			"schema_version,requests,invalid,skipped,to_send,sent,succeeded,failed,failed_by_kind,unsent,abandoned,no_result,skipped_failed,quota_errors,attempts,retries,rate_limited,prompt_tokens,completion_tokens,cost_usd,elapsed_seconds,active_seconds,torn_bytes,stop_reason,exit_code,server_charge,models", 0},
 		{"version", []string{"version", "--json"}, []string{"version"}, "schema_version,version,commit,modified,commit_time,go_version,platform", 0},
+		{"limits pull", []string{"limits", "pull", "--project", "proj_simulated0000", "-o", e.path("limits.json"), "--json"}, []string{"limits", "pull"},
+			"schema_version,source,base_url,project_id,pulled_at,models", 0},
 		{"count", []string{"count", in, "--json"}, []string{"count"},
 			"schema_version,requests,valid_requests,prompt_tokens,output_budget,tpm_charge,cost_usd,by_model,problems,problems_total,errors,warnings,problems_by_code,assumptions", 0},
 	}
@@ -149,11 +155,19 @@ func TestJSONErrorDocument(t *testing.T) {
 	if out, _, _ := e.run("batch", "status", "job_0000000000000000"); out != "" {
 		t.Fatalf("stdout without --json: %q", out)
 	}
-	// The key never reaches the error document.
-	e.env["OPENAI_API_KEY"] = "sk-proj-CANARY0000000000000000000002"
-	e.env["OPENAI_BASE_URL"] = "http://127.0.0.1:1/v1?k=sk-proj-CANARY0000000000000000000002"
-	out, errOut, _ := e.run("batch", "list", "--json")
-	if strings.Contains(out+errOut, "CANARY") {
-		t.Fatalf("key printed:\n%s\n%s", out, errOut)
+	// The key never reaches the error document, even when the server
+	// echoes it back.
+	const canary = "sk-proj-CANARY0000000000000000000002"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(401)
+		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+`.","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	}))
+	defer echo.Close()
+	e.env["OPENAI_API_KEY"] = canary
+	e.env["OPENAI_BASE_URL"] = echo.URL + "/v1"
+	out, errOut, code := e.run("batch", "list", "--json")
+	if code != exitcode.Auth || !strings.Contains(out, `"code": "auth"`) || strings.Contains(out+errOut, "CANARY") {
+		t.Fatalf("exit %d; key printed or no auth error document:\n%s\n%s", code, out, errOut)
 	}
 }

@@ -28,7 +28,7 @@ func newLimitsCmd(f *Factory) *cobra.Command {
 }
 
 func newLimitsPullCmd(f *Factory) *cobra.Command {
-	var project, output string
+	var project, output, format string
 	c := &cobra.Command{
 		Use:   "pull",
 		Short: "Fetch the project's real limits and save them for count, run and batch",
@@ -51,7 +51,9 @@ batch_1_day_max_input_tokens}]}, field names as the Admin API's. Delete it to
 go back to the public tier table.
 
 Stdout: one row per model (model, rpm, tpm, rpd, batch_queue_tokens); a
-table on a terminal, tab-separated otherwise.
+table on a terminal, tab-separated otherwise. --format json (--json): the
+document written to the file, schema_version (1) first: schema_version,
+source, base_url, project_id, pulled_at, models[].
 
 Exit codes: 0 written, 4 the key is not an admin key or lacks access, 1
 other failures, 2 bad flags.`,
@@ -86,7 +88,11 @@ other failures, 2 bad flags.`,
 			if err := atomicfile.WriteFile(output, p.WriteJSON); err != nil {
 				return fmt.Errorf("writing %s: %w", output, err)
 			}
-			if err := writePulledRows(f.IOStreams, p); err != nil {
+			if format == "json" {
+				if err := writeJSON(f.IOStreams.Out, p); err != nil {
+					return err
+				}
+			} else if err := writePulledRows(f.IOStreams, p); err != nil {
 				return err
 			}
 			if !f.IOStreams.Quiet {
@@ -98,6 +104,7 @@ other failures, 2 bad flags.`,
 	}
 	c.Flags().StringVar(&project, "project", "", "project id (proj_…) whose limits to read (env OPENAI_PROJECT_ID)")
 	c.Flags().StringVarP(&output, "output", "o", "", "limits file to write (env OAIRL_LIMITS; default limits.json in the state directory)")
+	addFormatFlags(f, c, &format, "output format: table (tab-separated when piped) or json", "table", "json")
 	return c
 }
 
