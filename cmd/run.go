@@ -71,7 +71,13 @@ refused up front. The in-flight cap (--max-concurrent) halves on each
 5xx, 408, 409 and network errors back off exponentially with full jitter;
 insufficient_quota and billing errors stop the run at once (exit 5); 401/403
 stop it (exit 4); request_too_large and other 4xx are final failures. A
-server-requested wait over --max-wait (a daily limit) stops the run (exit 6).
+server-requested wait over --max-wait stops the run (exit 6). A 429 that
+names a daily limit (RPD/TPD: "… per day (RPD): Limit 10000 … try again in
+8.64s") is read as a rolling day that frees limit ÷ 86,400 per second: when
+the model's lines left need longer than --max-wait at that rate, dispatching
+stops at once (exit 6, nothing recorded for them, resumable) and the message
+says when the daily budget allows the rest; otherwise the model is paused as
+the server says, about one request per refill.
 A flex request refused for lack of capacity (429 resource_unavailable) backs
 off without pausing the rate-limit buckets; --flex-fallback N resends it as
 service_tier "auto" after N such answers.

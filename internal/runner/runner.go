@@ -262,6 +262,10 @@ type run struct {
 	// slices made to the model's number of requests to send up front (no
 	// growth copies).
 	events map[string][]doneEvent
+	// toSend and chargeOf are the requests and TPM charge (tokens) to send
+	// per model, for the daily-limit budget (dailyLimit).
+	toSend   map[string]int
+	chargeOf map[string]int64
 }
 
 // doneEvent is one success: when (run clock, Unix nanoseconds) and its TPM
@@ -448,6 +452,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	plan := map[string]*planAgg{}  // --dry-run
 	sendModels := map[string]int{} // requests to send per model
+	sendCharge := map[string]int64{}
 	var tooLarge []*job
 	toSend := 0
 	var pos uint64
@@ -521,6 +526,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 		toSend++
 		sendModels[q.Model]++
+		sendCharge[q.Model] += q.Count.TPMCharge
 		if o.DryRun {
 			a := plan[q.Model]
 			if a == nil {
@@ -678,6 +684,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	r.cycle = send.NewFor(o.Registry, o.Provider, send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
 		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback, FollowCharge: true})
+	r.toSend, r.chargeOf = sendModels, sendCharge
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
 		l := r.limitsFor(name)
@@ -897,6 +904,9 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 				r.mu.Unlock()
 			},
 			Failed: func(f diagnose.Finding) {
+				if f.Verdict == diagnose.RPDLimited || f.Verdict == diagnose.TPDLimited {
+					r.dailyLimit(st, ms, j, f)
+				}
 				if f.Verdict == diagnose.QuotaExhausted {
 					r.mu.Lock()
 					r.sum.QuotaErrors++
@@ -961,6 +971,53 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 	case send.NotAdmitted, send.Stopped:
 		// Stopped: not sent (again), resumable.
 	}
+}
+
+// dailyLimit acts on a 429 that names a daily window (RPD, TPD; case B38
+// of issue 14 §2): "… per day (RPD): Limit 10000, Used 10000 … try again
+// in 8.64s" is one slot of a rolling day refilling, so the sustainable
+// rate is limit ÷ 86,400 per second. When the model's requests still to
+// send (or their TPM charge, for TPD) need longer than --max-wait at that
+// rate, dispatching stops at once (exit 6, resumable) with when the daily
+// budget allows the rest, instead of a retry storm at every short reset.
+// Otherwise the cycle's pause keeps the model to about one request per
+// refill (pace.Backoff never waits less than the server says).
+func (r *run) dailyLimit(st *stopState, ms *ModelSummary, j *job, f diagnose.Finding) {
+	limit := f.Limit
+	if limit <= 0 {
+		w := f.RateLimits.Requests
+		if f.Verdict == diagnose.TPDLimited {
+			w = f.RateLimits.Tokens
+		}
+		if w.Known && w.Daily {
+			limit = w.Limit
+		}
+	}
+	if limit <= 0 {
+		return // the window's size is unknown: the usual retries
+	}
+	r.mu.Lock()
+	done := ms.Succeeded + ms.Failed
+	left := max(1, r.toSend[j.model]-done)
+	leftTok := max(j.charge, r.chargeOf[j.model]-ms.Charged)
+	r.mu.Unlock()
+	day := 24 * time.Hour
+	need := time.Duration(float64(day) * float64(left) / float64(limit))
+	what := fmt.Sprintf("%s left", humanize.Count(int64(left), "request", "requests"))
+	if f.Verdict == diagnose.TPDLimited {
+		need = time.Duration(float64(day) * float64(leftTok) / float64(limit))
+		what = fmt.Sprintf("%s left (%s tokens of TPM charge)", humanize.Count(int64(left), "request", "requests"), humanize.Int(leftTok))
+	}
+	if need <= r.o.MaxWait {
+		return
+	}
+	rate := fmt.Sprintf("one request every %s", time.Duration(float64(day)/float64(limit)).Round(10*time.Millisecond))
+	unit := "requests"
+	if f.Verdict == diagnose.TPDLimited {
+		rate, unit = fmt.Sprintf("%.1f tokens a second", float64(limit)/day.Seconds()), "tokens"
+	}
+	st.stop(exitcode.RateLimited, fmt.Sprintf("%s: daily limit reached (%s %s per day): a rolling day frees %s, so the %s need about %s at that rate, longer than --max-wait %s; stopped at once. The daily budget allows the rest in about %s (or when the organization's daily window resets); rerun the same command then: the results file is resumable",
+		j.model, humanize.Int(limit), unit, rate, what, need.Round(time.Second), r.o.MaxWait, need.Round(time.Minute)))
 }
 
 // stopFor stops dispatching for an outcome that ends the whole run
