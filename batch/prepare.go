@@ -132,8 +132,10 @@ func Prepare(ctx context.Context, opts PrepareOptions) (*PrepareResult, error) {
 	}
 	valid := 0
 	var splitErr error
-	// Shards are split by endpoint like by model, so a file mixing
-	// endpoints is fine without --endpoint (a several_endpoints warning).
+	// One endpoint per batch: a line whose url differs from the file's
+	// batch endpoint (--endpoint, else its first valid url) is an
+	// endpoint_mismatch error, as in count, so a mixed file is refused
+	// (exit 3, nothing uploaded), never split (case B03, issue 14 §4).
 	sum, err := input.Scan(ctx, opts.Sources, opts.Scan, func(r *input.Request) error {
 		for i := range r.Problems {
 			if p := &r.Problems[i]; p.Code == tokens.CodeUnknownModel && !opts.AllowUnknownModel {

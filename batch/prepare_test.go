@@ -109,16 +109,13 @@ func TestPrepare_B03_WrongURL(t *testing.T) {
 		if exitcode.Of(pr.err) != exitcode.Input {
 			t.Fatalf("endpoint %q: exit code = %d (%v), want 3", ep, exitcode.Of(pr.err), pr.err)
 		}
-		lines := []int{2, 3, 4, 5, 6}
-		if ep == "" {
-			// Without --endpoint, shards are split by endpoint (issue 6):
-			// the /v1/responses line 5 is valid on its own.
-			lines = []int{2, 3, 4, 6}
-			if problemAt(pr.problems, 5, "endpoint_mismatch") {
-				t.Errorf("endpoint %q: line 5 endpoint_mismatch, want it split by endpoint", ep)
-			}
+		// With or without --endpoint (then line 1's url is the batch
+		// endpoint), the /v1/responses line 5 is an error: one endpoint
+		// per batch, never split (issue 14 §4).
+		if !problemAt(pr.problems, 5, "endpoint_mismatch") {
+			t.Errorf("endpoint %q: no endpoint_mismatch on line 5: %+v", ep, pr.problems)
 		}
-		for _, line := range lines {
+		for _, line := range []int{2, 3, 4, 5, 6} {
 			if !problemAt(pr.problems, line, "") {
 				t.Errorf("endpoint %q: no error on line %d", ep, line)
 			}
@@ -130,10 +127,11 @@ func TestPrepare_B03_WrongURL(t *testing.T) {
 	}
 }
 
-// Issue 6: without --endpoint, a file mixing chat and embeddings lines is
-// split into one shard per endpoint (and model); with --endpoint, the
-// other endpoint's lines stay errors.
-func TestPrepare_MixedEndpointsSplit(t *testing.T) {
+// Issue 14 §4 / B03: a file mixing chat and embeddings lines is refused
+// (exit 3, nothing kept), never split by endpoint: without --endpoint the
+// first line's url is the batch endpoint and every other line is reported
+// against it; with --endpoint E, against E.
+func TestPrepare_MixedEndpointsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mixed.jsonl")
 	var b strings.Builder
 	for i := 0; i < 6; i++ {
@@ -146,20 +144,33 @@ func TestPrepare_MixedEndpointsSplit(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pr := prepare(t, path, nil)
-	if pr.err != nil {
-		t.Fatalf("mixed endpoints: %v (problems %v)", pr.err, pr.problems)
-	}
-	eps := map[string]int{}
-	for _, s := range pr.res.Job.Shards {
-		eps[s.Endpoint] += s.Requests
-	}
-	if eps["/v1/chat/completions"] != 3 || eps["/v1/embeddings"] != 3 || len(pr.res.Job.Shards) != 2 {
-		t.Errorf("shards by endpoint %v (%d shards), want 3 + 3 in 2 shards", eps, len(pr.res.Job.Shards))
-	}
-	pr = prepare(t, path, func(o *PrepareOptions) { o.Scan.Endpoint = "/v1/chat/completions" })
-	if exitcode.Of(pr.err) != exitcode.Input || !problemAt(pr.problems, 2, "endpoint_mismatch") {
-		t.Errorf("--endpoint chat: exit %d (%v), want 3 with endpoint_mismatch on line 2", exitcode.Of(pr.err), pr.err)
+	for _, tc := range []struct{ endpoint, want, got string }{
+		{"", "/v1/chat/completions", "/v1/embeddings"},
+		{"/v1/chat/completions", "/v1/chat/completions", "/v1/embeddings"},
+		{"/v1/embeddings", "/v1/embeddings", "/v1/chat/completions"},
+	} {
+		pr := prepare(t, path, func(o *PrepareOptions) { o.Scan.Endpoint = tc.endpoint })
+		if exitcode.Of(pr.err) != exitcode.Input || pr.res != nil && pr.res.Job != nil {
+			t.Errorf("endpoint %q: exit %d (%v), want 3 and no job", tc.endpoint, exitcode.Of(pr.err), pr.err)
+		}
+		var bad []int
+		for _, p := range pr.problems {
+			if p.Code != "endpoint_mismatch" {
+				continue
+			}
+			bad = append(bad, p.Line)
+			if want := fmt.Sprintf("url %q differs from the batch endpoint %q — one endpoint per batch", tc.got, tc.want); p.Message != want || p.Severity != tokens.Error {
+				t.Errorf("endpoint %q: line %d: %s %q, want %q", tc.endpoint, p.Line, p.Severity, p.Message, want)
+			}
+		}
+		wantLines := []int{2, 4, 6}
+		if tc.endpoint == "/v1/embeddings" {
+			wantLines = []int{1, 3, 5}
+		}
+		if fmt.Sprint(bad) != fmt.Sprint(wantLines) {
+			t.Errorf("endpoint %q: endpoint_mismatch on lines %v, want %v", tc.endpoint, bad, wantLines)
+		}
+		nothingLeft(t, pr.dir)
 	}
 }
 

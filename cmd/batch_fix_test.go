@@ -18,6 +18,7 @@ import (
 
 	"github.com/oairl/oairl/batch"
 	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/sim"
 )
 
@@ -229,10 +230,13 @@ func TestBatchE2E_SubmitBesideWaitCreatesOneBatchPerShard(t *testing.T) {
 	onePerShard(t, e.srv.Sim, job, 6)
 }
 
-// Issue 14 §4: count called a two-endpoint file an error while batch
-// submit --dry-run split it silently with exit 0. Both now accept it and
-// both say it (several_endpoints).
-func TestCountAndDryRunAgreeOnTwoEndpoints(t *testing.T) {
+// Issue 14 §4 / case B03: count called a two-endpoint file an error while
+// batch submit --dry-run split it silently with exit 0. Both now refuse it
+// with the same endpoint_mismatch error on the same line (the batch
+// endpoint is the first line's url), batch submit uploads nothing, and
+// run, which sends each line to its own url, accepts the file without a
+// word about endpoints.
+func TestCountAndBatchSubmitAgreeOnTwoEndpoints(t *testing.T) {
 	e := newBatchEnv(t, sim.Config{})
 	in := e.path("mixed.jsonl")
 	content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}
@@ -241,22 +245,52 @@ func TestCountAndDryRunAgreeOnTwoEndpoints(t *testing.T) {
 	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, countErr, countCode := e.run("count", in)
-	out, dryErr, dryCode := e.run("batch", "submit", in, "--dry-run")
-	if countCode != dryCode {
-		t.Errorf("count exit %d, batch submit --dry-run exit %d: they disagree\ncount: %s\ndry-run: %s", countCode, dryCode, countErr, dryErr)
-	}
-	for name, s := range map[string]string{"count": countErr, "batch submit --dry-run": dryErr} {
-		if !strings.Contains(s, "mixes 2 endpoints") || !strings.Contains(s, "several_endpoints") {
-			t.Errorf("%s does not say the file mixes endpoints:\n%s", name, s)
+	want := in + `:2: custom_id "b": url "/v1/embeddings" differs from the batch endpoint "/v1/chat/completions" — one endpoint per batch [endpoint_mismatch]`
+	for _, args := range [][]string{
+		{"count", in},
+		{"batch", "submit", in, "--dry-run"},
+		{"batch", "submit", in},
+		{"batch", "submit", in, "--endpoint", "/v1/chat/completions"},
+	} {
+		out, errOut, code := e.run(args...)
+		if code != exitcode.Input {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+		if !strings.Contains(errOut, want+"\n") {
+			t.Errorf("%v: stderr lacks %q:\n%s", args, want, errOut)
+		}
+		if strings.Contains(errOut, ":1: custom_id \"a\": url") || strings.Contains(errOut, "several_endpoints") {
+			t.Errorf("%v: line 1 or the file blamed:\n%s", args, errOut)
+		}
+		if args[0] == "batch" && (strings.TrimSpace(out) != "" || !strings.Contains(errOut, "nothing was uploaded")) {
+			t.Errorf("%v: stdout %q\n%s", args, out, errOut)
 		}
 	}
-	if strings.Count(out, "/v1/") != 2 {
-		t.Errorf("dry-run shards:\n%s", out)
+	if n := len(e.srv.Sim.Requests()); n != 0 {
+		t.Errorf("%d requests reached the server", n)
 	}
-	// With --endpoint, the other endpoint's line is an error (exit 3).
-	if _, errOut, code := e.run("batch", "submit", in, "--dry-run", "--endpoint", "/v1/chat/completions"); code != 3 || !strings.Contains(errOut, "endpoint_mismatch") {
-		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
+	// --endpoint /v1/embeddings holds line 1 to it instead.
+	_, errOut, code := e.run("batch", "submit", in, "--dry-run", "--endpoint", "/v1/embeddings")
+	if code != exitcode.Input || !strings.Contains(errOut, in+`:1: custom_id "a": url "/v1/chat/completions" differs from the batch endpoint "/v1/embeddings" — one endpoint per batch [endpoint_mismatch]`) ||
+		strings.Contains(errOut, ":2: custom_id \"b\": url") {
+		t.Errorf("--endpoint /v1/embeddings: exit %d\n%s", code, errOut)
+	}
+	// run sends each line to its own url: both succeed, nothing is said
+	// about endpoints.
+	outPath := e.path("out.jsonl")
+	out, errOut, code := e.run("run", in, "-o", outPath)
+	if code != exitcode.OK || strings.Contains(errOut, "endpoint") {
+		t.Errorf("run: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	paths := map[string]int{}
+	for _, r := range e.srv.Sim.Requests() {
+		paths[r.Path]++
+	}
+	if paths["/v1/chat/completions"] != 1 || paths["/v1/embeddings"] != 1 {
+		t.Errorf("run sent %v, want one request to each endpoint", paths)
+	}
+	if data, err := os.ReadFile(outPath); err != nil || strings.Count(string(data), "\n") != 2 {
+		t.Errorf("run results (%v):\n%s", err, data)
 	}
 }
 

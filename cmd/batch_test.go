@@ -395,6 +395,53 @@ func TestBatchE2E_InvalidInputUploadsNothing(t *testing.T) {
 	}
 }
 
+// Case B03 end to end: count, batch submit and batch submit --dry-run
+// (without --endpoint, where line 1's url is the batch endpoint, and with
+// it) report the same five errors, exit 3, and upload nothing; the
+// /v1/responses line 5 is reported against the batch endpoint, never
+// split off into a batch of its own.
+func TestCaseB03_CountAndSubmitAgree(t *testing.T) {
+	path := "/work/shared/cases/inputs/B03.jsonl"
+	if _, err := os.Stat(path); err != nil {
+		t.Skip("case input missing")
+	}
+	want := []string{
+		path + `:2: custom_id "u2": url "/chat/completions" must be "/v1/chat/completions" (did you mean it?) [url_missing_v1]`,
+		path + `:3: custom_id "u3": url must be a path such as "/v1/chat/completions", not an absolute URL [url_absolute]`,
+		path + `:4: custom_id "u4": method must be "POST" (got "GET") [method_not_post]`,
+		path + `:5: custom_id "u5": url "/v1/responses" differs from the batch endpoint "/v1/chat/completions" — one endpoint per batch [endpoint_mismatch]`,
+		path + `:6: custom_id "u6": body has "input" but no "messages"; that is a /v1/responses body, not a /v1/chat/completions one [body_endpoint_mismatch]`,
+	}
+	e := newBatchEnv(t, sim.Config{})
+	for _, args := range [][]string{
+		{"count", path},
+		{"batch", "submit", path, "--dry-run"},
+		{"batch", "submit", path},
+		{"batch", "submit", path, "--endpoint", "/v1/chat/completions"},
+		{"batch", "submit", path, "--endpoint", "/v1/chat/completions", "--dry-run"},
+	} {
+		_, errOut, code := e.run(args...)
+		if code != exitcode.Input {
+			t.Errorf("%v: exit %d, want 3\n%s", args, code, errOut)
+		}
+		var errs []string
+		for _, l := range strings.Split(errOut, "\n") {
+			if strings.HasPrefix(l, path+":") && !strings.Contains(l, ": warning: ") && !strings.Contains(l, ": note: ") {
+				errs = append(errs, l)
+			}
+		}
+		if strings.Join(errs, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%v: errors\n%s\nwant\n%s", args, strings.Join(errs, "\n"), strings.Join(want, "\n"))
+		}
+		if args[0] == "batch" && !strings.Contains(errOut, "5 of 6 requests are invalid; nothing was uploaded") {
+			t.Errorf("%v: stderr\n%s", args, errOut)
+		}
+	}
+	if n := len(e.srv.Sim.Requests()); n != 0 {
+		t.Errorf("%d requests reached the server", n)
+	}
+}
+
 // B06: submit --dry-run shows 3 requests; --strict refuses.
 func TestBatchE2E_B06(t *testing.T) {
 	path := "/work/shared/cases/inputs/B06.jsonl"
@@ -873,30 +920,36 @@ func TestBatchE2E_CancelledJob(t *testing.T) {
 }
 
 // Defect 7: `cat f | oairl batch submit -` failed "no standard input".
-// Defect 8: a file mixing chat and embeddings lines is split by endpoint.
+// Defect 8 / issue 14 §4 / case B03: a file mixing chat and embeddings
+// lines is refused (exit 3, nothing uploaded), never split by endpoint.
 func TestBatchE2E_StdinAndMixedEndpoints(t *testing.T) {
 	e := newBatchEnv(t, sim.Config{})
-	var b strings.Builder
+	var chat, mixed strings.Builder
 	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&chat, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}`+"\n", i)
 		if i%2 == 0 {
-			fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}`+"\n", i)
+			fmt.Fprintf(&mixed, `{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5}}`+"\n", i)
 		} else {
-			fmt.Fprintf(&b, `{"custom_id":"r%d","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}`+"\n", i)
+			fmt.Fprintf(&mixed, `{"custom_id":"r%d","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"x"}}`+"\n", i)
 		}
 	}
-	out, errOut, code := e.runIn(b.String(), "batch", "submit", "-", "--wait", "--time-scale", e.scale, "--poll-interval", "2s")
-	if code != 0 || !strings.Contains(errOut, "mixes 2 endpoints") {
-		t.Fatalf("submit - (mixed): exit %d\n%s", code, errOut)
+	for _, args := range [][]string{{"batch", "submit", "-"}, {"batch", "submit", "-", "--endpoint", "/v1/chat/completions"}} {
+		out, errOut, code := e.runIn(mixed.String(), args...)
+		if code != exitcode.Input || strings.TrimSpace(out) != "" || strings.Count(errOut, "[endpoint_mismatch]") != 3 ||
+			!strings.Contains(errOut, `-:6: custom_id "r5": url "/v1/embeddings" differs from the batch endpoint "/v1/chat/completions" — one endpoint per batch [endpoint_mismatch]`) {
+			t.Errorf("%v (mixed): exit %d out %q\n%s", args, code, out, errOut)
+		}
+	}
+	if n := len(e.srv.Sim.Requests()); n != 0 {
+		t.Fatalf("a mixed file sent %d requests to the server", n)
+	}
+	out, errOut, code := e.runIn(chat.String(), "batch", "submit", "-", "--wait", "--time-scale", e.scale, "--poll-interval", "2s")
+	if code != 0 {
+		t.Fatalf("submit -: exit %d\n%s", code, errOut)
 	}
 	job := strings.TrimSpace(out)
-	eps := map[string]bool{}
-	for _, bs := range batchesOfJob(e.srv.Sim, job) {
-		for _, b := range bs {
-			eps[b.Model] = true // one endpoint per model here
-		}
-	}
-	if len(eps) != 2 {
-		t.Errorf("batch models %v, want the chat and the embeddings one", eps)
+	if n := countBatches(e.srv.Sim, job); n != 1 {
+		t.Errorf("%d batches, want 1", n)
 	}
 	res := e.path("r.jsonl")
 	out, errOut, code = e.run("batch", "results", job, "-o", res, "--json")
@@ -907,10 +960,5 @@ func TestBatchE2E_StdinAndMixedEndpoints(t *testing.T) {
 	// Defect 9: cost printed as 0.0000042000000000000004.
 	if strings.Contains(out, "00000000") {
 		t.Errorf("results --json cost has float noise:\n%s", out)
-	}
-	// With --endpoint, the other endpoint's lines stay errors.
-	_, errOut, code = e.runIn(b.String(), "batch", "submit", "-", "--endpoint", "/v1/chat/completions", "--new")
-	if code != exitcode.Input || !strings.Contains(errOut, "endpoint_mismatch") {
-		t.Errorf("--endpoint: exit %d\n%s", code, errOut)
 	}
 }

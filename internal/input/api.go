@@ -102,11 +102,18 @@ type Options struct {
 	// Model is used for lines whose body names no model (--model).
 	Model string
 	// Endpoint, when set, is the endpoint every line must use (batch
-	// --endpoint): other lines get endpoint_mismatch errors (bare bodies
-	// too, by their inferred url). When "", a file may mix endpoints
-	// (batch submit splits it, one batch per endpoint): it gets one
-	// several_endpoints warning.
+	// --endpoint). When "", the first line of each file with a valid
+	// Batch url sets that file's batch endpoint (each file is one batch,
+	// and a batch takes one endpoint). Lines using another endpoint get
+	// endpoint_mismatch errors (bare bodies too, by their inferred url):
+	// count and batch submit (with or without --dry-run) report the same
+	// errors, and a mixed file is never split or rewritten (case B03,
+	// issue 14 §4).
 	Endpoint string
+	// MixedEndpoints, with Endpoint "", lets one file hold lines for
+	// several endpoints and reports nothing about it: run sends each line
+	// to its own url, so one endpoint per batch does not apply there.
+	MixedEndpoints bool
 	// TPMLimit, when > 0, makes a request whose TPM charge exceeds it an
 	// error (request_too_large: it can never succeed synchronously).
 	TPMLimit int64

@@ -631,11 +631,10 @@ type ordered struct {
 	// that ordinary ids cost nothing here.
 	norm map[uint64]uint64
 
-	endpoints   map[string]int // this file's endpoints → requests (without --endpoint)
-	endpointOrd []string
-	models      map[string]int // this file's models → requests
-	modelOrd    []string
-	envelopes   int // Batch-format lines in this file
+	endpoint  string         // this file's batch endpoint (without --endpoint)
+	models    map[string]int // this file's models → requests
+	modelOrd  []string
+	envelopes int // Batch-format lines in this file
 }
 
 const maxModelsTracked = 1000
@@ -706,23 +705,18 @@ func (o *ordered) crossCheck(it *item) {
 			}
 		}
 	}
-	// Without --endpoint a file may mix endpoints: batch submit splits
-	// it (one batch per endpoint and model) and run sends each line to
-	// its own, so the file gets one several_endpoints warning, the same in
-	// count, run and batch submit (issue 14 §4); with --endpoint every
-	// line is held to it.
-	want := o.opts.Endpoint
-	if it.endpoint != "" && want == "" {
-		if o.endpoints == nil {
-			o.endpoints = map[string]int{}
+	// One endpoint per batch (case B03, issue 14 §4): without --endpoint
+	// the file's first valid Batch url sets its endpoint and every other
+	// line is held to it, the same in count and batch submit; run
+	// (MixedEndpoints) sends each line to its own url.
+	if it.endpoint != "" && (o.opts.Endpoint != "" || !o.opts.MixedEndpoints) {
+		want := o.opts.Endpoint
+		if want == "" {
+			want = o.endpoint
 		}
-		if o.endpoints[it.endpoint] == 0 {
-			o.endpointOrd = append(o.endpointOrd, it.endpoint)
-		}
-		o.endpoints[it.endpoint]++
-	}
-	if it.endpoint != "" && want != "" {
-		if it.endpoint != want {
+		if want == "" {
+			o.endpoint = it.endpoint
+		} else if it.endpoint != want {
 			if req.Bare {
 				add(tokens.Error, "endpoint_mismatch", fmt.Sprintf(
 					"this bare body is for %s (inferred from its fields) but the file's endpoint is %s — one endpoint per file (a batch takes one); put each endpoint's requests in its own file",
@@ -784,15 +778,6 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 			"file uses %d models (%s); the Batch API wants one model per batch — oairl batch submit splits by model",
 			len(o.modelOrd), strings.Join(parts, ", ")))
 	}
-	if len(o.endpointOrd) > 1 {
-		parts := make([]string, 0, len(o.endpointOrd))
-		for _, e := range o.endpointOrd {
-			parts = append(parts, fmt.Sprintf("%s ×%s", e, Thousands(int64(o.endpoints[e]))))
-		}
-		add(0, tokens.Warning, "several_endpoints", fmt.Sprintf(
-			"file mixes %d endpoints (%s); a batch holds one endpoint — oairl batch submit splits by endpoint (--endpoint URL makes the other lines errors instead)",
-			len(o.endpointOrd), strings.Join(parts, ", ")))
-	}
 	if o.envelopes > 0 {
 		if st.requests > BatchMaxRequests {
 			add(st.over, tokens.Warning, "over_batch_requests", fmt.Sprintf(
@@ -805,7 +790,7 @@ func (o *ordered) endFile(st *fileStats) []Problem {
 				Thousands(st.bytes), Thousands(batchMaxBytes)))
 		}
 	}
-	o.endpoints, o.endpointOrd, o.models, o.modelOrd, o.envelopes = nil, nil, nil, nil, 0
+	o.endpoint, o.models, o.modelOrd, o.envelopes = "", nil, nil, 0
 	return out
 }
 

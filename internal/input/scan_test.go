@@ -262,14 +262,35 @@ func TestCaseB03(t *testing.T) {
 	if len(reqs[0].Problems) != 0 {
 		t.Errorf("line 1: %v", reqs[0].Problems)
 	}
-	// Without --endpoint the /v1/responses line 5 is not an error (batch
-	// submit splits by endpoint; issue 14 §4), but the file says it mixes
-	// endpoints, the same in count and batch submit.
-	if len(reqs[4].Problems) != 0 {
-		t.Errorf("line 5 without --endpoint: %v", reqs[4].Problems)
+	// Without --endpoint the batch endpoint is line 1's and line 5 is
+	// reported against it: an error, not a file-level warning, so count
+	// and batch submit refuse the file alike (issue 14 §4).
+	if p := find(reqs[4:5], Summary{}, "endpoint_mismatch"); p == nil || p.Severity != tokens.Error ||
+		p.Message != `url "/v1/responses" differs from the batch endpoint "/v1/chat/completions" — one endpoint per batch` {
+		t.Errorf("line 5 without --endpoint: %+v", reqs[4].Problems)
 	}
-	if p := find(nil, sum, "several_endpoints"); p == nil || p.Severity != tokens.Warning || !strings.Contains(p.Message, "/v1/responses ×1") {
-		t.Errorf("several_endpoints: %+v", p)
+	for i, r := range reqs {
+		if i != 4 && find(reqs[i:i+1], Summary{}, "endpoint_mismatch") != nil {
+			t.Errorf("line %d: endpoint_mismatch %v", r.Line, r.Problems)
+		}
+	}
+	for _, p := range sum.FileProblems {
+		if strings.Contains(p.Message, "endpoints") {
+			t.Errorf("file-level endpoint problem: %+v", p)
+		}
+	}
+	// run (MixedEndpoints) sends each line to its own url: line 5 is fine.
+	reqs, sum, err = scanSources(t, Options{MixedEndpoints: true}, []Source{{Name: filepath.Join(casesDir, "B03.jsonl")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := find(reqs, Summary{}, "endpoint_mismatch"); p != nil || len(reqs[4].Problems) != 0 {
+		t.Errorf("MixedEndpoints: line 5 %v", reqs[4].Problems)
+	}
+	for _, p := range sum.FileProblems {
+		if strings.Contains(p.Message, "endpoints") {
+			t.Errorf("MixedEndpoints: file-level endpoint problem: %+v", p)
+		}
 	}
 	// With an explicit endpoint every line is held to it.
 	reqs, _, err = scanSources(t, Options{Endpoint: "/v1/responses"}, []Source{{Name: filepath.Join(casesDir, "B03.jsonl")}})
@@ -434,37 +455,39 @@ func TestBareBodies(t *testing.T) {
 }
 
 // TestEndpointMismatchBareLines (defect 10): one endpoint per file holds
-// for bare bodies too (by their inferred url): a batch, or a run of one
-// file, takes one endpoint.
+// for bare bodies too (by their inferred url) in count and batch submit (a
+// batch takes one endpoint); run (MixedEndpoints) sends each to its own.
 func TestEndpointMismatchBareLines(t *testing.T) {
 	in := `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 {"model": "text-embedding-3-small", "input": "hello"}
 {"model": "gpt-4o-mini", "input": "hi"}
 {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 `
-	reqs, sum0 := scanOne(t, in)
+	reqs, _ := scanOne(t, in)
 	if reqs[1].URL != "/v1/embeddings" || reqs[2].URL != "/v1/responses" {
 		t.Errorf("urls %q %q", reqs[1].URL, reqs[2].URL)
 	}
-	// Without an endpoint: one file-level warning, no line errors.
-	if p := find(reqs, Summary{}, "endpoint_mismatch"); p != nil {
-		t.Errorf("endpoint_mismatch without --endpoint: %+v", p)
-	}
-	if p := find(nil, sum0, "several_endpoints"); p == nil {
-		t.Errorf("no several_endpoints warning: %v", codes(reqs, sum0))
-	}
-	reqs, _, err := scanFiles(t, Options{Endpoint: "/v1/chat/completions"}, [2]string{"in.jsonl", in})
+	// Without an endpoint the first line's sets it; with the same
+	// endpoint given, the same lines are errors.
+	given, _, err := scanFiles(t, Options{Endpoint: "/v1/chat/completions"}, [2]string{"in.jsonl", in})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []bool{false, true, true, false} {
-		p := find(reqs[i:i+1], Summary{}, "endpoint_mismatch")
-		if (p != nil) != want {
-			t.Errorf("line %d: %+v", i+1, p)
+	for name, reqs := range map[string][]*Request{"inferred": reqs, "--endpoint": given} {
+		for i, want := range []bool{false, true, true, false} {
+			p := find(reqs[i:i+1], Summary{}, "endpoint_mismatch")
+			if (p != nil) != want {
+				t.Errorf("%s: line %d: %+v", name, i+1, p)
+			}
+			if p != nil && (p.Severity != tokens.Error || !strings.Contains(p.Message, `"/v1/chat/completions"`)) {
+				t.Errorf("%s: line %d: %+v", name, i+1, p)
+			}
 		}
-		if p != nil && (p.Severity != tokens.Error || !strings.Contains(p.Message, `"/v1/chat/completions"`)) {
-			t.Errorf("line %d: %+v", i+1, p)
-		}
+	}
+	// run (MixedEndpoints): no endpoint_mismatch.
+	mixed, msum, err := scanFiles(t, Options{MixedEndpoints: true}, [2]string{"in.jsonl", in})
+	if err != nil || find(mixed, msum, "endpoint_mismatch") != nil {
+		t.Errorf("MixedEndpoints: %v %v", err, codes(mixed, msum))
 	}
 	// Each file has its own endpoint.
 	reqs, sum, err := scanFiles(t, Options{}, [2]string{"a.jsonl", `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}` + "\n"},

@@ -457,7 +457,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	toSend := 0
 	var pos uint64
 	shown := 0
-	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model, Stdin: o.Stdin}
+	// run sends each line to its own url: a file may mix endpoints.
+	scanOpts := input.Options{Registry: o.Registry, Counter: o.Counter, Model: o.Model, Stdin: o.Stdin, MixedEndpoints: true}
 	if !o.DryRun {
 		scanOpts.Spill = r.inputs.spill
 	}
