@@ -188,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(cfg.Upstream, "/"))
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("proxy: upstream base URL %q is not an absolute URL", cfg.Upstream)
+		return nil, fmt.Errorf("proxy: upstream base URL %q is not an absolute URL", redact.URL(cfg.Upstream, cfg.APIKey))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
@@ -551,7 +551,7 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	model := lg.model
 	var abort error
 	res := s.cycle.Do(ctx, r.Context(), send.Request{
-		Model: model, Charge: lg.charge,
+		Model: model, Charge: lg.charge, Secrets: []string{bearer(r.Header), s.cfg.APIKey},
 		FlexFallback: func() {
 			// Later attempts send the body with service_tier "auto".
 			if b, ok := send.WithServiceTier(body, "auto"); ok {
