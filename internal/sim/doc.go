@@ -65,6 +65,9 @@
 //     project-tokens; a 429 on it says "in project PROJ organization ORG".
 //   - FlexUnavailable F: a fraction F of service_tier "flex" requests get
 //     429 resource_unavailable before admission (nothing charged).
+//   - An answer's service_tier is the tier actually used (servedTier):
+//     "flex" for a flex request served, "priority" for priority or fast,
+//     else "default".
 //   - Like "azure": POST /openai/deployments/{deployment}/{endpoint}
 //     ?api-version=V (no api-version: 404), the api-key header, the request
 //     window is RPM/6 per 10 s, resets are bare seconds, 429s carry

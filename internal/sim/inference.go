@@ -631,9 +631,26 @@ func (s *Server) responseBody(model, id string, endpoint string, body map[string
 	}
 	return map[string]any{
 		"id": "chatcmpl-" + id, "object": "chat.completion", "created": now, "model": model,
-		"choices": choices, "service_tier": "default", "system_fingerprint": "fp_oairlsim",
+		"choices": choices, "service_tier": servedTier(body), "system_fingerprint": "fp_oairlsim",
 		"usage": chatUsage(c.prompt, completion),
 	}
+}
+
+// servedTier is the service_tier an answer reports: the processing mode
+// actually used (OpenAPI spec, ServiceTier: "the response body will
+// include the service_tier value based on the processing mode actually
+// used"). The simulator serves what was asked: "flex" as flex (a flex miss
+// is answered 429 before this, Config.FlexUnavailable), "priority" and
+// "fast" as priority (the spec: fast shows as priority), "scale" as scale;
+// "auto", "default" or none as the project's default, "default".
+func servedTier(body map[string]json.RawMessage) string {
+	switch t := strField(body, "service_tier"); t {
+	case "flex", "priority", "scale":
+		return t
+	case "fast":
+		return "priority"
+	}
+	return "default"
 }
 
 func chatUsage(prompt, completion int64) map[string]any {
@@ -677,6 +694,7 @@ func (s *Server) responsesBody(model string, body map[string]json.RawMessage, c 
 		"truncation":           echo("truncation", "disabled"),
 		"reasoning":            map[string]any{"effort": nil, "summary": nil},
 		"store":                echo("store", true),
+		"service_tier":         servedTier(body),
 		"output": []any{map[string]any{
 			"type": "message", "id": "msg_" + id[5:], "status": "completed", "role": "assistant",
 			"content": []any{map[string]any{"type": "output_text", "text": text(perChoice), "annotations": []any{}, "logprobs": []any{}}},
@@ -808,7 +826,7 @@ func (s *Server) stream(x *exchange, endpoint string, body map[string]json.RawMe
 		if endpoint == "/v1/completions" {
 			m["id"] = "cmpl-" + id
 		} else {
-			m["service_tier"] = "default"
+			m["service_tier"] = servedTier(body)
 		}
 		if includeUsage {
 			m["usage"] = usage
