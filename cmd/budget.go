@@ -427,8 +427,8 @@ func newBudgetResetCmd(f *Factory, runF func(*BudgetResetOptions) error) *cobra.
 		Use:   "reset NAME --budget URL [--yes]",
 		Short: "Clear one shared budget (buckets, pauses, learned limits, counters)",
 		Long: `Delete every key of the budget NAME (see 'oairl budget status' for names).
-Clients still running start again from full buckets and the limits they have
-learned. Asks for confirmation on a terminal unless --yes; without a
+Clients still running start again from their own view of the buckets (what
+they last saw or spent, never more) and the limits they have learned. Asks for confirmation on a terminal unless --yes; without a
 terminal, --yes is required.
 
 Exit codes: 1 Redis unreachable or not confirmed; 2 usage.`,
@@ -460,7 +460,7 @@ func budgetResetRun(ctx context.Context, opts *BudgetResetOptions) error {
 		if !ios.IsStdinTTY() {
 			return exitcode.Errorf(exitcode.Failure, "not resetting budget %s: pass --yes to confirm (no terminal to ask on)", opts.Name)
 		}
-		fmt.Fprintf(ios.ErrOut, "Reset budget %s at %s? Running clients start again from full buckets. [y/N] ", opts.Name, maskURL(opts.Budget.URL))
+		fmt.Fprintf(ios.ErrOut, "Reset budget %s at %s? Running clients start again from what they last saw of the buckets. [y/N] ", opts.Name, maskURL(opts.Budget.URL))
 		var answer string
 		_, _ = fmt.Fscanln(ios.In, &answer)
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {

@@ -232,7 +232,8 @@ func readBudget(ctx context.Context, rdb redis.UniversalClient, name string) (Bu
 
 // ResetBudget deletes every key of the named budget and forgets its name;
 // it returns how many keys were deleted. Clients still running start again
-// from full buckets and the limits they learned.
+// from their own view of the buckets (pace.Redis seeds a missing bucket) and
+// the limits they learned.
 func ResetBudget(ctx context.Context, rdb redis.UniversalClient, name string) (int, error) {
 	if name == "" {
 		return 0, fmt.Errorf("no budget name")
