@@ -431,7 +431,8 @@ Clients still running start again from their own view of the buckets (what
 they last saw or spent, never more) and the limits they have learned. Asks for confirmation on a terminal unless --yes; without a
 terminal, --yes is required.
 
-Exit codes: 1 Redis unreachable or not confirmed; 2 usage.`,
+Exit codes: 1 Redis unreachable, not confirmed, or no budget NAME (the error
+lists the budgets there are); 2 usage.`,
 		Example: `  oairl budget reset org-abc123 --budget redis://127.0.0.1:6379/0 --yes`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -473,6 +474,10 @@ func budgetResetRun(ctx context.Context, opts *BudgetResetOptions) error {
 	}
 	defer rdb.Close()
 	n, err := pace.ResetBudget(ctx, rdb, opts.Name)
+	var unknown *pace.UnknownBudgetError
+	if errors.As(err, &unknown) {
+		return exitcode.Errorf(exitcode.Failure, "not reset: %v (at %s)", err, maskURL(opts.Budget.URL))
+	}
 	if err != nil {
 		return exitcode.Errorf(exitcode.Failure, "resetting budget %s: %v", opts.Name, err)
 	}
