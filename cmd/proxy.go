@@ -262,6 +262,14 @@ func proxyRun(opts *ProxyOptions) error {
 		if apiKey == "" {
 			return FlagErrorf("--api-key-env %s: the variable is empty or unset", opts.APIKeyEnv)
 		}
+		if err := checkAPIKey(apiKey, opts.APIKeyEnv); err != nil {
+			return err
+		}
+	}
+	if cfg.ProviderErr == nil {
+		if err := checkBaseURL(cfg.BaseURL, cfg.baseURLFrom); err != nil {
+			return err
+		}
 	}
 	var events func(pace.Event)
 	if !ios.Quiet {
