@@ -140,7 +140,9 @@ request_too_large/edge_throttled/flex_unavailable/other), prompt_tokens, complet
 active_seconds, torn_bytes, stop_reason, exit_code, server_charge ({ratio,
 samples, steady, followed}: the TPM charge the server applied, measured from
 x-ratelimit-remaining-tokens between consecutive admissions, relative to
-oairl's estimate; once steady and more than 3% from 1, pacing follows it),
+oairl's estimate, in the server's order of admission; steady: at least 20
+requests measured with nothing else in flight agree with it; once steady and
+more than 3% from 1, pacing follows it),
 and models[] (model,
 rpm_limit, tpm_limit, succeeded, failed, attempts, retries, rate_limited,
 tpm_charged, prompt_tokens, completion_tokens, achieved_rpm, achieved_tpm,
