@@ -118,21 +118,16 @@ func TestRun_QueuesShardByShard(t *testing.T) {
 // another tool's batch holds the queue. The shard is resubmitted after a
 // backoff (no hot loop), never reported lost, and completes.
 func TestRun_B10_TokenLimitExceededResubmits(t *testing.T) {
-	clk := clock.Scaled(testScale)
+	clk := newVirtualClock() // batch time moves only by the engine's waits
 	api := newFakeAPI(clk)
 	api.queueLimit = 2500
-	api.external["gpt-4o"] = 2000 // another tool's in-progress batch
 	start := clk.Now()
+	// Another tool's in-progress batch holds the queue for 20 minutes.
+	api.external["gpt-4o"] = 2000
+	api.externalUntil = map[string]time.Time{"gpt-4o": start.Add(20 * time.Minute)}
 	j := newTestJob(t, 10, 10, "gpt-4o", 100, 0) // 1,000 tokens; limit unknown locally
 	log := &syncBuf{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // the other batch finishes after 20 minutes (0.6 s of wall time: every step saves with fsync)
-		clk.Sleep(ctx, 20*time.Minute)
-		api.mu.Lock()
-		api.external["gpt-4o"] = 0
-		api.mu.Unlock()
-	}()
+	ctx := context.Background()
 	if err := Run(ctx, j, runOpts(api, clk, log)); err != nil {
 		t.Fatalf("run: %v\n%s", err, log)
 	}
@@ -277,7 +272,7 @@ func TestRun_APIErrors(t *testing.T) {
 
 // --timeout: exit 8 while batches are still running, state saved.
 func TestRun_Timeout(t *testing.T) {
-	clk := clock.Scaled(testScale)
+	clk := newVirtualClock() // the 80 s batch cannot finish within 20 s, however slow the machine
 	api := newFakeAPI(clk)
 	j := newTestJob(t, 5, 10, "gpt-4o-mini", 10, 0)
 	opts := runOpts(api, clk, &syncBuf{})
@@ -293,11 +288,19 @@ func TestRun_Timeout(t *testing.T) {
 
 // Cancelling the context returns 130 with the state saved.
 func TestRun_Interrupted(t *testing.T) {
-	clk := clock.Scaled(testScale)
+	clk := newVirtualClock()
 	api := newFakeAPI(clk)
 	j := newTestJob(t, 5, 10, "gpt-4o-mini", 10, 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { clk.Sleep(context.Background(), 20*time.Second); cancel() }()
+	defer cancel()
+	// Ctrl-C 20 s (clock time) into the run: after the batch was created,
+	// while the engine waits to poll it again.
+	cancelAt := clk.Now().Add(20 * time.Second)
+	clk.at = func(now time.Time) {
+		if !now.Before(cancelAt) {
+			cancel()
+		}
+	}
 	err := Run(ctx, j, runOpts(api, clk, &syncBuf{}))
 	if exitcode.Of(err) != exitcode.Interrupted {
 		t.Fatalf("exit %d (%v), want 130", exitcode.Of(err), err)
@@ -498,7 +501,7 @@ func TestResults_InterruptedDownload(t *testing.T) {
 // gpt-4o-mini batch does not hold gpt-4o's queue.
 func TestRun_B10_OthersFilteredByModel(t *testing.T) {
 	for _, filter := range []bool{false, true} {
-		clk := clock.Scaled(testScale)
+		clk := newVirtualClock()
 		api := newFakeAPI(clk)
 		api.running = time.Hour
 		api.queueLimit = 1500
@@ -516,8 +519,8 @@ func TestRun_B10_OthersFilteredByModel(t *testing.T) {
 		}
 		log := &syncBuf{}
 		ob := runOpts(api, clk, log)
-		// Long enough for a poll after validation however slow the saves
-		// (each step fsyncs the state).
+		// Long enough for a poll after the 10 s validation (clock time,
+		// which moves only by the engine's waits).
 		ob.Deadline = clk.Now().Add(15 * time.Minute)
 		if filter {
 			ob.ModelOf = func(x Batch) string {

@@ -36,8 +36,10 @@ type fakeAPI struct {
 	tokensPerLine int64
 	// failCustomIDs get a 400 response line in the error file.
 	failCustomIDs map[string]bool
-	// external holds tokens enqueued by "other tools" per model.
-	external map[string]int64
+	// external holds tokens enqueued by "other tools" per model; when
+	// externalUntil has the model, only until that clock time.
+	external      map[string]int64
+	externalUntil map[string]time.Time
 
 	creates, uploads, lists int
 	// onUpload, when set, is called after the file is stored and before
@@ -145,6 +147,9 @@ func (f *fakeAPI) CreateBatch(ctx context.Context, fileID, endpoint string, md m
 // queuedLocked returns the tokens of model's batches that hold the queue.
 func (f *fakeAPI) queuedLocked(model string, except *fakeBatch) int64 {
 	n := f.external[model]
+	if until, ok := f.externalUntil[model]; ok && !f.clk.Now().Before(until) {
+		n = 0
+	}
 	for _, o := range f.bs {
 		if o != except && o.model == model && !o.started.IsZero() && Queued(o.b.Status) {
 			n += o.tokens
@@ -332,4 +337,44 @@ func (f *fakeAPI) batchesByShard(job string) map[int][]string {
 		sort.Strings(v)
 	}
 	return out
+}
+
+// virtualClock is a deterministic clock for tests of the single-goroutine
+// engine loop: its time moves only when the engine sleeps, by exactly the
+// duration asked, whatever the machine's speed or load (a Scaled clock
+// turns a slow fsync into minutes of batch time). Sleep returns at once.
+// at, when set, runs after each sleep with the new time (e.g. to cancel
+// the context at a given clock time); the sleep then reports ctx's state.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+	at  func(now time.Time)
+}
+
+func newVirtualClock() *virtualClock {
+	return &virtualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Wall(d time.Duration) time.Duration { return d }
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if d > 0 {
+		c.now = c.now.Add(d)
+	}
+	now, at := c.now, c.at
+	c.mu.Unlock()
+	if at != nil {
+		at(now)
+	}
+	return ctx.Err()
 }

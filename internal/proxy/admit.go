@@ -251,13 +251,13 @@ func (a *admitter) Reserve(ctx context.Context, model string, tokens int64) (pac
 	}
 	a.mu.Unlock()
 
-	timer := time.NewTimer(a.clk.Wall(a.maxWait))
-	defer timer.Stop()
+	expired := make(chan struct{})
+	defer a.after(a.maxWait, func() { close(expired) })()
 	var timedOut bool
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-	case <-timer.C:
+	case <-expired:
 		timedOut = true
 	}
 	a.mu.Lock()
@@ -287,6 +287,19 @@ func (a *admitter) Reserve(ctx context.Context, model string, tokens int64) (pac
 		return nil, ctx.Err()
 	}
 	return nil, w.err
+}
+
+// after runs f once d of a's clock has passed (the queue wait runs on
+// the proxy's clock, like everything that waits: scaled by --time-scale,
+// manual in tests), unless the returned stop is called first.
+func (a *admitter) after(d time.Duration, f func()) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		if a.clk.Sleep(ctx, d) == nil && ctx.Err() == nil {
+			f()
+		}
+	}()
+	return cancel
 }
 
 func (a *admitter) shed(model string, _ *waiter) error {
@@ -387,10 +400,10 @@ func (a *admitter) serveInline(model string, mq *modelQueue, w *waiter) (permit 
 	mq.current, mq.cancel, mq.preempt = w, cancel, false
 	a.mu.Unlock()
 	var timedOut atomic.Bool
-	timer := time.AfterFunc(a.clk.Wall(a.maxWait), func() { timedOut.Store(true); cancel() })
+	stop := a.after(a.maxWait, func() { timedOut.Store(true); cancel() })
 
 	permit, err = a.next.Reserve(rctx, model, w.tokens)
-	timer.Stop()
+	stop()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -97,9 +97,10 @@ func TestFairnessWithinClass(t *testing.T) {
 
 func TestQueueBoundedAndWaitShed(t *testing.T) {
 	g := &gateLimiter{grant: make(chan struct{})}
-	// The wait is long enough for three requests to queue on a loaded
-	// machine before the first is shed.
-	a := newAdmitter(g, clock.Real(), 2*time.Second, 2)
+	// The queue wait runs on the admitter's clock: a fake one, advanced
+	// by the test, so that no wall-clock wait (and no machine load) decides.
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := newAdmitter(g, clk, 2*time.Second, 2)
 	ctx := context.Background()
 	errs := make(chan error, 3)
 	for i := 0; i < 3; i++ {
@@ -112,6 +113,16 @@ func TestQueueBoundedAndWaitShed(t *testing.T) {
 	if !errors.As(err, &shed) || shed.Reason != "queue_full" {
 		t.Fatalf("4th request: %v, want queue_full", err)
 	}
+	// All three wait on the clock; just short of the wait, none is shed.
+	waitFor(t, func() bool { return clk.Sleepers() == 3 })
+	clk.Advance(2*time.Second - time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-errs:
+		t.Fatalf("a request ended before its queue wait: %v", err)
+	default:
+	}
+	clk.Advance(time.Millisecond)
 	for i := 0; i < 3; i++ {
 		if err := <-errs; !errors.As(err, &shed) || shed.Reason != "queue_wait" {
 			t.Fatalf("waiting request: %v, want queue_wait", err)

@@ -552,3 +552,17 @@ func TestDryRunNoValidLineExit3(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14 §7: after Ctrl-C the summary lists each unfinished request
+// once ("not sent" was also counted in "no result yet").
+func TestSummaryNoDoubleListing(t *testing.T) {
+	s := &Summary{Requests: 1000, Sent: 188, Succeeded: 180, Unsent: 812, Abandoned: 3, NoResult: 812 + 3 + 5}
+	var b bytes.Buffer
+	if err := s.WriteTable(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Count(out, "812") != 1 || strings.Contains(out, "no result yet") || !strings.Contains(out, "stopped before a final answer (resumable)") {
+		t.Errorf("summary:\n%s", out)
+	}
+}

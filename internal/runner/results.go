@@ -16,9 +16,9 @@ import (
 	"sync"
 
 	"github.com/oairl/oairl/diagnose"
-	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/internal/atomicfile"
 	"github.com/oairl/oairl/internal/extsort"
+	"github.com/oairl/oairl/internal/send"
 )
 
 // Result is one line of the results file, in the Batch API output format

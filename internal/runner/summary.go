@@ -168,7 +168,12 @@ func (s *Summary) WriteTable(w io.Writer, tty bool) error {
 	if s.Abandoned > 0 {
 		add("abandoned in flight (resent on rerun)", "%d", s.Abandoned)
 	}
-	if s.NoResult > 0 {
+	// NoResult counts the not-sent and abandoned requests too: for people,
+	// list only the rest, so that after Ctrl-C no request is listed twice;
+	// the tab-separated rows keep no_result_yet (a contract for scripts).
+	if stopped := s.NoResult - s.Unsent - s.Abandoned; tty && stopped > 0 {
+		add("sent, stopped before a final answer (resumable)", "%d", stopped)
+	} else if !tty && s.NoResult > 0 {
 		add("no result yet (resumable)", "%d", s.NoResult)
 	}
 	if s.SkippedFailed > 0 {

@@ -179,7 +179,9 @@ func (l *orderLimiter) Reserve(ctx context.Context, model string, tokens int64) 
 }
 
 // Observe ends pace.Local's probe too: it must come after the stop.
-func (l *orderLimiter) Observe(string, pace.Observation, time.Time) { *l.log = append(*l.log, "observe") }
+func (l *orderLimiter) Observe(string, pace.Observation, time.Time) {
+	*l.log = append(*l.log, "observe")
+}
 
 // Issue 14 §0: a stopping answer (quota, auth) calls Stopping before the
 // permit is released, so requests waiting behind it (the limiter's
