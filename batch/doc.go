@@ -25,7 +25,11 @@
 // The state file is rewritten atomically (temp file + rename) after every
 // step, so a crash at any point leaves a state that a rerun resumes from.
 // Shards uploaded or created before the crash are found again by their
-// metadata (oairl_job, oairl_shard) and never created twice.
+// metadata (oairl_job, oairl_shard) and never created twice. Runs with
+// different state directories share no lock: when two create a shard's
+// batch at the same moment, each re-lists the shard's batches right after
+// its create and the newer batch is cancelled while still validating by the
+// run that created it, which adopts the older (see yieldToDuplicate).
 //
 // # Results
 //

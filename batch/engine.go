@@ -412,9 +412,21 @@ func (r *runner) recover(ctx context.Context) error {
 			if s.BatchID != "" || Terminal(s.Status) {
 				continue
 			}
+			// found is newest first; a stable sort by attempt keeps that
+			// order within an attempt. Of two batches with one attempt (two
+			// runs raced), only the winner is reused (shardWinner).
 			bs := found[s.Index]
-			sort.Slice(bs, func(a, b int) bool { return attemptOf(bs[a]) < attemptOf(bs[b]) })
+			sort.SliceStable(bs, func(a, b int) bool { return attemptOf(bs[a]) < attemptOf(bs[b]) })
+			groups := map[int][]Batch{}
 			for _, b := range bs {
+				if !(b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded)) {
+					groups[attemptOf(b)] = append(groups[attemptOf(b)], b)
+				}
+			}
+			for _, b := range bs {
+				if w, ok := shardWinner(groups[attemptOf(b)]); ok && w.ID != b.ID && !(b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded)) {
+					continue // a duplicate another run cancelled
+				}
 				if a := attemptOf(b); a > s.Attempt {
 					s.Attempt = a
 				}
@@ -678,6 +690,12 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 		}
 	}
 	r.apply(s, b)
+	if err := r.save(); err != nil {
+		return false, err
+	}
+	if w := r.yieldToDuplicate(ctx, s, b); w.ID != b.ID {
+		r.apply(s, w)
+	}
 	r.logStatus(s)
 	return true, r.save()
 }
@@ -685,22 +703,100 @@ func (r *runner) submit(ctx context.Context, s *Shard) (bool, error) {
 // createdElsewhere looks among the newest batches (one page of 100: a
 // batch created by a concurrent run is among them) for one of this job's
 // shard s with an attempt at least the one about to be created, that did
-// not fail for the enqueued-token limit.
+// not fail for the enqueued-token limit; when there are several (two runs
+// raced before this one), it returns the one they kept (shardWinner).
 func (r *runner) createdElsewhere(ctx context.Context, s *Shard) (Batch, bool, error) {
 	p, err := r.Client.ListBatches(ctx, "", 100)
 	if err != nil {
 		return Batch{}, false, err
 	}
-	for _, b := range p.Data {
-		if b.Metadata[MetaJob] != r.job.ID || b.Metadata[MetaShard] != shardMeta(r.job, s) || attemptOf(b) <= s.Attempt || contains(s.FailedBatches, b.ID) {
+	b, ok := shardWinner(r.shardCandidates(s, p.Data, s.Attempt+1))
+	return b, ok, nil
+}
+
+// shardCandidates returns, in the order given (the server's: newest
+// first), the batches of bs that belong to this job's shard s with an
+// attempt of at least minAttempt, leaving out the batches that failed for
+// the enqueued-token limit (they are resubmitted, not kept).
+func (r *runner) shardCandidates(s *Shard, bs []Batch, minAttempt int) []Batch {
+	var out []Batch
+	for _, b := range bs {
+		if b.Metadata[MetaJob] != r.job.ID || b.Metadata[MetaShard] != shardMeta(r.job, s) || attemptOf(b) < minAttempt || contains(s.FailedBatches, b.ID) {
 			continue
 		}
 		if b.Status == StatusFailed && hasCode(b.Errors, CodeTokenLimitExceeded) {
 			continue
 		}
-		return b, true, nil
+		out = append(out, b)
 	}
-	return Batch{}, false, nil
+	return out
+}
+
+// shardWinner picks, among the batches created for one shard (newest
+// first, as GET /batches lists them), the one every run keeps: the oldest
+// that is not cancelled or being cancelled (else the oldest of all).
+//
+// Why the server's list order and not created_at then id: created_at has
+// a resolution of one second and batch ids are random, so two batches
+// created in the same second would be ordered differently from their
+// creation. The list order is the creation order, which makes the choice
+// safe even when the runs list at different moments: a run that re-listed
+// before the other's create saw only its own batch and kept it; the other
+// run, listing after its create, sees both, and its own is the newer, so
+// it yields too. A loser only ever cancels its own, newer batch, so the
+// winner never changes.
+func shardWinner(bs []Batch) (Batch, bool) {
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].Status != StatusCancelling && bs[i].Status != StatusCancelled {
+			return bs[i], true
+		}
+	}
+	if len(bs) > 0 {
+		return bs[len(bs)-1], true
+	}
+	return Batch{}, false
+}
+
+// yieldToDuplicate closes the race that the check before create
+// (createdElsewhere) leaves open: two runs that share no state file (two
+// state directories, e.g. one per CI job) reach a shard together, both see
+// no batch, and both create one. Right after creating mine, it re-lists the
+// shard's batches; when another run's batch for the same shard is the
+// winner (shardWinner), mine is cancelled at once — still validating, so
+// nothing of it is processed or billed — and the winner is returned to be
+// adopted. A failed re-list keeps mine (with a warning): it is never left
+// unrecorded.
+func (r *runner) yieldToDuplicate(ctx context.Context, s *Shard, mine Batch) Batch {
+	p, err := r.Client.ListBatches(ctx, "", 100)
+	if err != nil {
+		r.logf("shard %d: warning: could not re-list batches after creating %s to check for a duplicate from another run: %s", s.Index, mine.ID, oneLine(err))
+		return mine
+	}
+	bs := p.Data
+	listed := false
+	for _, b := range bs {
+		if b.ID == mine.ID {
+			listed = true
+			break
+		}
+	}
+	if !listed {
+		// Not listed yet: it is the newest batch there is.
+		bs = append([]Batch{mine}, bs...)
+	}
+	w, ok := shardWinner(r.shardCandidates(s, bs, s.Attempt))
+	if !ok || w.ID == mine.ID {
+		return mine
+	}
+	if _, err := r.Client.CancelBatch(ctx, mine.ID); err != nil {
+		r.logf("shard %d: warning: batch %s duplicates %s (created at the same moment by another run) and could not be cancelled: %s; cancel it yourself (POST /v1/batches/%s/cancel)", s.Index, mine.ID, w.ID, oneLine(err), mine.ID)
+	} else {
+		r.logf("shard %d: batch %s was created at the same moment by another run (another state directory) and is the older: cancelled this run's %s and adopting %s", s.Index, w.ID, mine.ID, w.ID)
+	}
+	if a := attemptOf(w); a > s.Attempt {
+		s.Attempt = a
+	}
+	return w
 }
 
 var queueLimitRE = regexp.MustCompile(`Limit: ([0-9,]+) enqueued tokens`)

@@ -11,20 +11,77 @@ import (
 	"github.com/oairl/oairl/internal/exitcode"
 )
 
-// lockPath is the lock file of a results file: ".NAME.lock" beside it,
-// after symlinks are resolved (two names of one file share one lock; hard
-// links are covered by also locking the file itself, see lockOutput).
+// lockPath is the lock file of a results file: ".NAME.lock" beside the
+// file the name resolves to (resolveOutput), so that every name of one file
+// shares one lock, even before the file exists (hard links are covered by
+// also locking the file itself, see lockOutput).
 func lockPath(output string) string {
-	if r, err := filepath.EvalSymlinks(output); err == nil {
-		output = r
+	r := resolveOutput(output)
+	return filepath.Join(filepath.Dir(r), "."+filepath.Base(r)+".lock")
+}
+
+// maxSymlinkHops bounds the symlink chain resolveOutput follows (Linux
+// gives up with ELOOP after 40).
+const maxSymlinkHops = 40
+
+// resolveOutput returns the absolute path of the file that opening output
+// would create or append to: the symlink chain is followed link by link
+// (os.Readlink) even when its last target does not exist yet, and the
+// directory part of each hop is resolved with filepath.EvalSymlinks (which
+// applies ".." after resolving the links before it, as the kernel does).
+// A directory that does not exist, or a chain longer than maxSymlinkHops,
+// ends the resolution at the path reached so far (opening it fails anyway).
+func resolveOutput(output string) string {
+	p := output
+	for hop := 0; ; hop++ {
+		// filepath.Split, not Dir: Dir cleans "link/.." lexically, which is
+		// not where the kernel goes when link is a symlink.
+		dir, base := filepath.Split(p)
+		if dir == "" {
+			dir = "."
+		}
+		rdir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			break
+		}
+		if abs, err := filepath.Abs(rdir); err == nil {
+			rdir = abs
+		}
+		if base == "" || base == "." || base == ".." {
+			p = filepath.Join(rdir, base)
+			break
+		}
+		p = filepath.Join(rdir, base)
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 || hop >= maxSymlinkHops {
+			break
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			// Unclean on purpose (see Split above): the next hop resolves it.
+			target = rdir + string(filepath.Separator) + target
+		}
+		p = target
 	}
-	return filepath.Join(filepath.Dir(output), "."+filepath.Base(output)+".lock")
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return p
 }
 
 // errLocked is the error of a run refused because another run holds the
 // results file (exit 1).
 func errLocked(output string) error {
-	return exitcode.Errorf(exitcode.Failure, "%s is in use by another oairl run (lock %s): two runs on one results file would send every request twice; wait for it to finish or use another -o", output, lockPath(output))
+	name := output
+	if r := resolveOutput(output); r != output {
+		if a, err := filepath.Abs(output); err != nil || a != r {
+			name = fmt.Sprintf("%s (%s)", output, r)
+		}
+	}
+	return exitcode.Errorf(exitcode.Failure, "%s is in use by another oairl run (lock %s): two runs on one results file would send every request twice; wait for it to finish or use another -o", name, lockPath(output))
 }
 
 // lockOutput takes an exclusive, non-blocking lock (gofrs/flock: flock(2)
