@@ -621,21 +621,25 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	if toSend == 0 && len(tooLarge) == 0 {
 		if sum.Skipped > 0 {
-			if rep.TornBytes > 0 {
+			if rep.TornBytes > 0 || r.order != nil {
 				// Still remove a torn last line (its custom_id is not in this
-				// input, or it would be sent).
+				// input, or it would be sent); --ordered still rewrites the
+				// file in input order (finish).
 				if err := r.openOutput(&rep); err != nil {
 					sum.ExitCode = exitcode.Failure
 					return sum, err
 				}
 			}
-			if rep.TornBytes == 0 {
+			if rep.TornBytes == 0 && r.order == nil {
 				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
 			if sum.Skipped == 1 {
 				r.logf("nothing to send: the 1 request already has a result in %s", o.Output)
 			} else {
 				r.logf("nothing to send: all %s already have a result in %s", humanize.Count(int64(sum.Skipped), "request", "requests"), o.Output)
+			}
+			if r.order != nil {
+				r.logf("--ordered: rewriting %s in input order", o.Output)
 			}
 			sum.ExitCode = exitcode.OK
 			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
