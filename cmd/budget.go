@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,19 +67,75 @@ func (b *BudgetOptions) resolve(f *Factory) error {
 	return nil
 }
 
-// maskURL returns u with its password masked, for messages.
+// maskURL returns u with its secrets masked, for messages: the userinfo
+// password (url.URL.Redacted) and the values of query options that hold one
+// (redis.ParseURL takes ?password=…). An unparseable URL is named, not shown.
 func maskURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "the --budget URL"
 	}
+	if q := p.Query(); len(q) > 0 {
+		changed := false
+		for k := range q {
+			if secretOption(k) {
+				q.Set(k, "xxxxx")
+				changed = true
+			}
+		}
+		if changed {
+			p.RawQuery = q.Encode()
+		}
+	}
 	return p.Redacted()
+}
+
+func secretOption(k string) bool {
+	k = strings.ToLower(k)
+	return strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token") || strings.Contains(k, "key")
+}
+
+// urlSecrets lists the secret parts of u (userinfo password, secret query
+// values), found even when u does not parse, so that a parser's error
+// quoting u can be masked.
+var userinfoRE = regexp.MustCompile(`//[^/@]*?:([^/@]+)@`)
+
+func urlSecrets(u string) []string {
+	var out []string
+	if m := userinfoRE.FindStringSubmatch(u); m != nil {
+		out = append(out, m[1])
+		if d, err := url.PathUnescape(m[1]); err == nil && d != m[1] {
+			out = append(out, d)
+		}
+	}
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		for _, kv := range strings.Split(u[i+1:], "&") {
+			k, v, ok := strings.Cut(kv, "=")
+			if ok && v != "" && secretOption(k) {
+				out = append(out, v)
+				if d, err := url.QueryUnescape(v); err == nil && d != v {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// maskErr returns err's text with every secret of u masked.
+func maskErr(err error, u string) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, u, maskURL(u))
+	for _, sec := range urlSecrets(u) {
+		s = strings.ReplaceAll(s, sec, "xxxxx")
+	}
+	return s
 }
 
 func redisOptions(u string) (*redis.Options, error) {
 	opt, err := redis.ParseURL(u)
 	if err != nil {
-		return nil, fmt.Errorf("invalid --budget URL %s: %v (want redis://[user:password@]host:port/db, rediss://… or unix:///path)", maskURL(u), err)
+		return nil, fmt.Errorf("invalid --budget URL %s: %s (want redis://[user:password@]host:port/db, rediss://… or unix:///path)", maskURL(u), maskErr(err, u))
 	}
 	// Short timeouts: a lost Redis must turn into the local fallback in
 	// about a second, not stall every request.

@@ -404,3 +404,29 @@ func TestBatchBudgetSharedQueue(t *testing.T) {
 		t.Errorf("neither job waited for the other:\n%s\n%s", errs[0], errs[1])
 	}
 }
+
+// A password given as a query option, or inside a URL the parser rejects,
+// never reaches a message (breaker2 F8).
+func TestBudgetURLSecretsMasked(t *testing.T) {
+	for _, u := range []string{
+		"redis://127.0.0.1:16391/0?password=topsecret",
+		"unix:///tmp/redis.sock?password=topsecret&db=0",
+		"redis://u:topsecret@[::1",
+		"redis://:top%73ecret@127.0.0.1:6379/0?bogus=1",
+	} {
+		_, err := redisOptions(u)
+		if err == nil {
+			// A valid URL: its mask must still hide the secret.
+			if m := maskURL(u); strings.Contains(m, "topsecret") {
+				t.Errorf("maskURL(%q) = %q", u, m)
+			}
+			continue
+		}
+		if strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("redisOptions(%q) error shows the password: %v", u, err)
+		}
+	}
+	if m := maskURL("redis://127.0.0.1:6379/0?password=topsecret"); strings.Contains(m, "topsecret") || !strings.Contains(m, "127.0.0.1:6379") {
+		t.Errorf("maskURL = %q", m)
+	}
+}
