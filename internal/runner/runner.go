@@ -642,8 +642,13 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 				r.logf("--ordered: rewriting %s in input order", o.Output)
 			}
 			sum.ExitCode = exitcode.OK
-			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
-				sum.ExitCode = exitcode.Partial
+			if skippedFailed+skippedRetryable > 0 {
+				r.addCode(exitcode.Partial)
+			}
+			if sum.Invalid > 0 {
+				// Skipped invalid lines have no result line: exit 3, as
+				// count (the worst wins).
+				r.addCode(exitcode.Input)
 			}
 			return r.finish()
 		}
@@ -651,7 +656,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 	}
 	if sum.Invalid > 0 {
-		r.addCode(exitcode.Partial)
+		// Skipped invalid lines have no result line: exit 3 (invalid
+		// input), not 7 (failed lines are in the results file).
+		r.addCode(exitcode.Input)
 	}
 	if err := r.inputs.flush(); err != nil {
 		sum.ExitCode = exitcode.Failure

@@ -582,7 +582,8 @@ func TestInvalidLinesSkippedOrStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Invalid != 2 || sum.Succeeded != 1 || sum.ExitCode != exitcode.Partial {
+	// Skipped invalid lines have no result line: exit 3, not 7 (breaker2 F5).
+	if sum.Invalid != 2 || sum.Succeeded != 1 || sum.ExitCode != exitcode.Input {
 		t.Errorf("invalid %d succeeded %d exit %d", sum.Invalid, sum.Succeeded, sum.ExitCode)
 	}
 	if !strings.Contains(log.String(), `in.jsonl:2: custom_id "bad"`) || !strings.Contains(log.String(), "in.jsonl:3:") {
