@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
@@ -38,6 +40,83 @@ type Config struct {
 	APIVersion string
 	// ProviderErr is set when --provider names no known provider.
 	ProviderErr error
+	// baseURLFrom names where BaseURL came from (for messages).
+	baseURLFrom string
+}
+
+// SendErr is the usage error (exit 2) that stops a command before its
+// first request: an unknown --provider, a base URL that is not http(s)
+// with a host, or an API key with whitespace or control characters (a
+// trailing newline from a file). Every command that sends (run, proxy,
+// diagnose live, batch, limits pull) gets it through APIClient or calls it
+// itself, so nothing is sent, retried or recorded with such a config. The
+// message never contains the key.
+func (c Config) SendErr() error {
+	if c.ProviderErr != nil {
+		return c.ProviderErr
+	}
+	if err := checkBaseURL(c.BaseURL, c.baseURLFrom); err != nil {
+		return err
+	}
+	return checkAPIKey(c.APIKey, "OPENAI_API_KEY")
+}
+
+// checkBaseURL accepts an http or https URL with a host.
+func checkBaseURL(raw, from string) error {
+	if from == "" {
+		from = "the base URL"
+	}
+	u, err := url.Parse(raw)
+	shown := raw
+	if err == nil {
+		shown = u.Redacted()
+	}
+	why := ""
+	switch {
+	case err != nil:
+		why = "it does not parse as a URL"
+		if !strings.Contains(raw, "://") {
+			why = "it has no scheme"
+		}
+	case u.Scheme != "http" && u.Scheme != "https":
+		why = "the scheme is not http or https"
+		if u.Scheme == "" {
+			why = "it has no scheme"
+		}
+	case u.Host == "" || u.Hostname() == "":
+		why = "it has no host"
+	}
+	if why == "" {
+		return nil
+	}
+	return FlagErrorf("%s %q is not usable: %s; want http:// or https:// followed by a host, e.g. http://127.0.0.1:8080/v1 or %s; nothing was sent", from, shown, why, DefaultBaseURL)
+}
+
+// checkAPIKey refuses a key with whitespace or control characters (which
+// no API key has: usually a newline left by a file or a paste). It says
+// where, never what.
+func checkAPIKey(key, name string) error {
+	for i, r := range key {
+		if r > unicode.MaxASCII || unicode.IsSpace(r) || unicode.IsControl(r) {
+			what := "whitespace"
+			switch {
+			case r == '\n' || r == '\r':
+				what = "a line break"
+			case r > unicode.MaxASCII:
+				what = "a non-ASCII character"
+			case unicode.IsControl(r) && r != '\t':
+				what = "a control character"
+			}
+			where := fmt.Sprintf("at byte %d of %d", i+1, len(key))
+			if strings.TrimSpace(key[i:]) == "" {
+				where = "at its end"
+			} else if strings.TrimSpace(key[:i]) == "" {
+				where = "at its start"
+			}
+			return FlagErrorf("%s contains %s %s (API keys have none; trim it, e.g. export %s=\"$(printf %%s \"$%s\" | tr -d '[:space:]')\"); nothing was sent", name, what, where, name, name)
+		}
+	}
+	return nil
 }
 
 // Factory holds the dependencies commands share, as lazy funcs, so that
@@ -144,11 +223,12 @@ func (f *Factory) Config() Config {
 		OrgID:     f.Getenv("OPENAI_ORG_ID"),
 		ProjectID: f.Getenv("OPENAI_PROJECT_ID"),
 	}
+	c.baseURLFrom = "--base-url"
 	if c.BaseURL == "" {
-		c.BaseURL = f.Getenv("OPENAI_BASE_URL")
+		c.BaseURL, c.baseURLFrom = f.Getenv("OPENAI_BASE_URL"), "OPENAI_BASE_URL"
 	}
 	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
+		c.BaseURL, c.baseURLFrom = DefaultBaseURL, ""
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	name := f.flags.provider
@@ -271,6 +351,12 @@ func (f *Factory) AdminClient() (*api.Client, error) {
 	if key == "" {
 		return nil, fmt.Errorf("no admin key: set OPENAI_ADMIN_KEY (an organization admin key; any sk-admin-… value works against oairl sim)")
 	}
+	if err := checkBaseURL(c.BaseURL, c.baseURLFrom); err != nil {
+		return nil, err
+	}
+	if err := checkAPIKey(key, "OPENAI_ADMIN_KEY"); err != nil {
+		return nil, err
+	}
 	hc, err := f.HTTPClient()
 	if err != nil {
 		return nil, err
@@ -282,8 +368,8 @@ func (f *Factory) AdminClient() (*api.Client, error) {
 // fails when no API key is set.
 func (f *Factory) APIClient() (*api.Client, error) {
 	c := f.Config()
-	if c.ProviderErr != nil {
-		return nil, c.ProviderErr
+	if err := c.SendErr(); err != nil {
+		return nil, err
 	}
 	if c.APIKey == "" {
 		return nil, fmt.Errorf("no API key: set OPENAI_API_KEY (any value works against oairl sim)")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/proxy"
+	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
 )
 
@@ -36,6 +39,7 @@ type ProxyOptions struct {
 	Headroom      float64
 	MaxQueueWait  time.Duration
 	MaxQueue      int
+	MaxQueueBytes byteSize
 	MaxAttempts   int
 	MaxWait       time.Duration
 	AssumeOutput  int64
@@ -58,8 +62,10 @@ app's OPENAI_BASE_URL at it and its 429s become short waits.
 
 Upstream is --base-url / OPENAI_BASE_URL (default the OpenAI API). The proxy
 prints its base URL on stdout and serves until SIGINT/SIGTERM; then it stops
-accepting, lets requests in flight finish within --grace, prints a summary on
-stderr and exits 0.
+accepting, lets queued requests and requests in flight finish within --grace,
+answers what is left 503 (code proxy_shutting_down, retry-after,
+x-should-retry: true: SDKs retry it), prints a summary on stderr once the last
+answer is written, and exits 0.
 
 Model endpoints (POST /v1/chat/completions, /v1/completions, /v1/embeddings,
 /v1/responses, /v1/moderations) are counted with the same TPM charge as
@@ -86,9 +92,12 @@ picks the class: high is admitted first, low never takes the budget while
 higher work waits; within a class callers (one per API key) take turns. A
 request not admitted within --max-queue-wait is answered 429 in OpenAI's
 envelope (type tokens/requests, code rate_limit_exceeded) with retry-after and
-retry-after-ms, so any SDK backs off; a request whose charge exceeds the TPM
-limit is answered OpenAI's "Request too large" 429 at once with
-x-should-retry: false. An app that goes away frees its place and its
+retry-after-ms, so any SDK backs off; so is a request whose body does not fit
+--max-queue-bytes (the bytes of bodies held by requests waiting or in flight,
+default 256MiB; the body is not read: memory stays bounded under any flood),
+and a single body over it (or over 64MiB) is answered 413; a request whose
+charge exceeds the TPM limit is answered OpenAI's "Request too large" 429 at
+once with x-should-retry: false. An app that goes away frees its place and its
 reservation.
 
 Everything else (files, batches, models, unknown paths) passes through
@@ -175,6 +184,9 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			if err := opts.Budget.resolve(f); err != nil {
 				return err
 			}
+			if err := f.Config().ProviderErr; err != nil {
+				return err
+			}
 			opts.Ctx = c.Context()
 			if runF != nil {
 				return runF(opts)
@@ -191,6 +203,8 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 	fl.Float64Var(&opts.Headroom, "headroom", 0.9, "fraction of each limit to use, in (0, 1]")
 	fl.DurationVar(&opts.MaxQueueWait, "max-queue-wait", 30*time.Second, "longest a request waits for admission before it is answered 429 with Retry-After")
 	fl.IntVar(&opts.MaxQueue, "max-queue", 10000, "most requests waiting for admission; beyond it requests are answered 429 at once")
+	opts.MaxQueueBytes = proxy.DefaultMaxQueueBytes
+	fl.Var(&opts.MaxQueueBytes, "max-queue-bytes", "most bytes of request bodies held by requests waiting or in flight (e.g. 256MiB, 1GiB); beyond it requests are answered 429 at once, unread; a single body over it (or over 64MiB) 413")
 	fl.IntVar(&opts.MaxAttempts, "max-attempts", 8, "most upstream attempts per request, the first included")
 	fl.DurationVar(&opts.MaxWait, "max-wait", 2*time.Minute, "longest server-requested wait to retry after; a longer one (a daily limit) goes back to the app")
 	fl.Int64Var(&opts.AssumeOutput, "assume-output", 1024, "output budget in tokens assumed for requests without max_tokens/max_completion_tokens (counts toward TPM)")
@@ -232,27 +246,6 @@ func parsePriorityRules(rules []string) (map[string]proxy.Priority, error) {
 	return out, nil
 }
 
-// tierLimits returns the configured limits of a model: --rpm/--tpm win over
-// the tier table; zero fields are learned from headers.
-func tierLimits(reg *models.Registry, tier string, rpm, tpm int64) func(string) pace.Limits {
-	return func(model string) pace.Limits {
-		var l pace.Limits
-		if tier != "" {
-			// model may be a shared-limit group's key (reg.LimitKey).
-			if tl, ok := reg.KeyLimits(reg.LimitKey(model), tier); ok {
-				l.RPM, l.TPM = tl.RPM, tl.TPM
-			}
-		}
-		if rpm > 0 {
-			l.RPM = rpm
-		}
-		if tpm > 0 {
-			l.TPM = tpm
-		}
-		return l
-	}
-}
-
 func proxyRun(opts *ProxyOptions) error {
 	f := opts.f
 	ios := f.IOStreams
@@ -269,12 +262,20 @@ func proxyRun(opts *ProxyOptions) error {
 		if apiKey == "" {
 			return FlagErrorf("--api-key-env %s: the variable is empty or unset", opts.APIKeyEnv)
 		}
+		if err := checkAPIKey(apiKey, opts.APIKeyEnv); err != nil {
+			return err
+		}
+	}
+	if cfg.ProviderErr == nil {
+		if err := checkBaseURL(cfg.BaseURL, cfg.baseURLFrom); err != nil {
+			return err
+		}
 	}
 	var events func(pace.Event)
 	if !ios.Quiet {
 		events = func(e pace.Event) { fmt.Fprintf(ios.ErrOut, "oairl proxy: %s: %s\n", e.Model, e.Message) }
 	}
-	limits := tierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
+	limits := send.TierLimits(reg, opts.Tier, opts.RPM, opts.TPM)
 	// pace.Local, or the shared budget with --budget (the builder run uses).
 	lim, err := newLimiter(opts.Ctx, f, opts.Budget, pace.Config{Clock: clk, Headroom: opts.Headroom, MaxConcurrent: opts.MaxConcurrent,
 		Limits: limits, Events: events})
@@ -294,12 +295,11 @@ func proxyRun(opts *ProxyOptions) error {
 		return err
 	}
 	pcfg := proxy.Config{
-		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk,
+		Upstream: cfg.BaseURL, Limiter: lim, Limits: limitsOf, Clock: clk, Registry: reg, Provider: cfg.Provider,
 		Counter:      tokens.NewCounter(tokens.Options{Registry: reg, AssumeOutput: opts.AssumeOutput}),
-		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
+		MaxQueueWait: opts.MaxQueueWait, MaxQueue: opts.MaxQueue, MaxQueueBytes: int64(opts.MaxQueueBytes), MaxAttempts: opts.MaxAttempts, MaxWait: opts.MaxWait,
 		Seed: opts.Seed, APIKey: apiKey, ProxyToken: opts.ProxyToken, PriorityByKey: prio,
 		Log: ios.ErrOut, LogJSON: opts.LogFormat == "json", Redact: opts.Redact,
-		LimitKey: reg.LimitKey, Provider: cfg.Provider,
 	}
 	if hc.Transport != nil {
 		// The one HTTP layer (User-Agent, pool, --debug trace), without
@@ -379,4 +379,45 @@ func writeProxySummary(w io.Writer, st proxy.Stats) {
 	}
 	fmt.Fprintf(w, "  queue: %d shed (429 + Retry-After), %d request_too_large, %d apps went away; wait avg %s, max %s; %d tokens charged\n",
 		st.Shed, st.TooLarge, st.ClientGone, avg.Round(time.Millisecond), st.QueueWaitMax.Round(time.Millisecond), st.Charged)
+	if st.ShutdownShed > 0 {
+		fmt.Fprintf(w, "  shutdown: %d shed at the end of --grace (503 + Retry-After, x-should-retry: true; %d of them were in flight upstream)\n",
+			st.ShutdownShed, st.ShutdownAbandoned)
+	}
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// unit: B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	switch n := int64(*b); {
+	case n > 0 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprint(int64(*b))
+}
+
+func (b *byteSize) Type() string { return "size" }
+
+func (b *byteSize) Set(v string) error {
+	t := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 1 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a positive size such as 256MiB, 1GiB or 500000000, not %q", v)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

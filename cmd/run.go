@@ -224,6 +224,13 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if err := f.Config().ProviderErr; err != nil {
 				return err
 			}
+			if !opts.DryRun {
+				// A malformed base URL or key is a usage error before
+				// anything is sent or recorded (not 8 "network errors").
+				if err := f.Config().SendErr(); err != nil {
+					return err
+				}
+			}
 			if opts.FlexFallback < 0 {
 				return FlagErrorf("--flex-fallback must not be negative")
 			}

@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -72,6 +73,14 @@ type Config struct {
 	// Counter counts the requests (default: the built-in registry, 1024
 	// assumed output tokens, as `oairl count`).
 	Counter *tokens.Counter
+	// Registry maps models to their limiter keys: models that share one
+	// limit (gpt-4o and its snapshots) are paced as one pair of buckets,
+	// as `oairl run` does (default models.Default()). Limits and the
+	// oairl_limit metric are then asked about those keys.
+	Registry *models.Registry
+	// Provider is the upstream's kind (--provider; zero: OpenAI): its
+	// answers are classified with its header semantics.
+	Provider provider.Provider
 	// Clock paces, waits and times the queue (default the wall clock;
 	// clock.Scaled for --time-scale).
 	Clock clock.Clock
@@ -84,18 +93,20 @@ type Config struct {
 	// MaxQueue bounds the requests waiting for admission (default 10000);
 	// beyond it requests are shed at once.
 	MaxQueue int
+	// MaxQueueBytes bounds the bytes of request bodies held by the model
+	// requests being read, waiting for admission or in flight (default
+	// 256 MiB), so memory stays bounded under any flood. A body is only
+	// read once the budget admits it (its Content-Length first; a chunked
+	// body is counted while it is read); beyond the budget a request is
+	// answered 429 (retry-after) at once, and a single body over
+	// min(MaxQueueBytes, 64 MiB) 413.
+	MaxQueueBytes int64
 	// MaxAttempts, MaxWait, AttemptTimeout and Seed configure the send
 	// cycle (defaults 8, 2m, 10m, random).
 	MaxAttempts    int
 	MaxWait        time.Duration
 	AttemptTimeout time.Duration
-	// LimitKey maps a model to its rate-limit pool (models.Registry.LimitKey:
-	// a shared-limit group, else the model); nil: the model.
-	LimitKey func(model string) string
-	// Provider is the upstream's kind (internal/provider): how its answers
-	// and rate-limit windows are read.
-	Provider provider.Provider
-	Seed     uint64
+	Seed           uint64
 	// APIKey is sent as "Authorization: Bearer KEY" on requests that carry
 	// no Authorization (--api-key-env); it is never logged.
 	APIKey string
@@ -130,6 +141,16 @@ type Server struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// stopping ends when the grace of a stop is over: requests still
+	// waiting for admission (or between attempts) are then answered 503
+	// at once. active counts the handlers running, so that Serve returns
+	// (and the summary is printed) only after the last one finished.
+	bodies byteBudget
+
+	stopping context.Context
+	stop     context.CancelFunc
+	active   atomic.Int64
 }
 
 // Stats are the proxy's totals since it started (the summary at exit).
@@ -137,7 +158,8 @@ type Stats struct {
 	Requests      int            // model requests answered
 	ByCode        map[int]int    // model requests by status returned
 	PassedThrough int            // other requests
-	Shed          int            // answered 429 by the proxy (queue wait/full)
+	Shed          int            // answered 429 by the proxy (queue wait/full, body budget)
+	ShedBytes     int            // of Shed: the body budget (MaxQueueBytes) was spent
 	TooLarge      int            // answered request_too_large by the proxy
 	Attempts      int            // upstream attempts of model requests
 	Retries       int            // upstream attempts retried
@@ -147,6 +169,11 @@ type Stats struct {
 	QueueWaitSum  time.Duration
 	Admitted      int
 	ClientGone    int // apps that went away before their answer
+	// ShutdownShed: answered 503 (retryable) because the grace of a stop
+	// ended before their answer: never sent, or sent and abandoned
+	// (ShutdownAbandoned of them).
+	ShutdownShed      int
+	ShutdownAbandoned int
 }
 
 // New returns a Server for cfg.
@@ -161,14 +188,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = models.Default()
+	}
 	if cfg.Counter == nil {
-		cfg.Counter = tokens.NewCounter(tokens.Options{Registry: models.Default(), AssumeOutput: 1024})
+		cfg.Counter = tokens.NewCounter(tokens.Options{Registry: cfg.Registry, AssumeOutput: 1024})
 	}
 	if cfg.MaxQueueWait <= 0 {
 		cfg.MaxQueueWait = 30 * time.Second
 	}
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 10000
+	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
@@ -180,6 +213,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Transport = t
 	}
 	s := &Server{cfg: cfg, upstream: u, fwd: &forwarder{rt: cfg.Transport}, met: newMetrics()}
+	s.bodies.max = cfg.MaxQueueBytes
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.stats.ByCode = map[int]int{}
 	s.stats.Upstream429 = map[string]int{}
 	s.admit = newAdmitter(cfg.Limiter, cfg.Clock, cfg.MaxQueueWait, cfg.MaxQueue)
@@ -191,9 +226,11 @@ func New(cfg Config) (*Server, error) {
 		s.stats.QueueWaitMax = max(s.stats.QueueWaitMax, d)
 		s.statsMu.Unlock()
 	}
-	s.cycle = send.New(send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
-		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout,
-		LimitKey: cfg.LimitKey, Provider: cfg.Provider, FollowCharge: true})
+	// The cycle `oairl run` uses, built by the same constructor: limiter
+	// keys from the registry (shared-limit groups), the provider's header
+	// semantics.
+	s.cycle = send.NewFor(cfg.Registry, cfg.Provider, send.Config{Limiter: s.admit, Clock: cfg.Clock, Backoff: pace.NewBackoff(cfg.Seed),
+		MaxAttempts: cfg.MaxAttempts, MaxWait: cfg.MaxWait, AttemptTimeout: cfg.AttemptTimeout, FollowCharge: true})
 	s.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = s.upstreamURL(pr.In.URL)
@@ -269,6 +306,8 @@ func bearer(h http.Header) string {
 
 // ServeHTTP implements http.Handler: the accept stage.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	switch r.URL.Path {
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -338,6 +377,94 @@ func (s *Server) priority(r *http.Request) (Priority, error) {
 // with images).
 const maxBody = 64 << 20
 
+// DefaultMaxQueueBytes is the default Config.MaxQueueBytes: 256 MiB.
+const DefaultMaxQueueBytes = 256 << 20
+
+// byteBudget counts the bytes of request bodies held in memory.
+type byteBudget struct {
+	mu        sync.Mutex
+	max, held int64
+}
+
+// take reserves n bytes; false (nothing taken) when they do not fit.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held+n > b.max {
+		return false
+	}
+	b.held += n
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	b.held -= n
+	b.mu.Unlock()
+}
+
+// Held returns the bytes of request bodies held now (tests).
+func (b *byteBudget) Held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyBudget   = errors.New("request body budget spent")
+)
+
+// readBody reads a model request's body into memory once the byte budget
+// admits it: a declared Content-Length is checked (and reserved) before a
+// byte is read; a body of unknown length (chunked) is reserved as its
+// buffer grows. *held is what was reserved (the caller gives it back when
+// the request is over, whatever the error).
+func (s *Server) readBody(r *http.Request, held *int64) ([]byte, error) {
+	limit := min(int64(maxBody), s.cfg.MaxQueueBytes)
+	if n := r.ContentLength; n >= 0 {
+		if n > limit {
+			return nil, errBodyTooLarge
+		}
+		if !s.bodies.take(n) {
+			return nil, errBodyBudget
+		}
+		*held = n
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return nil, errBodyTooLarge
+			}
+			newCap := min(int64(cap(buf))+max(int64(cap(buf)), 32<<10), limit+1)
+			if !s.bodies.take(newCap - int64(cap(buf))) {
+				return nil, errBodyBudget
+			}
+			*held += newCap - int64(cap(buf))
+			nb := make([]byte, len(buf), newCap)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // reqLog is what the log line of one request says.
 type reqLog struct {
 	start    time.Time
@@ -355,14 +482,30 @@ type reqLog struct {
 func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	lg := reqLog{start: time.Now()}
 	lg.org, lg.project = r.Header.Get("OpenAI-Organization"), r.Header.Get("OpenAI-Project")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request_body_too_large", "invalid_request_error",
-				fmt.Sprintf("oairl proxy: request body over %d bytes", maxBody), nil)
-			return
-		}
+	var held int64
+	defer func() { s.bodies.give(held) }()
+	body, err := s.readBody(r, &held)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		// Not read (or not further): the connection closes after this.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, "request_body_too_large", "invalid_request_error",
+			fmt.Sprintf("oairl proxy: request body over %d bytes", min(int64(maxBody), s.cfg.MaxQueueBytes)),
+			map[string]string{"x-should-retry": "false"})
+		lg.status, lg.outcome = http.StatusRequestEntityTooLarge, "request_body_too_large"
+		s.done(&lg)
+		return
+	case errors.Is(err, errBodyBudget):
+		w.Header().Set("Connection", "close")
+		s.writeBytesShed(w)
+		lg.status, lg.outcome = http.StatusTooManyRequests, "queue_bytes"
+		s.statsMu.Lock()
+		s.stats.Shed++
+		s.stats.ShedBytes++
+		s.statsMu.Unlock()
+		s.done(&lg)
+		return
+	case err != nil:
 		s.clientGone(&lg)
 		return
 	}
@@ -391,7 +534,11 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	// admit → forward → classify → retry or return
 	hdr := s.outHeader(r)
 	target := s.upstreamURL(r.URL).String()
-	ctx := withTicket(r.Context(), ticket{prio: prio, caller: caller(r)})
+	ctx, cancelAdmit := context.WithCancel(withTicket(r.Context(), ticket{prio: prio, caller: caller(r)}))
+	defer cancelAdmit()
+	// The end of a stop's grace ends the admission wait (and waits
+	// between attempts) of every request at once.
+	defer context.AfterFunc(s.stopping, cancelAdmit)()
 	model := lg.model
 	var abort error
 	res := s.cycle.Do(ctx, r.Context(), send.Request{
@@ -462,7 +609,20 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		lg.status, lg.outcome = http.StatusBadGateway, "unreachable"
 	case send.NotAdmitted, send.Stopped, send.Abandoned:
 		var shed *ShedError
-		if errors.As(res.Err, &shed) && r.Context().Err() == nil {
+		if s.stopping.Err() != nil {
+			// The grace of a stop ended before this request's answer: a
+			// retryable 503, never an empty 200 (the app was waiting; it
+			// did not go away).
+			s.writeShutdown(w, res.Outcome == send.Abandoned)
+			lg.status, lg.outcome = http.StatusServiceUnavailable, "shed_at_shutdown"
+			s.statsMu.Lock()
+			s.stats.ShutdownShed++
+			if res.Outcome == send.Abandoned {
+				lg.outcome = "abandoned_at_shutdown"
+				s.stats.ShutdownAbandoned++
+			}
+			s.statsMu.Unlock()
+		} else if errors.As(res.Err, &shed) && r.Context().Err() == nil {
 			s.writeShed(w, shed)
 			lg.status, lg.outcome = http.StatusTooManyRequests, shed.Reason
 			s.statsMu.Lock()
@@ -616,6 +776,33 @@ func (s *Server) writeShed(w http.ResponseWriter, e *ShedError) {
 	writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", typ, msg, map[string]string{
 		"retry-after":    strconv.Itoa(int(math.Ceil(wait.Seconds()))),
 		"retry-after-ms": strconv.FormatInt(wait.Milliseconds(), 10),
+	})
+}
+
+// writeBytesShed answers a request whose body does not fit the byte
+// budget (MaxQueueBytes): 429 in OpenAI's envelope with retry-after, so
+// SDKs back off; its body was not read.
+func (s *Server) writeBytesShed(w http.ResponseWriter) {
+	msg := fmt.Sprintf("Rate limit reached: oairl proxy already holds %d MiB of request bodies waiting or in flight (--max-queue-bytes). Please try again in 2s.",
+		s.cfg.MaxQueueBytes>>20)
+	writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "requests", msg, map[string]string{
+		"retry-after": "2", "retry-after-ms": "2000",
+	})
+}
+
+// writeShutdown answers a request the proxy gives up on at the end of a
+// stop's grace: 503 in OpenAI's envelope with retry-after and
+// x-should-retry: true, so SDKs retry it (against the proxy's successor,
+// or the same address once it is back). sent tells that an attempt was in
+// flight upstream (it may have been processed), else it was never sent.
+func (s *Server) writeShutdown(w http.ResponseWriter, sent bool) {
+	msg := "oairl proxy is shutting down and did not send this request upstream. Please try again."
+	if sent {
+		msg = "oairl proxy is shutting down and gave up waiting for the upstream answer to this request. Please try again."
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusServiceUnavailable, "proxy_shutting_down", "server_error", msg, map[string]string{
+		"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true",
 	})
 }
 

@@ -342,19 +342,7 @@ func newRun(o Options) (*run, error) {
 // model may be a model name or a limiter key (models.Registry.LimitKey: a
 // shared-limit group's id): a group's limits are its own.
 func (r *run) limitsFor(model string) pace.Limits {
-	var l pace.Limits
-	if r.o.Tier != "" {
-		if tl, ok := r.o.Registry.KeyLimits(r.o.Registry.LimitKey(model), r.o.Tier); ok {
-			l.RPM, l.TPM = tl.RPM, tl.TPM
-		}
-	}
-	if r.o.RPM > 0 {
-		l.RPM = r.o.RPM
-	}
-	if r.o.TPM > 0 {
-		l.TPM = r.o.TPM
-	}
-	return l
+	return send.TierLimits(r.o.Registry, r.o.Tier, r.o.RPM, r.o.TPM)(model)
 }
 
 func (r *run) addCode(c int) {
@@ -706,9 +694,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			r.lim = r.local
 		}
 	}
-	r.cycle = send.New(send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
-		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, Provider: o.Provider, LimitKey: o.Registry.LimitKey,
-		FlexFallback: o.FlexFallback, FollowCharge: true})
+	r.cycle = send.NewFor(o.Registry, o.Provider, send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback, FollowCharge: true})
 	r.toSend, r.chargeOf = sendModels, sendCharge
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)

@@ -47,6 +47,7 @@ import (
 	"github.com/oairl/oairl/diagnose"
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
+	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/provider"
 )
@@ -634,4 +635,42 @@ func Observation(rl diagnose.RateLimits) pace.Observation {
 		return pw
 	}
 	return pace.Observation{Requests: conv(rl.Requests), Tokens: conv(rl.Tokens)}
+}
+
+// NewFor returns the cycle of `oairl run` and `oairl proxy` alike: cfg
+// with the limiter keys of reg (a shared-limit group, e.g. gpt-4o and its
+// snapshots, is one pair of buckets; nil reg: one per model name) and the
+// provider p whose header semantics classify the answers. Both commands
+// build their cycle here so that their pacing can never differ; cfg's own
+// Provider and LimitKey are replaced.
+func NewFor(reg *models.Registry, p provider.Provider, cfg Config) *Cycle {
+	cfg.Provider = p
+	cfg.LimitKey = nil
+	if reg != nil {
+		cfg.LimitKey = reg.LimitKey
+	}
+	return New(cfg)
+}
+
+// TierLimits returns the configured limits of a limiter key (a model name,
+// or a shared-limit group's id as reg.LimitKey gives it): the published
+// limits of tier ("" none) for that key, overridden by rpm and tpm when
+// > 0. Zero fields are learned from the answers' headers. run and proxy
+// both use it, so a group's limits are the same in both.
+func TierLimits(reg *models.Registry, tier string, rpm, tpm int64) func(key string) pace.Limits {
+	return func(key string) pace.Limits {
+		var l pace.Limits
+		if tier != "" && reg != nil {
+			if tl, ok := reg.KeyLimits(reg.LimitKey(key), tier); ok {
+				l.RPM, l.TPM = tl.RPM, tl.TPM
+			}
+		}
+		if rpm > 0 {
+			l.RPM = rpm
+		}
+		if tpm > 0 {
+			l.TPM = tpm
+		}
+		return l
+	}
 }
