@@ -509,7 +509,7 @@ func TestRequestTooLargePreflight(t *testing.T) {
 }
 
 // TestB19File runs the case file as given: big1 is reported with its line
-// and skipped, small1 is sent; exit 7.
+// and skipped, small1 is sent; exit 3 (the skipped line has no result).
 func TestB19File(t *testing.T) {
 	srv := simtest.New(t, sim.Config{Tier: "none", TPM: 30_000})
 	var log bytes.Buffer
@@ -519,7 +519,7 @@ func TestB19File(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.ExitCode != exitcode.Partial || sum.Succeeded != 1 || len(srv.Sim.Requests()) != 1 {
+	if sum.ExitCode != exitcode.Input || sum.Succeeded != 1 || len(srv.Sim.Requests()) != 1 {
 		t.Errorf("exit %d succeeded %d sent %d", sum.ExitCode, sum.Succeeded, len(srv.Sim.Requests()))
 	}
 	if !strings.Contains(log.String(), `B19.jsonl:1: custom_id "big1"`) {
