@@ -466,6 +466,9 @@ func TestBudgetStatusReset(t *testing.T) {
 	srv := redistest.Start(t)
 	a, _ := newShared(t, srv, RedisConfig{Config: Config{Limits: fixed(500, 30000), MaxConcurrent: 10}})
 	o, _ := newShared(t, srv, RedisConfig{Config: Config{Limits: fixed(500, 30000), MaxConcurrent: 10}, Name: "org-other", ClientID: "o"})
+	// The buckets refill while the test runs (a loaded machine can take
+	// seconds): the expected values allow for the time that passed.
+	start := time.Now()
 	for _, r := range []*Redis{a, o} {
 		p, err := r.Reserve(context.Background(), "gpt-4o", 3000)
 		if err != nil {
@@ -473,13 +476,15 @@ func TestBudgetStatusReset(t *testing.T) {
 		}
 		p.Done(RateLimited)
 	}
-	a.Pause("gpt-4o", Requests, time.Now().Add(30*time.Second))
+	paused := time.Now()
+	a.Pause("gpt-4o", Requests, paused.Add(30*time.Second))
 	rdb := newClient(srv.URL())
 	defer rdb.Close()
 	st, err := ReadBudgets(context.Background(), rdb, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	sinceStart, sincePause := time.Since(start).Seconds(), time.Since(paused).Seconds()
 	if len(st) != 2 || st[0].Name != "org-other" || st[1].Name != "org-test" {
 		t.Fatalf("budgets %+v", st)
 	}
@@ -491,15 +496,16 @@ func TestBudgetStatusReset(t *testing.T) {
 	if m.Limits["TPM"] != 30000 || m.Limits["RPM"] != 500 || m.RateLimited != 1 {
 		t.Errorf("model status %+v", m)
 	}
-	// 27000 capacity - 3000 charged, plus a little refill.
-	if av := m.Available["TPM"]; av < 24000 || av > 24500 {
-		t.Errorf("available TPM %v, want about 24000", av)
+	// 27000 capacity - 3000 charged, plus the refill since (500 TPM/s).
+	if av := m.Available["TPM"]; av < 24000 || av > 24000+500*sinceStart+1 {
+		t.Errorf("available TPM %v, want 24000 + at most %.0f of refill", av, 500*sinceStart)
 	}
-	if av := m.Available["RPM"]; av > 0.5 {
-		t.Errorf("available RPM %v after a pause emptied it", av)
+	// Emptied by the pause, plus the refill since (500/60 RPM/s).
+	if av := m.Available["RPM"]; av > sincePause*500/60+0.15 {
+		t.Errorf("available RPM %v %.2fs after a pause emptied it", av, sincePause)
 	}
-	if p := m.Paused["RPM"]; p < 29 || p > 30 {
-		t.Errorf("paused %v", m.Paused)
+	if p := m.Paused["RPM"]; p < 30-sincePause-0.01 || p > 30 {
+		t.Errorf("paused %v, %.2fs into a 30s pause", m.Paused, sincePause)
 	}
 	n, err := ResetBudget(context.Background(), rdb, "org-test")
 	if err != nil || n == 0 {

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,7 +305,9 @@ func TestRunMemoryIsFlat(t *testing.T) {
 	defer hs.Close()
 	client := api.New(api.Options{BaseURL: hs.URL + "/v1", APIKey: "sk-test-runner-000000000000"})
 	pad := strings.Repeat("lorem ipsum dolor sit amet ", 30)
-	peak := func(n int) uint64 {
+	// heap returns the peak and the median of the live heap sampled
+	// during a run over n requests.
+	heap := func(n int) (peak, median uint64) {
 		dir := t.TempDir()
 		lines := make([]string, n)
 		for i := range lines {
@@ -315,7 +316,7 @@ func TestRunMemoryIsFlat(t *testing.T) {
 		in := writeLines(t, dir, "in.jsonl", lines)
 		lines = nil
 		runtime.GC()
-		var max atomic.Uint64
+		var samples []uint64 // read after done
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -323,9 +324,7 @@ func TestRunMemoryIsFlat(t *testing.T) {
 			s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 			for {
 				metrics.Read(s)
-				if v := s[0].Value.Uint64(); v > max.Load() {
-					max.Store(v)
-				}
+				samples = append(samples, s[0].Value.Uint64())
 				select {
 				case <-stop:
 					return
@@ -342,13 +341,22 @@ func TestRunMemoryIsFlat(t *testing.T) {
 		if err != nil || sum.Succeeded != n {
 			t.Fatalf("%v: %d of %d", err, sum.Succeeded, n)
 		}
-		return max.Load()
+		slices.Sort(samples)
+		return samples[len(samples)-1], samples[len(samples)/2]
 	}
-	small := peak(2_000)
-	large := peak(20_000)
-	t.Logf("peak live heap: 2,000 requests %.1f MB, 20,000 requests %.1f MB", float64(small)/1e6, float64(large)/1e6)
+	smallPeak, small := heap(2_000)
+	largePeak, large := heap(20_000)
+	mb := func(v uint64) float64 { return float64(v) / 1e6 }
+	t.Logf("live heap (median, peak): 2,000 requests %.1f, %.1f MB; 20,000 requests %.1f, %.1f MB", mb(small), mb(smallPeak), mb(large), mb(largePeak))
+	// The typical live heap during the run is flat. On a loaded machine
+	// one GC cycle can stretch and count the garbage allocated meanwhile
+	// as live (seen: +13 MB at one sample), so the peak gets a wider
+	// bound, still well under the ~60 MB of holding the requests.
 	if large > small+12<<20 {
-		t.Errorf("live heap grows with the input: %.1f MB for 2,000 requests, %.1f MB for 20,000", float64(small)/1e6, float64(large)/1e6)
+		t.Errorf("live heap grows with the input: median %.1f MB for 2,000 requests, %.1f MB for 20,000", mb(small), mb(large))
+	}
+	if largePeak > smallPeak+36<<20 {
+		t.Errorf("peak live heap grows with the input: %.1f MB for 2,000 requests, %.1f MB for 20,000", mb(smallPeak), mb(largePeak))
 	}
 }
 
