@@ -21,6 +21,7 @@ import (
 	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
 	"github.com/oairl/oairl/internal/iostreams"
+	"github.com/oairl/oairl/internal/redact"
 )
 
 const batchLong = `Run request files through the OpenAI Batch API (half the price, separate
@@ -112,7 +113,7 @@ func (d *batchDeps) client() (batch.Client, error) {
 func newBatchDeps(f *Factory) batchDeps {
 	return batchDeps{
 		IO: f.IOStreams, Getenv: f.Getenv, Clock: clock.Real(), factory: f,
-		BaseURL: func() string { return f.Config().BaseURL },
+		BaseURL: func() string { return redact.URL(f.Config().BaseURL, f.Config().APIKey) },
 		HasKey:  func() bool { return f.Config().APIKey != "" },
 		tune:    func(c clock.Clock) { f.SetHTTPTuning(0, c) },
 		Client: func() (batch.Client, error) {

@@ -338,7 +338,7 @@ func diagnoseLive(c *cobra.Command, opts *DiagnoseOptions) (diagnose.Report, err
 	}
 	po := diagnose.ProbeOptions{Model: opts.Model, Registry: reg, Now: opts.Now}
 	if !opts.IO.Quiet {
-		fmt.Fprintf(opts.IO.ErrOut, "sending one minimal request (%s, 1 output token) to %s\n", opts.Model, client.URLFor(diagnose.ProbePath))
+		fmt.Fprintf(opts.IO.ErrOut, "sending one minimal request (%s, 1 output token) to %s\n", opts.Model, redact.URL(client.URLFor(diagnose.ProbePath)))
 	}
 	rep := diagnose.Report{Mode: "live"}
 	rep.Findings = append(rep.Findings, diagnose.Probe(c.Context(), client, po))

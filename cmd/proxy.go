@@ -19,6 +19,7 @@ import (
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/proxy"
+	"github.com/oairl/oairl/internal/redact"
 	"github.com/oairl/oairl/internal/send"
 	"github.com/oairl/oairl/tokens"
 )
@@ -326,7 +327,7 @@ func proxyRun(opts *ProxyOptions) error {
 			lim = fmt.Sprintf("tier %s, --rpm %d, --tpm %d", firstNonEmpty(opts.Tier, "-"), opts.RPM, opts.TPM)
 		}
 		fmt.Fprintf(ios.ErrOut, "oairl proxy: serving %s -> %s (%s, time scale %gx); set OPENAI_BASE_URL=%s in your app\n",
-			base, cfg.BaseURL, lim, opts.TimeScale, base)
+			base, redact.URL(cfg.BaseURL, apiKey), lim, opts.TimeScale, base)
 	}
 	if opts.Ready != nil {
 		opts.Ready(base)

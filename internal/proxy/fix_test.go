@@ -223,3 +223,38 @@ func TestBodyByteBudget(t *testing.T) {
 		t.Errorf("held %d bytes after every request ended, want 0", h)
 	}
 }
+
+// An upstream that echoes the app's own bearer key in an error's code,
+// type and message (breaker1 F3): the proxy's log lines, text and JSON,
+// never hold it (the outcome is the redacted code).
+func TestEchoedKeyNotLogged(t *testing.T) {
+	const appKey = "sk-proj-APPKEYZZ1234567890abcdefghij"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := bearer(r.Header)
+		w.Header().Set("x-request-id", "req_"+k)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		w.Write([]byte(`{"error":{"message":"bad key ` + k + `","type":"` + k + `","param":"` + k + `","code":"` + k + `"}}`))
+	}))
+	t.Cleanup(up.Close)
+	for _, js := range []bool{false, true} {
+		var buf strings.Builder
+		var mu sync.Mutex
+		r := newRig(t, up.URL+"/v1", rigOpts{limits: pace.Limits{RPM: 1000, TPM: 1_000_000}, cfg: func(c *Config) {
+			c.Log, c.LogJSON = lockedWriter{&mu, &buf}, js
+		}})
+		req, _ := http.NewRequest("POST", r.URL+"/chat/completions", strings.NewReader(chatBody(5, false)))
+		req.Header.Set("Authorization", "Bearer "+appKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		mu.Lock()
+		logs := buf.String()
+		mu.Unlock()
+		if resp.StatusCode != 400 || logs == "" || strings.Contains(logs, "APPKEYZZ") {
+			t.Errorf("json=%v: status %d, log %q: want a 400 line without the key", js, resp.StatusCode, logs)
+		}
+	}
+}

@@ -183,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(cfg.Upstream, "/"))
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("proxy: upstream base URL %q is not an absolute URL", cfg.Upstream)
+		return nil, fmt.Errorf("proxy: upstream base URL %q is not an absolute URL", redact.URL(cfg.Upstream, cfg.APIKey))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
@@ -542,7 +542,7 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	model := lg.model
 	var abort error
 	res := s.cycle.Do(ctx, r.Context(), send.Request{
-		Model: model, Charge: lg.charge,
+		Model: model, Charge: lg.charge, Secrets: []string{bearer(r.Header), s.cfg.APIKey},
 		Attempt: func(actx context.Context) (*send.Answer, error) {
 			s.met.inflight.Inc()
 			defer s.met.inflight.Dec()

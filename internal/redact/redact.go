@@ -3,6 +3,7 @@
 package redact
 
 import (
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // whatever the surrounding text: OpenAI (sk-…, sk-proj-…, sk-svcacct-…,
 // sk-admin-…), Anthropic (sk-ant-…), OpenRouter (sk-or-v1-…), DeepSeek and
 // most OpenAI-compatible servers (sk-…) and Groq (gsk_…).
-var keyPattern = regexp.MustCompile(`\b(?:sk-|gsk_)[A-Za-z0-9_\-]{8,}`)
+var keyPattern = regexp.MustCompile(`(?:\b|_)(?:sk-|gsk_)[A-Za-z0-9_\-]{8,}`)
 
 // azureKeyPattern matches an Azure OpenAI / Cognitive Services key (32 hex
 // digits) where it follows the word "key" ("Incorrect API key provided:
@@ -86,7 +87,13 @@ func mask(orig string, prose bool, secrets []string) string {
 	// regexps cost ~100 ns per byte, and diagnose masks every finding of
 	// a 100,000-response log.
 	if strings.Contains(s, "sk-") || strings.Contains(s, "gsk_") {
-		s = keyPattern.ReplaceAllStringFunc(s, Key)
+		s = keyPattern.ReplaceAllStringFunc(s, func(m string) string {
+			// A key glued to a word by "_" (x-request-id "req_sk-…") keeps the "_".
+			if strings.HasPrefix(m, "_") {
+				return "_" + Key(m[1:])
+			}
+			return Key(m)
+		})
 	}
 	if prose {
 		if hexRun(s, 32) {
@@ -175,4 +182,35 @@ func IDs(s string) string {
 		return m[:strings.IndexAny(m, "-_")+1] + "…"
 	})
 	return uuidIDPattern.ReplaceAllString(s, "${1}…")
+}
+
+// URL returns u fit to print or store: a password in its userinfo
+// replaced by url.Redacted's "xxxxx" (a user name that is itself a key,
+// "http://KEY@host", masked too), the values of query parameters that
+// carry keys or tokens ("?api-key=…", "key", "token", "sig", …) masked,
+// and every given secret and key-shaped token masked (String). A u that
+// does not parse is masked with String only.
+func URL(u string, secrets ...string) string {
+	p, err := url.Parse(u)
+	if err == nil {
+		if p.User != nil {
+			if _, ok := p.User.Password(); !ok {
+				p.User = url.User("xxxxx")
+			}
+		}
+		if p.RawQuery != "" {
+			q := p.Query()
+			for k, vv := range q {
+				lk := strings.ToLower(k)
+				if strings.Contains(lk, "key") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") || lk == "sig" || strings.Contains(lk, "auth") {
+					for i := range vv {
+						vv[i] = "xxxxx"
+					}
+				}
+			}
+			p.RawQuery = q.Encode()
+		}
+		u = p.Redacted()
+	}
+	return String(u, secrets...)
 }

@@ -124,3 +124,31 @@ func TestStringEscapedForms(t *testing.T) {
 		t.Errorf("Body changed model output: %s", got)
 	}
 }
+
+// Base URLs are printed and stored without a key in them (breaker1 F7),
+// and a key glued to a word by "_" (x-request-id "req_sk-…") is masked
+// even when it is not a known secret (F4).
+func TestURLAndGluedKey(t *testing.T) {
+	const k = "sk-proj-CANARY1234567890abcdefghij"
+	for _, u := range []string{
+		"http://127.0.0.1:1/v1?api-key=" + k,
+		"http://127.0.0.1:1/v1?key=0123456789abcdef0123456789abcdef",
+		"http://" + k + "@127.0.0.1:1/v1",
+		"http://:" + k + "@127.0.0.1:1/v1",
+		"http://user:hunter2hunter2@127.0.0.1:1/v1",
+	} {
+		got := URL(u, k)
+		if strings.Contains(got, "CANARY") || strings.Contains(got, "0123456789abcdef0123") || strings.Contains(got, "hunter2") {
+			t.Errorf("URL(%q) = %q: a secret is left", u, got)
+		}
+		if !strings.Contains(got, "127.0.0.1:1/v1") {
+			t.Errorf("URL(%q) = %q: the server is gone", u, got)
+		}
+	}
+	if got := URL("https://api.openai.com/v1"); got != "https://api.openai.com/v1" {
+		t.Errorf("plain URL changed: %q", got)
+	}
+	if got := String("X-Request-Id: req_sk-proj-APPKEYZZ1234567890abcdefghij"); strings.Contains(got, "APPKEYZZ") || !strings.Contains(got, "req_sk-") {
+		t.Errorf("glued key: %q", got)
+	}
+}

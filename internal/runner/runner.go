@@ -326,6 +326,9 @@ func newRun(o Options) (*run, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
+	// BaseURL is only ever printed: a key in it (?api-key=, userinfo) is
+	// masked once, here.
+	o.BaseURL = redact.URL(o.BaseURL, o.APIKey)
 	r := &run{o: o, clk: o.Clock, log: o.Log, models: map[string]*ModelSummary{}, res: map[string]models.Resolution{}, events: map[string][]doneEvent{},
 		seed: maphash.MakeSeed(), nameIdx: map[string]uint32{}}
 	if r.log == nil {
@@ -695,7 +698,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		}
 	}
 	r.cycle = send.NewFor(o.Registry, o.Provider, send.Config{Limiter: r.lim, Clock: r.clk, Backoff: r.backoff, MaxAttempts: o.MaxAttempts,
-		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback, FollowCharge: true})
+		MaxWait: o.MaxWait, AttemptTimeout: o.AttemptTimeout, FlexFallback: o.FlexFallback, FollowCharge: true,
+		Secrets: []string{o.APIKey}})
 	r.toSend, r.chargeOf = sendModels, sendCharge
 	for _, name := range slices.Sorted(maps.Keys(sendModels)) {
 		m := r.model(name)
@@ -975,7 +979,7 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 		// Stop rather than retry every request; no result is written, so
 		// a rerun sends them all.
 		st.stop(exitcode.Failure, fmt.Sprintf("cannot reach %s: %s (%d attempts in a row could not connect and none got an answer); check --base-url / OPENAI_BASE_URL and the network, then rerun the same command",
-			firstNonEmpty(o.BaseURL, "the API"), f.Code, res.Unreachable))
+			firstNonEmpty(redact.URL(o.BaseURL, o.APIKey), "the API"), f.Code, res.Unreachable))
 	case send.Abandoned:
 		// Second Ctrl-C or grace over: no result, resumable. The request
 		// went out and may have been processed: counted as sent.
@@ -1126,7 +1130,7 @@ type usage struct {
 
 func (r *run) success(j *job, ms *ModelSummary, resp *api.Response, now time.Time) {
 	res := &Result{CustomID: j.customID, BodySHA256: j.fp, Response: &ResultResponse{StatusCode: resp.StatusCode,
-		RequestID: resp.Header.Get("x-request-id"), Body: r.redactBody(compactBody(resp.Body))}}
+		RequestID: r.redact(resp.Header.Get("x-request-id")), Body: r.redactBody(compactBody(resp.Body))}}
 	if err := r.results.write(res); err != nil {
 		r.writeFailed(err)
 		return
@@ -1162,7 +1166,7 @@ func (r *run) finalFailure(j *job, ms *ModelSummary, resp *api.Response, code, m
 	msg = r.redact(msg)
 	res := &Result{CustomID: j.customID, BodySHA256: j.fp, Error: &ResultError{Code: code, Message: msg}}
 	if resp != nil {
-		res.Response = &ResultResponse{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("x-request-id"), Body: r.redactBody(compactBody(resp.Body))}
+		res.Response = &ResultResponse{StatusCode: resp.StatusCode, RequestID: r.redact(resp.Header.Get("x-request-id")), Body: r.redactBody(compactBody(resp.Body))}
 	}
 	if err := r.results.write(res); err != nil {
 		r.writeFailed(err)

@@ -50,6 +50,7 @@ import (
 	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/provider"
+	"github.com/oairl/oairl/internal/redact"
 )
 
 // UnreachableStop is how many consecutive attempts that could not connect
@@ -101,6 +102,9 @@ type Config struct {
 	// (models.Registry.LimitKey: a shared-limit group, else the model);
 	// the limiter keeps one pair of buckets per key. Nil: the model.
 	LimitKey func(model string) string
+	// Secrets are keys masked in every server-supplied string of a
+	// Result (with Request.Secrets; key-shaped tokens are masked anyway).
+	Secrets []string
 	// FlexFallback, when > 0, resends a service_tier "flex" request as
 	// "auto" (through Request.FlexFallback) after that many
 	// resource_unavailable answers; 0 keeps retrying flex.
@@ -174,6 +178,11 @@ type Request struct {
 	Attempt func(ctx context.Context) (*Answer, error)
 	// Hooks, all optional, let the caller count what happens.
 	Hooks Hooks
+	// Secrets are the keys of this request (the app's bearer key in the
+	// proxy), masked with Config.Secrets in every server-supplied string
+	// of the Result (Code, Message, Finding's code, param, type, message):
+	// a server may echo a key in any of them.
+	Secrets []string
 	// FlexFallback, when set, switches the request's body to service_tier
 	// "auto" for the following attempts (Config.FlexFallback); the cycle
 	// calls it at most once.
@@ -277,6 +286,25 @@ type Result struct {
 // dispatching: a stop or the first Ctrl-C); reqCtx bounds the attempts
 // themselves (it abandons requests in flight).
 func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
+	res := c.do(admitCtx, reqCtx, req)
+	secrets := append(append([]string(nil), c.cfg.Secrets...), req.Secrets...)
+	res.Code = redact.String(res.Code, secrets...)
+	res.Message = redact.String(res.Message, secrets...)
+	redactFinding(&res.Finding, secrets)
+	return res
+}
+
+// redactFinding is the one choke point for what a server wrote into a
+// finding: a key echoed in an error's code, type, message or request id
+// must not reach hooks, results, summaries or logs (breaker1 F3/F4).
+func redactFinding(f *diagnose.Finding, secrets []string) {
+	for _, p := range []*string{&f.Code, &f.Type, &f.Message, &f.RequestID, &f.Summary, &f.Organization, &f.Project} {
+		*p = redact.String(*p, secrets...)
+	}
+}
+
+func (c *Cycle) do(admitCtx, reqCtx context.Context, req Request) Result {
+	secrets := append(append([]string(nil), c.cfg.Secrets...), req.Secrets...)
 	cfg := c.cfg
 	h := req.Hooks
 	var res Result
@@ -352,6 +380,7 @@ func (c *Cycle) Do(admitCtx, reqCtx context.Context, req Request) Result {
 			c.answered.Store(true)
 			c.unreachable.Store(0)
 			f = diagnose.ClassifyAs(cfg.Provider.Name, ans.StatusCode, ans.Header, ans.Body, now)
+			redactFinding(&f, secrets)
 			if ans.StatusCode/100 == 2 {
 				tok := f.RateLimits.Tokens
 				if !tok.Known {
