@@ -77,8 +77,10 @@ names a daily limit (RPD/TPD: "… per day (RPD): Limit 10000 … try again in
 8.64s") is read as a rolling day that frees limit ÷ 86,400 per second: when
 the model's lines left need longer than --max-wait at that rate, dispatching
 stops at once (exit 6, nothing recorded for them, resumable) and the message
-says when the daily budget allows the rest; otherwise the model is paused as
-the server says, about one request per refill.
+says when the daily budget allows the rest; otherwise that model is paced at
+the daily rate from then on: one request every 86,400 ÷ limit seconds (for
+TPD, its charge's share), one probe per refill at most, no burst at every
+short reset (a --budget redis:// limiter pauses the other processes too).
 A flex request refused for lack of capacity (429 resource_unavailable) backs
 off without pausing the rate-limit buckets; --flex-fallback N resends it as
 service_tier "auto" after N such answers.

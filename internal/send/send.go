@@ -129,6 +129,9 @@ type Cycle struct {
 	succeeded      atomic.Bool
 	// meter measures the server's TPM charge (charge.go).
 	meter chargeMeter
+	// daily paces a model whose daily limit (RPD/TPD) a 429 named at the
+	// daily rate (daily.go).
+	daily dailyPacer
 }
 
 // ChargeStats returns what the cycle measured of the server's TPM charge
@@ -319,7 +322,14 @@ func (c *Cycle) do(admitCtx, reqCtx context.Context, req Request) Result {
 		if cfg.FollowCharge {
 			charge = c.meter.paced(charge)
 		}
+		if err := c.daily.wait(admitCtx, cfg.Clock, key); err != nil {
+			res.Err, res.Outcome = err, NotAdmitted
+			return res
+		}
 		permit, err := cfg.Limiter.Reserve(admitCtx, key, charge)
+		if err == nil {
+			c.daily.admitted(cfg.Limiter, cfg.Clock, key)
+		}
 		if err == nil && admitCtx.Err() != nil {
 			// Admitted as the run stopped (a probe released the waiters
 			// of its model on a quota error): do not send.
@@ -388,6 +398,7 @@ func (c *Cycle) do(admitCtx, reqCtx context.Context, req Request) Result {
 				}
 				c.meter.answered(mark, alone, sentAt, req.Charge, tok)
 			}
+			c.daily.learn(key, f, charge, now)
 			if h.Answered != nil {
 				h.Answered(f, sentAt, now)
 			}
