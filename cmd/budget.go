@@ -484,11 +484,12 @@ func newBudgetResetCmd(f *Factory, runF func(*BudgetResetOptions) error) *cobra.
 		Use:   "reset NAME --budget URL [--yes]",
 		Short: "Clear one shared budget (buckets, pauses, learned limits, counters)",
 		Long: `Delete every key of the budget NAME (see 'oairl budget status' for names).
-Clients still running start again from full buckets and the limits they have
-learned. Asks for confirmation on a terminal unless --yes; without a
+Clients still running start again from their own view of the buckets (what
+they last saw or spent, never more) and the limits they have learned. Asks for confirmation on a terminal unless --yes; without a
 terminal, --yes is required.
 
-Exit codes: 1 Redis unreachable or not confirmed; 2 usage.`,
+Exit codes: 1 Redis unreachable, not confirmed, or no budget NAME (the error
+lists the budgets there are); 2 usage.`,
 		Example: `  oairl budget reset org-abc123 --budget redis://127.0.0.1:6379/0 --yes`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -517,7 +518,7 @@ func budgetResetRun(ctx context.Context, opts *BudgetResetOptions) error {
 		if !ios.IsStdinTTY() {
 			return exitcode.Errorf(exitcode.Failure, "not resetting budget %s: pass --yes to confirm (no terminal to ask on)", opts.Name)
 		}
-		fmt.Fprintf(ios.ErrOut, "Reset budget %s at %s? Running clients start again from full buckets. [y/N] ", opts.Name, maskURL(opts.Budget.URL))
+		fmt.Fprintf(ios.ErrOut, "Reset budget %s at %s? Running clients start again from what they last saw of the buckets. [y/N] ", opts.Name, maskURL(opts.Budget.URL))
 		var answer string
 		_, _ = fmt.Fscanln(ios.In, &answer)
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
@@ -530,6 +531,10 @@ func budgetResetRun(ctx context.Context, opts *BudgetResetOptions) error {
 	}
 	defer rdb.Close()
 	n, err := pace.ResetBudget(ctx, rdb, opts.Name)
+	var unknown *pace.UnknownBudgetError
+	if errors.As(err, &unknown) {
+		return exitcode.Errorf(exitcode.Failure, "not reset: %v (at %s)", err, maskURL(opts.Budget.URL))
+	}
 	if err != nil {
 		return exitcode.Errorf(exitcode.Failure, "resetting budget %s: %v", opts.Name, err)
 	}

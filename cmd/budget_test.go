@@ -367,6 +367,42 @@ func TestBudgetTable(t *testing.T) {
 	}
 }
 
+// budget reset of a name that does not exist (a typo, the org id without
+// its @xK) exits 1 naming the budgets there are, and deletes nothing; the
+// real name resets (breaker2 F6).
+func TestBudgetResetUnknown(t *testing.T) {
+	rs := redistest.Start(t)
+	f, _, errOut := newTestFactory(map[string]string{"OAIRL_BUDGET": rs.URL()})
+	if code := run(f, context.Background(), []string{"budget", "reset", "org-AAA", "--yes"}); code != exitcode.Failure ||
+		!strings.Contains(errOut.String(), "no budget org-AAA (this Redis holds no budget)") {
+		t.Errorf("empty Redis: exit %d, %s", code, errOut)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	for _, n := range []string{"org-AAA@x10", "org-BBB"} {
+		if err := rdb.SAdd(ctx, pace.BudgetsKey, n).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, "oairl:{"+n+"}:gate", "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _, errOut = newTestFactory(map[string]string{"OAIRL_BUDGET": rs.URL()})
+	if code := run(f, context.Background(), []string{"budget", "reset", "org-AAA", "--yes"}); code != exitcode.Failure ||
+		!strings.Contains(errOut.String(), "the budgets are: org-AAA@x10, org-BBB") {
+		t.Errorf("unknown name: exit %d, %s", code, errOut)
+	}
+	if n, _ := rdb.Exists(ctx, "oairl:{org-AAA@x10}:gate", "oairl:{org-BBB}:gate").Result(); n != 2 {
+		t.Errorf("a failed reset deleted keys: %d of 2 left", n)
+	}
+	f, _, errOut = newTestFactory(map[string]string{"OAIRL_BUDGET": rs.URL()})
+	if code := run(f, context.Background(), []string{"budget", "reset", "org-AAA@x10", "--yes"}); code != 0 ||
+		!strings.Contains(errOut.String(), "1 keys deleted") {
+		t.Errorf("real name: exit %d, %s", code, errOut)
+	}
+}
+
 // Two `batch submit --wait --budget` of one organization at once: each
 // counts the other's enqueued tokens, so neither creates a batch the
 // server fails with token_limit_exceeded.

@@ -232,7 +232,8 @@ func readBudget(ctx context.Context, rdb redis.UniversalClient, name string) (Bu
 
 // ResetBudget deletes every key of the named budget and forgets its name;
 // it returns how many keys were deleted. Clients still running start again
-// from full buckets and the limits they learned.
+// from their own view of the buckets (pace.Redis seeds a missing bucket) and
+// the limits they learned.
 func ResetBudget(ctx context.Context, rdb redis.UniversalClient, name string) (int, error) {
 	if name == "" {
 		return 0, fmt.Errorf("no budget name")
@@ -264,7 +265,34 @@ func ResetBudget(ctx context.Context, rdb redis.UniversalClient, name string) (i
 	if err := flush(); err != nil {
 		return n, err
 	}
+	if n == 0 {
+		// Nothing to delete: a known but empty budget is reset; an unknown
+		// name (a typo, the org id without its @xK) is an error naming the
+		// budgets there are, as status lists them.
+		known, err := rdb.SMembers(ctx, BudgetsKey).Result()
+		if err != nil {
+			return 0, err
+		}
+		if !slices.Contains(known, name) {
+			slices.Sort(known)
+			return 0, &UnknownBudgetError{Name: name, Known: known}
+		}
+	}
 	return n, rdb.SRem(ctx, BudgetsKey, name).Err()
+}
+
+// UnknownBudgetError is ResetBudget's answer for a name that has neither
+// keys nor an entry among the budgets.
+type UnknownBudgetError struct {
+	Name  string
+	Known []string // sorted; empty when the Redis holds no budget
+}
+
+func (e *UnknownBudgetError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("no budget %s (this Redis holds no budget)", e.Name)
+	}
+	return fmt.Sprintf("no budget %s; the budgets are: %s", e.Name, strings.Join(e.Known, ", "))
 }
 
 func globEscape(s string) string {

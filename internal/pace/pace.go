@@ -468,19 +468,58 @@ func (l *Local) Pause(model string, kind Kind, until time.Time) {
 	}
 }
 
-// drain empties the buckets of model (a fallback taking over a budget that
-// was in use).
-func (l *Local) drain(model string) {
+// debts returns, per model and kind, how long (clock time) each known
+// bucket needs to refill to full: 0 when full, more than capacity/rate when
+// reserved beyond empty. A budget rejoining Redis seeds the shared buckets
+// with it.
+func (l *Local) debts() map[string]map[Kind]time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Clock.Now()
+	out := map[string]map[Kind]time.Duration{}
+	for model, ms := range l.models {
+		for _, d := range []struct {
+			b *bucket
+			k Kind
+		}{{&ms.req, Requests}, {&ms.tok, Tokens}} {
+			if d.b.lim == nil || d.b.lim.Limit() <= 0 {
+				continue
+			}
+			missing := float64(d.b.capacity) - d.b.lim.TokensAt(now)
+			if missing <= 0 {
+				continue
+			}
+			if out[model] == nil {
+				out[model] = map[Kind]time.Duration{}
+			}
+			out[model][d.k] = time.Duration(missing / float64(d.b.lim.Limit()) * float64(time.Second))
+		}
+	}
+	return out
+}
+
+// setDebt sets model's bucket of kind to need d (clock time) to refill to
+// full, but never less than empty: a fallback taking over a budget that
+// other clients use starts with nothing to burst, and with its share of
+// what the shared bucket had reserved beyond empty.
+func (l *Local) setDebt(model string, kind Kind, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ms := l.state(model)
+	b := &ms.req
+	if kind == Tokens {
+		b = &ms.tok
+	}
+	if b.lim == nil || b.lim.Limit() <= 0 {
+		return
+	}
 	now := l.cfg.Clock.Now()
-	for _, b := range []*bucket{&ms.req, &ms.tok} {
-		if b.lim != nil {
-			if cur := b.lim.TokensAt(now); cur >= 1 {
-				b.lim.ReserveN(now, int(cur))
-			}
-		}
+	target := math.Min(0, float64(b.capacity)-d.Seconds()*float64(b.lim.Limit()))
+	n := int(math.Ceil(b.lim.TokensAt(now) - target))
+	for n > 0 { // ReserveN refuses more than the burst at once
+		k := min(n, int(b.capacity))
+		b.lim.ReserveN(now, k)
+		n -= k
 	}
 }
 

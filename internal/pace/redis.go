@@ -56,8 +56,13 @@ type RedisConfig struct {
 // When Redis is lost, the limiter warns once (an Event of model "budget")
 // and continues on a Local holding this client's share (limits ÷ the
 // clients last seen alive), reconnects in the background and shares again.
-// A Redis that lost its keys starts the buckets full, with the limits
-// learned so far. Nothing secret is stored in Redis.
+// The local share starts from this client's share of what the shared
+// bucket held at the loss (the debt it last saw), never full. A shared
+// bucket created anew (Redis restarted without its keys) or rejoined after
+// the fallback starts from this client's state: its last seen debt, or what
+// its local bucket spent (the later TAT of the two); only a budget's first
+// start, by clients that have sent nothing, starts full. The limits learned
+// so far carry over. Nothing secret is stored in Redis.
 type Redis struct {
 	cfg   RedisConfig
 	rdb   *redis.Client
@@ -78,6 +83,10 @@ type Redis struct {
 	alive    int
 	freed    chan struct{} // closed when this client frees a slot
 	seq      uint64
+	// debts: per model and kind, how far the shared bucket was from full
+	// (clock time) when this client last saw it, or what its fallback
+	// spent; force: a rejoin, apply it even to an existing bucket.
+	debts map[string]map[Kind]debt
 
 	stop chan struct{}
 	done chan struct{}
@@ -114,7 +123,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		scale:   ClockScale(cfg.Clock),
 		bootCh:  make(chan struct{}),
 		learned: map[string]map[Kind]int64{}, inForce: map[string]map[Kind]int64{},
-		leases: map[string]struct{}{}, alive: 1, freed: make(chan struct{}),
+		leases: map[string]struct{}{}, alive: 1, debts: map[string]map[Kind]debt{}, freed: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if cfg.Name != "" {
@@ -245,6 +254,21 @@ func (r *Redis) loop() {
 		cancel()
 		if err == nil {
 			r.mu.Lock()
+			fb := r.fallback
+			r.mu.Unlock()
+			var spent map[string]map[Kind]time.Duration
+			if fb != nil {
+				spent = fb.debts() // outside r.mu: Local calls r.Limits
+			}
+			now := r.cfg.Clock.Now()
+			r.mu.Lock()
+			// What the fallback spent seeds the shared buckets (the later
+			// TAT of the two): they must not start full after it.
+			for model, m := range spent {
+				for k, d := range m {
+					r.setDebt(model, k, debt{d: d, at: now, force: true})
+				}
+			}
 			r.online, r.fallback = true, nil
 			r.mu.Unlock()
 			r.emit("budget", "Redis at %s answers again; sharing the budget again", r.cfg.URL)
@@ -297,12 +321,24 @@ func (r *Redis) lost(err error) {
 	warn := !r.outage
 	r.outage = true
 	n := r.alive
-	r.mu.Unlock()
-	// The shared buckets were in use: the local share starts empty and
-	// refills at its rate, rather than bursting a full bucket on top of
-	// what the other clients send. (Outside r.mu: Local calls r.Limits.)
+	now := r.cfg.Clock.Now()
+	seeds := map[string]map[Kind]time.Duration{}
 	for _, model := range models {
-		fb.drain(model)
+		seeds[model] = map[Kind]time.Duration{}
+		for _, k := range []Kind{Requests, Tokens} {
+			seeds[model][k] = r.debts[model][k].left(now)
+		}
+	}
+	r.mu.Unlock()
+	// The shared buckets were in use: the local share starts at most empty,
+	// minus this client's share of what the shared bucket had reserved
+	// beyond empty (its debt, in clock time, is the same for the share),
+	// rather than bursting a full bucket on top of what the other clients
+	// send. (Outside r.mu: Local calls r.Limits.)
+	for model, m := range seeds {
+		for k, d := range m {
+			fb.setDebt(model, k, d)
+		}
 	}
 	if warn {
 		r.emit("budget", "lost Redis at %s (%v); continuing on a local bucket with this client's share (1/%d of the limits) and reconnecting",
@@ -345,6 +381,35 @@ type spec struct {
 	limit  int64 // known to this client: given, lowered by learned; 0 unknown
 	period time.Duration
 	cost   int64
+}
+
+// debt is how far (clock time) a bucket was from full at a time.
+type debt struct {
+	d     time.Duration
+	at    time.Time
+	force bool
+}
+
+// left is what is left of the debt at now (0 when refilled).
+func (d debt) left(now time.Time) time.Duration {
+	if d.at.IsZero() {
+		return 0
+	}
+	return max(0, d.d-now.Sub(d.at))
+}
+
+// setDebt records a bucket's debt; a forced one stays forced until a
+// decision applies it. r.mu must be held.
+func (r *Redis) setDebt(model string, k Kind, d debt) {
+	m := r.debts[model]
+	if m == nil {
+		m = map[Kind]debt{}
+		r.debts[model] = m
+	}
+	if old := m[k]; old.force && !d.force {
+		return
+	}
+	m[k] = d
 }
 
 // specs lists the buckets a request of model charging tokens needs: the
@@ -501,10 +566,19 @@ func (r *Redis) decide(keys budgetKeys, model string, tokens int64, lease string
 	kk := []string{keys.k("gate"), keys.k("inflight"), keys.k("slotq"), keys.k("slotseen"), keys.k("models"),
 		keys.m(model, "limits"), keys.m(model, "pause"), keys.m(model, "probe"), keys.k("clients")}
 	args := []any{r.scale, lease, r.ttl.Milliseconds(), r.cfg.MaxConcurrent, r.cfg.Headroom, model, len(sp)}
+	now := r.cfg.Clock.Now()
+	r.mu.Lock()
 	for _, s := range sp {
+		d := r.debts[model][s.kind]
+		force := 0
+		if d.force {
+			force = 1
+		}
 		kk = append(kk, keys.tat(model, s.kind))
-		args = append(args, s.kind.String(), s.limit, s.period.Milliseconds(), s.cost)
+		args = append(args, s.kind.String(), s.limit, s.period.Milliseconds(), s.cost,
+			strconv.FormatFloat(float64(d.left(now))/float64(time.Millisecond), 'f', 3, 64), force)
 	}
+	r.mu.Unlock()
 	cctx, cancel := r.callCtx()
 	res, err := scriptReserve.Run(cctx, r.rdb, kk, args...).Slice()
 	cancel()
@@ -524,7 +598,7 @@ func (r *Redis) decide(keys budgetKeys, model string, tokens int64, lease string
 		return d, nil
 	}
 	n := len(sp)
-	if len(res) < 5+2*n {
+	if len(res) < 5+3*n {
 		return decision{}, fmt.Errorf("reserve script: unexpected answer %v", res)
 	}
 	limits := make([]int64, n)
@@ -539,6 +613,17 @@ func (r *Redis) decide(keys budgetKeys, model string, tokens int64, lease string
 		r.mu.Unlock()
 	}
 	r.setInForce(model, sp, limits)
+	at := r.cfg.Clock.Now()
+	r.mu.Lock()
+	for i, s := range sp {
+		if v, ok := res[5+2*n+i].(string); ok {
+			if r.debts[model] == nil {
+				r.debts[model] = map[Kind]debt{}
+			}
+			r.debts[model][s.kind] = debt{d: parseMS(v), at: at} // any forced seed applied
+		}
+	}
+	r.mu.Unlock()
 	epoch, _ := res[2].(int64)
 	probe, _ := res[3].(int64)
 	d.permit = &redisPermit{r: r, keys: keys, model: model, lease: lease, epoch: epoch, probe: probe == 1, specs: sp, incs: incs}

@@ -401,7 +401,7 @@ func TestRedisLostMidRun(t *testing.T) {
 		t.Errorf("fallback limits %+v, want half of 600/60000", got)
 	}
 	// Redis comes back empty (no persistence): sharing resumes with the
-	// limits learned so far.
+	// limits learned so far (and a's spent state: TestRedisLossCarriesDebt).
 	srv.Restart()
 	deadline := time.Now().Add(5 * time.Second)
 	for !a.Shared() && time.Now().Before(deadline) {
@@ -411,7 +411,7 @@ func TestRedisLostMidRun(t *testing.T) {
 		t.Fatal("did not reconnect")
 	}
 	d := mustDecide(t, a, "gpt-4o", 100)
-	if d.status != decGo || d.wait != 0 {
+	if d.status != decGo {
 		t.Fatalf("after restart: %+v", d)
 	}
 	d.permit.Done(Success)
@@ -568,5 +568,129 @@ func TestBatchQueue(t *testing.T) {
 	a.Publish("job_a", "gpt-4o", 0)
 	if _, ok := b.Admit("job_b", "gpt-4o", 3000, 3000); !ok {
 		t.Fatal("a's removed entry still counted")
+	}
+}
+
+// decideAs runs one decision with a lease of r's client (CLIENT:SEQ), so
+// that the budget counts r's client alive, not one client per lease.
+func decideAs(t *testing.T, r *Redis, model string, tokens int64) decision {
+	t.Helper()
+	d, err := r.decide(r.keys, model, tokens, fmt.Sprintf("%s:%d", r.cfg.ClientID, leaseSeq.Add(1)))
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	return d
+}
+
+// tokensNow is what the fallback's TPM bucket of model holds now.
+func tokensNow(t *testing.T, r *Redis, model string) float64 {
+	t.Helper()
+	l := r.local()
+	if l == nil {
+		t.Fatal("not on the local fallback")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state(model).tok.lim.TokensAt(l.cfg.Clock.Now())
+}
+
+func waitShared(t *testing.T, r *Redis) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.Shared() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !r.Shared() {
+		t.Fatal("did not reconnect")
+	}
+}
+
+// Redis lost while the shared bucket is drained (reserved beyond empty):
+// the local fallback starts from this client's share of that debt, not
+// full and not merely empty; when Redis comes back without its keys, the
+// shared bucket starts from what the client spent meanwhile, not full
+// (breaker2 F1/F4). The clients' clock is a fake that stands still; the
+// budget clock (Redis TIME) moves by the test's wall time only, a few
+// tokens at 100 tokens/s.
+func TestRedisLossCarriesDebt(t *testing.T) {
+	srv := redistest.Start(t)
+	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
+	// TPM 6000: capacity 5400, 100 tokens/s; RPM out of the way.
+	cfg := RedisConfig{Config: Config{Clock: fc, Limits: fixed(1_000_000, 6000), MaxConcurrent: 50}, Heartbeat: 20 * time.Millisecond}
+	a, _ := newShared(t, srv, cfg)
+	cfg.ClientID = "b"
+	b, _ := newShared(t, srv, cfg)
+	// 9,000 tokens reserved: 5,400 empty the bucket, 3,600 more are debt
+	// (36 s at 100/s); two clients alive.
+	for _, r := range []*Redis{a, b, a} {
+		d := decideAs(t, r, "gpt-4o", 3000)
+		if d.status != decGo {
+			t.Fatalf("decide: %+v", d)
+		}
+	}
+	srv.Kill()
+	waitLost := time.Now().Add(5 * time.Second)
+	for a.Shared() && time.Now().Before(waitLost) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.Shared() {
+		t.Fatal("Redis loss not noticed")
+	}
+	// a's share: 3,000 TPM, capacity 2,700; its half of the debt is -1,800.
+	if got := tokensNow(t, a, "gpt-4o"); math.Abs(got-(-1800)) > 150 {
+		t.Fatalf("fallback starts with %.0f tokens, want about -1800 (half the shared debt)", got)
+	}
+	// Redis restarts without its keys: the first decision finds a bucket
+	// seeded from a's local state (90 s from full, i.e. 3,600 tokens
+	// beyond empty), so 100 more tokens wait about 37 s, not 0.
+	srv.Restart()
+	waitShared(t, a)
+	d := decideAs(t, a, "gpt-4o", 100)
+	if d.status != decGo || d.wait < 35*time.Second || d.wait > 38*time.Second {
+		t.Fatalf("after the restart: wait %v, want about 37s (the bucket a spent, not a full one)", d.wait)
+	}
+}
+
+// A client that started on the local fallback (Redis down at start) and
+// spent its bucket joins the budget when Redis comes up: the new shared
+// bucket starts empty, not full; a client that spent nothing joins onto a
+// full one, as pace.Local starts.
+func TestRedisOfflineJoinCarriesSpent(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill()
+	fc := clock.NewFake(time.Unix(1_700_000_000, 0))
+	cfg := RedisConfig{Config: Config{Clock: fc, Limits: fixed(1_000_000, 6000), MaxConcurrent: 50},
+		Client: newClient(srv.URL()), URL: srv.URL(), Name: "org-test", Offline: true, Heartbeat: 20 * time.Millisecond}
+	a, err := NewRedis(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cfg.Client, cfg.ClientID = newClient(srv.URL()), "fresh"
+	fresh, err := NewRedis(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	// a spends its whole (full, first-start) local bucket: 5,400 tokens.
+	for range 3 {
+		p, err := a.Reserve(context.Background(), "gpt-4o", 1800)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(Success)
+	}
+	srv.Restart()
+	waitShared(t, fresh)
+	waitShared(t, a)
+	// fresh first: it has spent nothing, so its decision leaves the new
+	// bucket as it found it (full, minus its 100).
+	if d := decideAs(t, fresh, "gpt-4o", 100); d.status != decGo || d.wait != 0 {
+		t.Fatalf("a client that spent nothing: %+v, want no wait", d)
+	}
+	// a joins with an empty bucket (54 s from full): the later TAT wins,
+	// so 100 tokens wait about 1 s (at 100/s), not 0.
+	if d := decideAs(t, a, "gpt-4o", 100); d.status != decGo || d.wait < 500*time.Millisecond || d.wait > 2*time.Second {
+		t.Fatalf("the fallback client's first shared decision: wait %v, want about 1s", d.wait)
 	}
 }
