@@ -323,8 +323,20 @@ func proxyRun(opts *ProxyOptions) error {
 	fmt.Fprintln(ios.Out, base)
 	if !ios.Quiet {
 		lim := "limits learned from the first answers"
-		if opts.Tier != "" || opts.RPM > 0 || opts.TPM > 0 {
-			lim = fmt.Sprintf("tier %s, --rpm %d, --tpm %d", firstNonEmpty(opts.Tier, "-"), opts.RPM, opts.TPM)
+		// Name only the limits given: "tier 1", "--rpm 600, --tpm 100000",
+		// never "--rpm 0" beside a tier.
+		var given []string
+		if opts.Tier != "" {
+			given = append(given, "tier "+opts.Tier)
+		}
+		if opts.RPM > 0 {
+			given = append(given, fmt.Sprintf("--rpm %d", opts.RPM))
+		}
+		if opts.TPM > 0 {
+			given = append(given, fmt.Sprintf("--tpm %d", opts.TPM))
+		}
+		if len(given) > 0 {
+			lim = strings.Join(given, ", ")
 		}
 		fmt.Fprintf(ios.ErrOut, "oairl proxy: serving %s -> %s (%s, time scale %gx); set OPENAI_BASE_URL=%s in your app\n",
 			base, redact.URL(cfg.BaseURL, apiKey), lim, opts.TimeScale, base)
@@ -339,15 +351,6 @@ func proxyRun(opts *ProxyOptions) error {
 	err = srv.Serve(ctx, ln, opts.Grace)
 	writeProxySummary(ios.ErrOut, srv.Stats())
 	return err
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 // writeProxySummary prints the totals at exit.
