@@ -389,6 +389,11 @@ func (r *run) model(name string) *ModelSummary {
 
 const maxProblemsShown = 20
 
+// batchOnly are the file warnings (input.Scan's, shared with count) about
+// the Batch API's own rules, which run (one request at a time) does not
+// have: run does not repeat them (issue 14 §7).
+var batchOnly = map[string]bool{"several_models": true, "over_batch_requests": true, "over_batch_bytes": true}
+
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	o := r.o
 	sum := r.sum
@@ -582,7 +587,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	for _, p := range scanSum.FileProblems {
 		if p.Severity == tokens.Error {
 			r.problemf("%s:%d: %s [%s]", p.File, p.Line, p.Message, p.Code)
-		} else if !o.Quiet && p.Severity == tokens.Warning {
+		} else if !o.Quiet && p.Severity == tokens.Warning && !batchOnly[p.Code] {
 			r.logf("%s: warning: %s [%s]", p.File, p.Message, p.Code)
 		}
 	}
