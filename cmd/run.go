@@ -52,7 +52,8 @@ lost and nothing sent twice.
 
 Input: the lines 'oairl count' reads (Batch API input format, or bare request
 bodies with --model for lines that name none), validated with the same checks:
-invalid lines are reported and skipped (--strict: nothing is sent, exit 3).
+invalid lines are reported and skipped, and the run exits 3 (--strict:
+nothing is sent, exit 3).
 Each body is sent exactly as written to its line's url under the base URL, so
 parameters unknown to client libraries still reach the API.
 
@@ -142,7 +143,9 @@ request_too_large/edge_throttled/flex_unavailable/other), prompt_tokens, complet
 active_seconds, torn_bytes, stop_reason, exit_code, server_charge ({ratio,
 samples, steady, followed}: the TPM charge the server applied, measured from
 x-ratelimit-remaining-tokens between consecutive admissions, relative to
-oairl's estimate; once steady and more than 3% from 1, pacing follows it),
+oairl's estimate, in the server's order of admission; steady: at least 20
+requests measured with nothing else in flight agree with it; once steady and
+more than 3% from 1, pacing follows it),
 and models[] (model,
 rpm_limit, tpm_limit, succeeded, failed, attempts, retries, rate_limited,
 tpm_charged, prompt_tokens, completion_tokens, achieved_rpm, achieved_tpm,
@@ -158,8 +161,9 @@ in Prometheus text format (labels model, limit_type).
 
 Exit codes of run: 1 cannot reach the base URL, results file in use by
 another run, unreadable input or results file; 2 usage (also -o naming an
-input file); 3 invalid input under --strict, nothing valid, or bare-body
-input changed since the results were written; 4 auth (401/403, model not
+input file); 3 invalid input lines (skipped: they have no result line; under
+--strict nothing is sent), nothing valid, or bare-body input changed since
+the results were written; 4 auth (401/403, model not
 found); 5 insufficient_quota or billing; 6 still rate-limited after
 --max-attempts, or a wait over --max-wait; 7 partial: results were written
 and some requests failed — including 5xx and network errors after the

@@ -105,7 +105,7 @@ func TestRunExitCodes(t *testing.T) {
 		wantOut string
 	}{
 		{"all succeed", sim.Config{Tier: "none"}, []string{runLineA, runLineB}, nil, exitcode.OK, "", "succeeded\t2"},
-		{"invalid line skipped: partial", sim.Config{Tier: "none"}, []string{runLineA, runLineX}, nil, exitcode.Partial, `custom_id "x"`, "succeeded\t1"},
+		{"invalid line skipped: invalid input", sim.Config{Tier: "none"}, []string{runLineA, runLineX}, nil, exitcode.Input, `custom_id "x"`, "succeeded\t1"},
 		{"--strict refuses", sim.Config{Tier: "none"}, []string{runLineA, runLineX}, []string{"--strict"}, exitcode.Input, "--strict", ""},
 		{"quota", sim.Config{Tier: "none", QuotaExhausted: "insufficient_quota"}, []string{runLineA, runLineB}, nil, exitcode.Quota, "rerun the same command", "no_result_yet_(resumable)\t"},
 		{"auth", sim.Config{Tier: "none", InvalidKey: true}, []string{runLineA}, nil, exitcode.Auth, "authentication failed", ""},

@@ -101,8 +101,10 @@ fixed: scripts and CI may depend on them. When several apply, the worst wins
        is locked by another run, a server error outside run (run exits 7 when
        results were written and some requests failed after their retries)
   2    usage: bad flags or arguments
-  3    invalid input: lines the API would reject (count, run --strict, batch
-       submit), or a saved response that cannot be read (diagnose --from)
+  3    invalid input: lines the API would reject (count, batch submit; run
+       reports and skips them, sends the valid lines and still exits 3 — they
+       have no line in the results file; --strict sends nothing), or a saved
+       response that cannot be read (diagnose --from)
   4    auth: 401/403, wrong organization or project, model not found or not
        allowed for this key
   5    quota or billing: insufficient_quota, credit_balance_exhausted, spend or
@@ -110,7 +112,7 @@ fixed: scripts and CI may depend on them. When several apply, the worst wins
   6    rate-limited: still limited after the retries, or a limit that will not
        clear soon (a daily limit, a Retry-After above --max-wait)
   7    partial: some requests failed; the results file has one line for each,
-       with the error
+       with the error (invalid input lines are 3, not 7)
   8    a batch is still pending (batch wait --timeout)
   130  interrupted (Ctrl-C); state was saved, rerun the same command to resume
 `

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oairl/oairl/internal/api"
 	"github.com/oairl/oairl/internal/clock"
@@ -201,5 +202,40 @@ func TestRunMeasuresServerCharge(t *testing.T) {
 	_ = chars.WriteTable(&out, false)
 	if !strings.Contains(out.String(), fmt.Sprintf("the server charged %.2f× oairl's estimate on %d requests", sc.Ratio, sc.Samples)) {
 		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+// Concurrent requests reach the server in another order than they were
+// sent: against the simulator charging exactly oairl's estimate, the
+// measured ratio stays ~1 and pacing does not follow it (breaker2 F7:
+// pairing by send order and dropping negative deltas read 2–3.5×).
+func TestRunServerChargeConcurrent(t *testing.T) {
+	var lines []string
+	for i := 0; i < 200; i++ {
+		prompt := strings.Repeat("hello ", 100+i%7*20)
+		lines = append(lines, fmt.Sprintf(`{"custom_id": "c%d", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": %q}]}}`, i, prompt))
+	}
+	clk := clock.Scaled(100)
+	srv := simtest.New(t, sim.Config{Tier: "none", TPM: 20000, Clock: clk, Latency: 3 * time.Second})
+	dir := t.TempDir()
+	o := baseOptions(dir+"/out.jsonl", writeLines(t, dir, "in.jsonl", lines))
+	o.Client, o.Clock, o.MaxConcurrent, o.TPM = simClient(srv), clk, 50, 20000
+	sum, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Succeeded != 200 {
+		t.Fatalf("%d succeeded", sum.Succeeded)
+	}
+	sc := sum.ServerCharge
+	t.Logf("server charge %+v, 429s %v", sc, srv.Sim.Stats().RateLimited)
+	if sc.Samples > 0 && (sc.Ratio < 0.95 || sc.Ratio > 1.05) {
+		t.Errorf("ratio %.3f over %d samples, want ~1 (the server charges the estimate)", sc.Ratio, sc.Samples)
+	}
+	if sc.Samples < 20 {
+		t.Errorf("only %d samples", sc.Samples)
+	}
+	if sc.Followed {
+		t.Errorf("pacing followed a ratio of %.3f", sc.Ratio)
 	}
 }

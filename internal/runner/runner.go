@@ -389,6 +389,11 @@ func (r *run) model(name string) *ModelSummary {
 
 const maxProblemsShown = 20
 
+// batchOnly are the file warnings (input.Scan's, shared with count) about
+// the Batch API's own rules, which run (one request at a time) does not
+// have: run does not repeat them (issue 14 §7).
+var batchOnly = map[string]bool{"several_models": true, "over_batch_requests": true, "over_batch_bytes": true}
+
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	o := r.o
 	sum := r.sum
@@ -582,7 +587,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	for _, p := range scanSum.FileProblems {
 		if p.Severity == tokens.Error {
 			r.problemf("%s:%d: %s [%s]", p.File, p.Line, p.Message, p.Code)
-		} else if !o.Quiet && p.Severity == tokens.Warning {
+		} else if !o.Quiet && p.Severity == tokens.Warning && !batchOnly[p.Code] {
 			r.logf("%s: warning: %s [%s]", p.File, p.Message, p.Code)
 		}
 	}
@@ -612,15 +617,16 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	if toSend == 0 && len(tooLarge) == 0 {
 		if sum.Skipped > 0 {
-			if rep.TornBytes > 0 {
+			if rep.TornBytes > 0 || r.order != nil {
 				// Still remove a torn last line (its custom_id is not in this
-				// input, or it would be sent).
+				// input, or it would be sent); --ordered still rewrites the
+				// file in input order (finish).
 				if err := r.openOutput(&rep); err != nil {
 					sum.ExitCode = exitcode.Failure
 					return sum, err
 				}
 			}
-			if rep.TornBytes == 0 {
+			if rep.TornBytes == 0 && r.order == nil {
 				r.reportBadLines(rep.BadLines, rep.BadN)
 			}
 			if sum.Skipped == 1 {
@@ -628,9 +634,17 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			} else {
 				r.logf("nothing to send: all %s already have a result in %s", humanize.Count(int64(sum.Skipped), "request", "requests"), o.Output)
 			}
+			if r.order != nil {
+				r.logf("--ordered: rewriting %s in input order", o.Output)
+			}
 			sum.ExitCode = exitcode.OK
-			if sum.Invalid > 0 || skippedFailed+skippedRetryable > 0 {
-				sum.ExitCode = exitcode.Partial
+			if skippedFailed+skippedRetryable > 0 {
+				r.addCode(exitcode.Partial)
+			}
+			if sum.Invalid > 0 {
+				// Skipped invalid lines have no result line: exit 3, as
+				// count (the worst wins).
+				r.addCode(exitcode.Input)
 			}
 			return r.finish()
 		}
@@ -638,7 +652,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		return sum, exitcode.Errorf(exitcode.Input, "no valid request to send (%s, %d invalid)", humanize.Count(int64(sum.Requests), "line", "lines"), sum.Invalid)
 	}
 	if sum.Invalid > 0 {
-		r.addCode(exitcode.Partial)
+		// Skipped invalid lines have no result line: exit 3 (invalid
+		// input), not 7 (failed lines are in the results file).
+		r.addCode(exitcode.Input)
 	}
 	if err := r.inputs.flush(); err != nil {
 		sum.ExitCode = exitcode.Failure

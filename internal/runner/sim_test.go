@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -508,7 +509,7 @@ func TestRequestTooLargePreflight(t *testing.T) {
 }
 
 // TestB19File runs the case file as given: big1 is reported with its line
-// and skipped, small1 is sent; exit 7.
+// and skipped, small1 is sent; exit 3 (the skipped line has no result).
 func TestB19File(t *testing.T) {
 	srv := simtest.New(t, sim.Config{Tier: "none", TPM: 30_000})
 	var log bytes.Buffer
@@ -518,7 +519,7 @@ func TestB19File(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.ExitCode != exitcode.Partial || sum.Succeeded != 1 || len(srv.Sim.Requests()) != 1 {
+	if sum.ExitCode != exitcode.Input || sum.Succeeded != 1 || len(srv.Sim.Requests()) != 1 {
 		t.Errorf("exit %d succeeded %d sent %d", sum.ExitCode, sum.Succeeded, len(srv.Sim.Requests()))
 	}
 	if !strings.Contains(log.String(), `B19.jsonl:1: custom_id "big1"`) {
@@ -581,7 +582,8 @@ func TestInvalidLinesSkippedOrStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Invalid != 2 || sum.Succeeded != 1 || sum.ExitCode != exitcode.Partial {
+	// Skipped invalid lines have no result line: exit 3, not 7 (breaker2 F5).
+	if sum.Invalid != 2 || sum.Succeeded != 1 || sum.ExitCode != exitcode.Input {
 		t.Errorf("invalid %d succeeded %d exit %d", sum.Invalid, sum.Succeeded, sum.ExitCode)
 	}
 	if !strings.Contains(log.String(), `in.jsonl:2: custom_id "bad"`) || !strings.Contains(log.String(), "in.jsonl:3:") {
@@ -748,5 +750,54 @@ func TestWrongTierCorrected(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "the server reports RPM limit 60, lower than the 100000 given; using 60") {
 		t.Errorf("log %q", log.String())
+	}
+}
+
+// Rerunning with --ordered when nothing is left to send still rewrites the
+// results file in input order, superseded lines going to
+// PATH.superseded.jsonl (breaker2 F2).
+func TestOrderedNothingToSend(t *testing.T) {
+	srv := simtest.New(t, sim.Config{Tier: "none"})
+	dir := t.TempDir()
+	in := writeLines(t, dir, "in.jsonl", chatLines("o", "gpt-4o-mini", 12, 5))
+	out := dir + "/out.jsonl"
+	o := baseOptions(out, in)
+	o.Client = simClient(srv)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	// Out of order, with one line repeated.
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	slices.Reverse(lines)
+	lines[0] += "\n"
+	lines = append(lines, strings.TrimSuffix(lines[3], "\n")+"\n")
+	if err := os.WriteFile(out, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	o = baseOptions(out, in)
+	o.Client, o.Ordered, o.Log = simClient(srv), true, &log
+	sum, err := Run(context.Background(), o)
+	if err != nil || sum.Sent != 0 || sum.ExitCode != 0 {
+		t.Fatalf("rerun: err %v sent %d exit %d", err, sum.Sent, sum.ExitCode)
+	}
+	rs := readResults(t, out)
+	if len(rs) != 12 {
+		t.Fatalf("%d lines, want 12", len(rs))
+	}
+	for i, r := range rs {
+		if r.CustomID != fmt.Sprintf("o%d", i) {
+			t.Fatalf("line %d is %s, want input order\n%s", i, r.CustomID, log.String())
+		}
+	}
+	if sup := readResults(t, out+".superseded.jsonl"); len(sup) != 1 {
+		t.Errorf("%d superseded lines, want 1", len(sup))
+	}
+	if !strings.Contains(log.String(), "input order") {
+		t.Errorf("log does not say the file was rewritten:\n%s", log.String())
 	}
 }

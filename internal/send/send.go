@@ -349,11 +349,12 @@ func (c *Cycle) do(admitCtx, reqCtx context.Context, req Request) Result {
 		if h.Sending != nil {
 			h.Sending(attempt)
 		}
-		seq := c.meter.sending(key)
+		mark := c.meter.sending(key)
 		sentAt := cfg.Clock.Now()
 		attemptCtx, cancelAttempt := context.WithTimeout(reqCtx, cfg.AttemptTimeout)
 		ans, err := req.Attempt(attemptCtx)
 		cancelAttempt()
+		alone := c.meter.returned(mark)
 		now := cfg.Clock.Now()
 		res.Attempts, res.At, res.Answer, res.Err = attempt, now, ans, err
 		if h.Attempted != nil {
@@ -395,7 +396,7 @@ func (c *Cycle) do(admitCtx, reqCtx context.Context, req Request) Result {
 				if !tok.Known {
 					tok = f.RateLimits.ProjectTokens
 				}
-				c.meter.answered(key, seq, sentAt, req.Charge, tok)
+				c.meter.answered(mark, alone, sentAt, req.Charge, tok)
 			}
 			c.daily.learn(key, f, charge, now)
 			if h.Answered != nil {
