@@ -2,13 +2,15 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MetricsTable documents every metric the proxy serves on /metrics; the
 // README and `oairl proxy --help` print it. Labels are bounded: model
-// (as requests name it), code (HTTP status returned to the app), limit,
+// (as requests name it; after maxModelLabels distinct names, new ones
+// share "other"), code (HTTP status returned to the app), limit,
 // kind, priority; never a key, caller or request id.
 const MetricsTable = `| metric | type | labels | meaning |
 |---|---|---|---|
@@ -31,6 +33,33 @@ type metrics struct {
 	charged     *prometheus.CounterVec
 	limit       *prometheus.GaugeVec
 	inflight    prometheus.Gauge
+
+	// The model label takes at most maxModelLabels distinct values; later
+	// new names share the label "other", so an app sending junk model
+	// names cannot grow the series without bound.
+	labelMu sync.Mutex
+	labels  map[string]bool
+}
+
+// maxModelLabels bounds the distinct values of the model label.
+const maxModelLabels = 100
+
+// modelLabel returns the label value for model: the name itself while fewer
+// than maxModelLabels names have been seen, else "other".
+func (m *metrics) modelLabel(model string) string {
+	m.labelMu.Lock()
+	defer m.labelMu.Unlock()
+	if m.labels[model] {
+		return model
+	}
+	if len(m.labels) >= maxModelLabels {
+		return "other"
+	}
+	if m.labels == nil {
+		m.labels = map[string]bool{}
+	}
+	m.labels[model] = true
+	return model
 }
 
 func newMetrics() *metrics {
@@ -60,5 +89,5 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) answered(model string, code int) {
-	m.requests.WithLabelValues(model, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(m.modelLabel(model), strconv.Itoa(code)).Inc()
 }

@@ -570,7 +570,7 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		},
 		Hooks: send.Hooks{
 			Sending: func(int) {
-				s.met.charged.WithLabelValues(model).Add(float64(lg.charge))
+				s.met.charged.WithLabelValues(s.met.modelLabel(model)).Add(float64(lg.charge))
 				s.statsMu.Lock()
 				s.stats.Charged += lg.charge
 				s.stats.Admitted++
@@ -584,7 +584,7 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 			Failed: func(f diagnose.Finding) {
 				if f.Status == http.StatusTooManyRequests {
 					kind := send.LimitKind(f)
-					s.met.rateLimited.WithLabelValues(model, kind).Inc()
+					s.met.rateLimited.WithLabelValues(s.met.modelLabel(model), kind).Inc()
 					s.statsMu.Lock()
 					s.stats.Upstream429[kind]++
 					s.statsMu.Unlock()
@@ -764,10 +764,10 @@ func (s *Server) refreshLimits() {
 	for _, n := range names {
 		l := s.cfg.Limits(n)
 		if l.RPM > 0 {
-			s.met.limit.WithLabelValues(n, "rpm").Set(float64(l.RPM))
+			s.met.limit.WithLabelValues(s.met.modelLabel(n), "rpm").Set(float64(l.RPM))
 		}
 		if l.TPM > 0 {
-			s.met.limit.WithLabelValues(n, "tpm").Set(float64(l.TPM))
+			s.met.limit.WithLabelValues(s.met.modelLabel(n), "tpm").Set(float64(l.TPM))
 		}
 	}
 }
