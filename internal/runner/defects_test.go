@@ -566,3 +566,21 @@ func TestSummaryNoDoubleListing(t *testing.T) {
 		t.Errorf("summary:\n%s", out)
 	}
 }
+
+// Issue 14 §7: a rate over the limit shows its true figure and says why
+// it can exceed the limit, instead of "30024 of 30000 (100.0%)".
+func TestSummaryOverLimitTrueFigure(t *testing.T) {
+	s := &Summary{Requests: 10, Sent: 10, Succeeded: 10, Models: []ModelSummary{{Model: "gpt-4o",
+		RPMLimit: 500, AchievedRPM: 510, RPMPercent: 102, TPMLimit: 30000, AchievedTPM: 29000, TPMPercent: 96.7}}}
+	var b bytes.Buffer
+	if err := s.WriteTable(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "510 of 500 (102.0%)") || !strings.Contains(out, "bucket starts full") {
+		t.Errorf("over-limit RPM not shown true with its reason:\n%s", out)
+	}
+	if strings.Count(out, "bucket starts full") != 1 {
+		t.Errorf("the reason belongs only to the rate over its limit:\n%s", out)
+	}
+}

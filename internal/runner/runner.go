@@ -1365,12 +1365,6 @@ func (r *run) finish() (*Summary, error) {
 		if m.TPMLimit > 0 {
 			m.TPMPercent = 100 * m.AchievedTPM / float64(m.TPMLimit)
 		}
-		if len(m.RateLimited) == 0 {
-			// No 429 at all: the server did not find us over its limit,
-			// so a few tenths over 100% are clock noise (the sender's and
-			// the server's clocks, network latency), not overuse.
-			m.RPMPercent, m.TPMPercent = min(m.RPMPercent, 100), min(m.TPMPercent, 100)
-		}
 		if res, ok := r.res[n]; ok && res.Model != nil {
 			m.CostUSD, _ = tokens.Cost(res.Model, m.PromptTokens, m.CompletionTokens)
 		}
