@@ -114,10 +114,8 @@ func newBatchSubmitCmd(f *Factory, runF func(*BatchSubmitOptions) error) *cobra.
 				opts.Tier = opts.Getenv("OAIRL_TIER")
 			}
 			if opts.Tier != "" {
-				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
-				switch t {
-				case "free", "1", "2", "3", "4", "5", models.PulledTier:
-				default:
+				t, ok := normalizeTier(strings.TrimSpace(opts.Tier))
+				if !ok {
 					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t

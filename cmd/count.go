@@ -176,8 +176,8 @@ func newCountCmd(f *Factory, runF func(*CountOptions) error) *cobra.Command {
 				opts.Tier = opts.Getenv("OAIRL_TIER")
 			}
 			if opts.Tier != "" {
-				t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(opts.Tier)), "tier")
-				if !contains([]string{"free", "1", "2", "3", "4", "5", models.PulledTier}, t) {
+				t, ok := normalizeTier(strings.TrimSpace(opts.Tier))
+				if !ok {
 					return FlagErrorf("invalid --tier %q: valid tiers are free, 1, 2, 3, 4, 5, project (limits pulled by 'oairl limits pull')", opts.Tier)
 				}
 				opts.Tier = t

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
@@ -131,6 +132,18 @@ func writePulledRows(ios *iostreams.IOStreams, p *models.Pulled) error {
 		}
 	}
 	return t.Render()
+}
+
+// normalizeTier returns a --tier value (or OAIRL_TIER) in canonical form:
+// lower case without a "tier" prefix ("Tier1" → "1"), and whether it names
+// a known tier: free, 1-5, or models.PulledTier. The caller words the error.
+func normalizeTier(tier string) (string, bool) {
+	t := strings.TrimPrefix(strings.ToLower(tier), "tier")
+	switch t {
+	case "free", "1", "2", "3", "4", "5", models.PulledTier:
+		return t, true
+	}
+	return t, false
 }
 
 // usePulledLimits sets *tier to models.PulledTier, and says so on stderr,

@@ -16,7 +16,6 @@ import (
 
 	"github.com/oairl/oairl/internal/clock"
 	"github.com/oairl/oairl/internal/httpx"
-	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/proxy"
 	"github.com/oairl/oairl/internal/redact"
@@ -162,13 +161,12 @@ func newProxyCmd(f *Factory, runF func(*ProxyOptions) error) *cobra.Command {
 			if opts.Tier == "" {
 				opts.Tier = f.Getenv("OAIRL_TIER")
 			}
-			if t := strings.TrimPrefix(strings.ToLower(opts.Tier), "tier"); t != "" {
-				switch t {
-				case "free", "1", "2", "3", "4", "5", models.PulledTier:
-					opts.Tier = t
-				default:
+			if opts.Tier != "" {
+				t, ok := normalizeTier(opts.Tier)
+				if !ok {
 					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
+				opts.Tier = t
 			}
 			if err := usePulledLimits(f, &opts.Tier, opts.RPM > 0 || opts.TPM > 0); err != nil {
 				return err

@@ -14,7 +14,6 @@ import (
 	"github.com/oairl/oairl/internal/exitcode"
 	"github.com/oairl/oairl/internal/humanize"
 	"github.com/oairl/oairl/internal/input"
-	"github.com/oairl/oairl/internal/models"
 	"github.com/oairl/oairl/internal/pace"
 	"github.com/oairl/oairl/internal/runner"
 )
@@ -209,13 +208,12 @@ func newRunCmd(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 			if opts.Tier == "" {
 				opts.Tier = f.Getenv("OAIRL_TIER")
 			}
-			if t := strings.TrimPrefix(strings.ToLower(opts.Tier), "tier"); t != "" {
-				switch t {
-				case "free", "1", "2", "3", "4", "5", models.PulledTier:
-					opts.Tier = t
-				default:
+			if opts.Tier != "" {
+				t, ok := normalizeTier(opts.Tier)
+				if !ok {
 					return FlagErrorf("--tier must be free or 1-5 (or project: the limits 'oairl limits pull' saved), not %q", opts.Tier)
 				}
+				opts.Tier = t
 			}
 			if err := opts.Budget.resolve(f); err != nil {
 				return err
