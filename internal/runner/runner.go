@@ -1004,16 +1004,7 @@ func (r *run) send(stopCtx, reqCtx context.Context, st *stopState, j *job) {
 // Otherwise the cycle's pause keeps the model to about one request per
 // refill (pace.Backoff never waits less than the server says).
 func (r *run) dailyLimit(st *stopState, ms *ModelSummary, j *job, f diagnose.Finding) {
-	limit := f.Limit
-	if limit <= 0 {
-		w := f.RateLimits.Requests
-		if f.Verdict == diagnose.TPDLimited {
-			w = f.RateLimits.Tokens
-		}
-		if w.Known && w.Daily {
-			limit = w.Limit
-		}
-	}
+	limit := send.DailyLimit(f)
 	if limit <= 0 {
 		return // the window's size is unknown: the usual retries
 	}

@@ -28,21 +28,29 @@ type dailyPacer struct {
 	next map[string]time.Time     // the next free slot
 }
 
+// DailyLimit returns the size of the daily window a 429 names (RPD
+// requests or TPD tokens per day): the limit quoted in its message, else
+// the daily x-ratelimit-limit-* header of that kind; 0 when unknown.
+func DailyLimit(f diagnose.Finding) int64 {
+	if f.Limit > 0 {
+		return f.Limit
+	}
+	w := f.RateLimits.Requests
+	if f.Verdict == diagnose.TPDLimited {
+		w = f.RateLimits.Tokens
+	}
+	if w.Known && w.Daily {
+		return w.Limit
+	}
+	return 0
+}
+
 // learn reads a daily limit from f (a classified answer) for key.
 func (d *dailyPacer) learn(key string, f diagnose.Finding, charge int64, now time.Time) {
 	if f.Verdict != diagnose.RPDLimited && f.Verdict != diagnose.TPDLimited {
 		return
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		w := f.RateLimits.Requests
-		if f.Verdict == diagnose.TPDLimited {
-			w = f.RateLimits.Tokens
-		}
-		if w.Known && w.Daily {
-			limit = w.Limit
-		}
-	}
+	limit := DailyLimit(f)
 	if limit <= 0 {
 		return // the window's size is unknown: the usual retries
 	}
