@@ -332,7 +332,6 @@ type BudgetStatusOptions struct {
 
 func newBudgetStatusCmd(f *Factory, runF func(*BudgetStatusOptions) error) *cobra.Command {
 	opts := &BudgetStatusOptions{f: f}
-	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status [--budget URL] [--budget-key NAME]",
 		Short: "Show each shared budget: limits, available now, pauses, clients, 429s",
@@ -352,15 +351,6 @@ Exit codes: 1 Redis unreachable; 2 usage (no --budget/OAIRL_BUDGET).`,
   OAIRL_BUDGET=redis://127.0.0.1:6379/0 oairl budget status --json | jq .`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			if asJSON {
-				if c.Flags().Changed("format") && opts.Format != "json" {
-					return FlagErrorf("--json contradicts --format %s", opts.Format)
-				}
-				opts.Format = "json"
-			}
-			if opts.Format != "table" && opts.Format != "json" {
-				return FlagErrorf("invalid --format %q: valid formats are table, json", opts.Format)
-			}
 			if err := opts.Budget.resolve(f); err != nil {
 				return err
 			}
@@ -376,8 +366,7 @@ Exit codes: 1 Redis unreachable; 2 usage (no --budget/OAIRL_BUDGET).`,
 	fl := c.Flags()
 	fl.StringVar(&opts.Budget.URL, "budget", "", "Redis `URL` of the budgets (env OAIRL_BUDGET)")
 	fl.StringVar(&opts.Budget.Key, "budget-key", "", "show only the budget `NAME`")
-	fl.StringVar(&opts.Format, "format", "table", "output format: table (text on a terminal, tab-separated rows when piped) or json")
-	fl.BoolVar(&asJSON, "json", false, "shorthand for --format json")
+	addFormatFlags(f, c, &opts.Format, "output format: table (text on a terminal, tab-separated rows when piped) or json", "table", "json")
 	return c
 }
 
